@@ -1,0 +1,1 @@
+//! nvdimm-acpi (placeholder, being written).

@@ -1,0 +1,1 @@
+//! nvlabel (placeholder, being written).

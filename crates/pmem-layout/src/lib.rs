@@ -1,0 +1,1 @@
+//! pmem-layout (placeholder, being written).

@@ -1,0 +1,1 @@
+//! qmp (placeholder, being written).

@@ -1,0 +1,1 @@
+//! vm-config (placeholder, being written).

@@ -1,0 +1,1 @@
+//! The KVM glue: memory, vCPUs, devices, ACPI placement.
