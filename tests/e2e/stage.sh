@@ -1,0 +1,48 @@
+# shellcheck shell=bash
+# Host-side helper for tests/e2e/run.sh and bench/*.sh (sourced): build pmvm and stage an
+# HIB_EXTRA_DIR holding bin/pmvm and e2e/*.sh (the test scripts and lib.sh).
+#
+#   stage_extra_dir DIR   sets STAGE_PMVM to the staged binary's source ("" if none)
+# Settings: E2E_NO_BUILD=1 (do not run cargo; use an existing binary), PMVM_BIN=/path
+# (use this binary as is), E2E_PROFILE=release|debug (default release).
+
+E2E_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+
+# find_pmvm: print the pmvm binary to stage, building it unless told not to.
+find_pmvm() {
+	local tdir=${CARGO_TARGET_DIR:-$E2E_REPO/target} profile=${E2E_PROFILE:-release} c
+	if [[ -n ${PMVM_BIN:-} ]]; then
+		[[ -x $PMVM_BIN ]] && { echo "$PMVM_BIN"; return 0; }
+		echo "stage: PMVM_BIN=$PMVM_BIN is not an executable" >&2
+		return 1
+	fi
+	if [[ ${E2E_NO_BUILD:-0} != 1 ]]; then
+		local flag=()
+		[[ $profile == release ]] && flag=(--release)
+		echo "stage: cargo build ${flag[*]} -p pmvm" >&2
+		if ! (cd "$E2E_REPO" && cargo build "${flag[@]}" -p pmvm >&2); then
+			echo "stage: cargo build -p pmvm FAILED; pmvm cases will fail" >&2
+			return 1
+		fi
+		c=$tdir/$profile/pmvm
+		[[ -x $c ]] && { echo "$c"; return 0; }
+		echo "stage: build succeeded but $c is missing" >&2
+		return 1
+	fi
+	for c in "$tdir/release/pmvm" "$tdir/debug/pmvm"; do
+		[[ -x $c ]] && { echo "$c"; return 0; }
+	done
+	echo "stage: no pmvm binary in $tdir/{release,debug} (E2E_NO_BUILD=1)" >&2
+	return 1
+}
+
+stage_extra_dir() {
+	local dir=$1
+	mkdir -p "$dir/bin" "$dir/e2e"
+	cp "$E2E_REPO"/tests/e2e/*.sh "$dir/e2e/"
+	STAGE_PMVM=$(find_pmvm) || STAGE_PMVM=""
+	if [[ -n $STAGE_PMVM ]]; then
+		cp "$STAGE_PMVM" "$dir/bin/pmvm"
+		echo "stage: pmvm = $STAGE_PMVM" >&2
+	fi
+}
