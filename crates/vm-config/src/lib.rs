@@ -1,1 +1,140 @@
-//! vm-config (placeholder, being written).
+//! pmvm's configuration: QEMU's command-line syntax parsed into typed structures.
+//!
+//! The same types serve the command line and QMP's `object-add`/`device_add` (through
+//! [`BackendConfig::from_props`] and [`DeviceConfig::from_props`]), so a hot-added NVDIMM is
+//! checked by exactly the code that checks a cold-plugged one.
+
+mod args;
+mod keyval;
+mod objects;
+
+pub use args::{HELP, parse_args};
+pub use keyval::{Props, parse as parse_keyval, parse_bool};
+pub use objects::{BackendConfig, BackendKind, DeviceConfig, NvdimmConfig, PcDimmConfig};
+
+use std::path::PathBuf;
+
+/// A configuration error: one line, naming the option and value, saying what to do.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl ConfigError {
+    /// Builds an error from its message.
+    pub fn new(msg: impl Into<String>) -> Self {
+        ConfigError(msg.into())
+    }
+}
+
+/// `-machine nvdimm-persistence=`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PersistenceDomain {
+    /// `cpu`: CPU caches are flushed on power loss.
+    Cpu,
+    /// `mem-ctrl`: the memory controller is flushed on power loss.
+    MemCtrl,
+}
+
+/// `-machine`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MachineConfig {
+    /// Machine type; only `pc` is provided.
+    pub kind: String,
+    /// `nvdimm=on`.
+    pub nvdimm: bool,
+    /// `nvdimm-persistence=`.
+    pub nvdimm_persistence: Option<PersistenceDomain>,
+}
+
+impl Default for MachineConfig {
+    fn default() -> Self {
+        MachineConfig { kind: "pc".into(), nvdimm: false, nvdimm_persistence: None }
+    }
+}
+
+/// `-m size=..,slots=..,maxmem=..`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryConfig {
+    /// Initial RAM in bytes.
+    pub size: u64,
+    /// Memory-device slots (DIMMs and NVDIMMs).
+    pub slots: u32,
+    /// Maximum memory (RAM + all memory devices), bytes; equals `size` without hotplug space.
+    pub maxmem: u64,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        // QEMU's default RAM size.
+        MemoryConfig { size: 128 << 20, slots: 0, maxmem: 128 << 20 }
+    }
+}
+
+/// Where the serial console goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SerialConfig {
+    /// The terminal (raw mode when it is a tty).
+    Stdio,
+    /// Output appended to a file; no input.
+    File(PathBuf),
+    /// No serial port.
+    None,
+}
+
+/// A monitor/QMP endpoint as given on the command line (`unix:PATH,server,wait=off`,
+/// `tcp:HOST:PORT,server`, `stdio`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChardevSpec(pub String);
+
+/// The whole VM.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VmConfig {
+    pub name: Option<String>,
+    pub machine: MachineConfig,
+    pub memory: MemoryConfig,
+    pub cpus: u32,
+    pub kernel: PathBuf,
+    pub initrd: Option<PathBuf>,
+    pub append: String,
+    pub serial: SerialConfig,
+    pub no_reboot: bool,
+    pub no_shutdown: bool,
+    pub start_paused: bool,
+    pub pidfile: Option<PathBuf>,
+    pub daemonize: bool,
+    pub objects: Vec<BackendConfig>,
+    pub devices: Vec<DeviceConfig>,
+    pub qmp: Vec<ChardevSpec>,
+    pub monitor: Vec<ChardevSpec>,
+    /// pmvm extension `-require-persistence`: refuse `pmem=on` backends that cannot give
+    /// crash persistence (QEMU only warns).
+    pub require_persistence: bool,
+    /// pmvm extension `-force-label-area`: start even when a label area holds foreign data.
+    pub force_label_area: bool,
+}
+
+impl VmConfig {
+    /// The backend a device refers to.
+    pub fn backend(&self, id: &str) -> Option<&BackendConfig> {
+        self.objects.iter().find(|b| b.id == id)
+    }
+}
+
+/// What `parse_args` asks the binary to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Run this VM.
+    Run(Box<VmConfig>),
+    /// Print help.
+    Help,
+    /// Print the version.
+    Version,
+}
+
+mod validate;
+
+/// Parses a size property with QEMU's suffixes; `mib_default` makes a bare number MiB (`-m 512`).
+pub(crate) fn size_prop(option: &str, key: &str, v: &str, mib_default: bool) -> Result<u64, ConfigError> {
+    let unit = if mib_default { pmem_layout::Suffix::M } else { pmem_layout::Suffix::B };
+    pmem_layout::parse_size(v, unit).map_err(|e| ConfigError::new(format!("{option}: {key}={v}: {e}")))
+}

@@ -1,1 +1,15 @@
-//! The KVM glue: memory, vCPUs, devices, ACPI placement.
+//! pmvm's machine: KVM, guest memory, vCPUs, platform devices, virtual NVDIMMs and the ACPI
+//! tables that describe them.
+
+pub mod acpi;
+pub mod arch;
+pub mod bus;
+pub mod console;
+pub mod devices;
+pub mod error;
+pub mod memory;
+pub mod vcpu;
+pub mod vm;
+
+pub use error::{Error, Result};
+pub use vm::run_vm;

@@ -1,0 +1,146 @@
+//! ACPI table placement: RSDP, XSDT, FADT (hardware-reduced), MADT, DSDT and extra tables
+//! (the NVDIMM SSDT and NFIT). Devices build their own AML; this module only concatenates,
+//! places and checksums.
+
+mod madt;
+
+use acpi_tables::fadt::{FADTBuilder, Flags};
+use acpi_tables::gas::{AccessSize, AddressSpace, GAS};
+use acpi_tables::rsdp::Rsdp;
+use acpi_tables::sdt::Sdt;
+use acpi_tables::xsdt::XSDT;
+use acpi_tables::{Aml, AmlSink};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+
+use crate::arch::x86_64::layout::{ACPI_END, ACPI_START, ports};
+use crate::devices::acpi_pm::RESET_VALUE;
+use crate::error::{Error, Result};
+
+/// OEM identity of every table pmvm builds.
+pub const OEM_ID: [u8; 6] = *b"PMVM  ";
+pub const OEM_TABLE_ID: [u8; 8] = *b"PMVMACPI";
+pub const OEM_REVISION: u32 = 1;
+
+/// The DSDT: header (revision 2: 64-bit AML integers) + the given AML body.
+pub fn build_dsdt(body: &[u8]) -> Vec<u8> {
+    let mut dsdt = Sdt::new(*b"DSDT", 36, 2, OEM_ID, OEM_TABLE_ID, OEM_REVISION);
+    dsdt.append_slice(body);
+    dsdt.as_slice().to_vec()
+}
+
+fn gas_io8(port: u16) -> GAS {
+    GAS::new(AddressSpace::SystemIo, 8, 0, AccessSize::ByteAccess, u64::from(port))
+}
+
+/// The FADT: hardware-reduced, with sleep control/status and reset registers.
+pub fn build_fadt(dsdt_addr: u64) -> Vec<u8> {
+    let mut fadt = FADTBuilder::new(OEM_ID, OEM_TABLE_ID, OEM_REVISION)
+        .flag(Flags::HwReducedAcpi)
+        .flag(Flags::ResetRegSup)
+        .flag(Flags::PwrButton)
+        .flag(Flags::SlpButton)
+        .dsdt_64(dsdt_addr);
+    fadt.reset_reg = gas_io8(ports::ACPI_RESET);
+    fadt.reset_value = RESET_VALUE;
+    fadt.sleep_control_reg = gas_io8(ports::ACPI_SLEEP_CONTROL);
+    fadt.sleep_status_reg = gas_io8(ports::ACPI_SLEEP_STATUS);
+    fadt.hypervisor_vendor_identity = u64::from_le_bytes(*b"PMVM\0\0\0\0").into();
+    let mut bytes = Vec::new();
+    fadt.finalize().to_aml_bytes(&mut bytes);
+    bytes
+}
+
+/// Everything the table set depends on.
+pub struct AcpiInput<'a> {
+    pub cpus: u32,
+    /// DSDT body (AML from every device).
+    pub dsdt_body: &'a [u8],
+    /// Complete extra tables (SSDT, NFIT...), each with its header.
+    pub extra_tables: &'a [Vec<u8>],
+}
+
+/// Writes all tables; returns the RSDP address.
+pub fn write_tables(mem: &GuestMemoryMmap, input: &AcpiInput) -> Result<u64> {
+    let rsdp_addr = ACPI_START;
+    let mut next = rsdp_addr + Rsdp::len() as u64;
+    let mut place = |bytes: &[u8]| -> Result<u64> {
+        let addr = (next + 7) & !7;
+        let end = addr + bytes.len() as u64;
+        if end > ACPI_END {
+            return Err(Error::BootSetup(format!(
+                "ACPI tables need {:#x} bytes more than the {:#x}-byte area; reduce -m slots",
+                end - ACPI_END,
+                ACPI_END - ACPI_START
+            )));
+        }
+        mem.write_slice(bytes, GuestAddress(addr))
+            .map_err(|e| Error::BootSetup(format!("cannot write ACPI tables: {e}")))?;
+        next = end;
+        Ok(addr)
+    };
+
+    let dsdt_addr = place(&build_dsdt(input.dsdt_body))?;
+    let mut entries = vec![place(&build_fadt(dsdt_addr))?, place(&madt::build_madt(input.cpus))?];
+    for t in input.extra_tables {
+        entries.push(place(t)?);
+    }
+    let mut xsdt = XSDT::new(OEM_ID, OEM_TABLE_ID, OEM_REVISION);
+    for e in entries {
+        xsdt.add_entry(e);
+    }
+    let mut xsdt_bytes = Vec::new();
+    xsdt.to_aml_bytes(&mut xsdt_bytes);
+    let xsdt_addr = place(&xsdt_bytes)?;
+    let mut rsdp = Vec::new();
+    Rsdp::new(OEM_ID, xsdt_addr).to_aml_bytes(&mut rsdp);
+    mem.write_slice(&rsdp, GuestAddress(rsdp_addr))
+        .map_err(|e| Error::BootSetup(format!("cannot write the RSDP: {e}")))?;
+    Ok(rsdp_addr)
+}
+
+/// Collects AML from several fragments.
+pub fn aml_bytes(fragments: &[&dyn Aml]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for f in fragments {
+        f.to_aml_bytes(&mut out as &mut dyn AmlSink);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checksum_ok(t: &[u8]) -> bool {
+        t.iter().fold(0u8, |a, b| a.wrapping_add(*b)) == 0
+    }
+
+    #[test]
+    fn fadt_is_hw_reduced_with_registers() {
+        let f = build_fadt(0x1234_5678);
+        assert_eq!(&f[0..4], b"FACP");
+        assert_eq!(u32::from_le_bytes(f[4..8].try_into().unwrap()) as usize, f.len());
+        assert!(checksum_ok(&f));
+        let flags = u32::from_le_bytes(f[112..116].try_into().unwrap());
+        assert_ne!(flags & (1 << 20), 0, "HW_REDUCED_ACPI");
+        assert_ne!(flags & (1 << 10), 0, "RESET_REG_SUP");
+        // RESET_REG: SystemIO, 8 bits, port 0x602; RESET_VALUE 1.
+        assert_eq!(&f[116..120], &[1, 8, 0, 1]);
+        assert_eq!(u64::from_le_bytes(f[120..128].try_into().unwrap()), 0x602);
+        assert_eq!(f[128], 1);
+        // X_DSDT
+        assert_eq!(u64::from_le_bytes(f[140..148].try_into().unwrap()), 0x1234_5678);
+        // SLEEP_CONTROL_REG at 244: SystemIO port 0x600.
+        assert_eq!(f[244], 1);
+        assert_eq!(u64::from_le_bytes(f[248..256].try_into().unwrap()), 0x600);
+    }
+
+    #[test]
+    fn dsdt_header_and_checksum() {
+        let d = build_dsdt(&[0x10, 0x00]);
+        assert_eq!(&d[0..4], b"DSDT");
+        assert_eq!(d[8], 2);
+        assert_eq!(d.len(), 38);
+        assert!(checksum_ok(&d));
+    }
+}

@@ -1,0 +1,5 @@
+//! x86_64: fixed layout, boot protocols, registers, CPUID/MSRs.
+pub mod boot;
+pub mod cpu;
+pub mod layout;
+pub mod regs;

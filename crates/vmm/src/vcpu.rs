@@ -1,0 +1,174 @@
+//! vCPU threads: KVM_RUN loops, exit dispatch, pause/resume/stop.
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use kvm_ioctls::{VcpuExit, VcpuFd};
+
+use crate::bus::PioBus;
+use crate::devices::{EventSink, VmEvent};
+
+/// Signal used to kick vCPUs out of KVM_RUN.
+pub fn kick_signal() -> i32 {
+    libc::SIGRTMIN()
+}
+
+extern "C" fn noop_handler(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
+
+/// Installs the no-op kick handler (once per process).
+pub fn install_kick_handler() -> std::io::Result<()> {
+    vmm_sys_util::signal::register_signal_handler(kick_signal(), noop_handler)
+        .map_err(|e| std::io::Error::from_raw_os_error(e.errno()))
+}
+
+/// What the vCPUs should be doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunState {
+    Running,
+    Paused,
+    Stopping,
+}
+
+/// Shared run state plus a count of vCPUs currently parked (paused or exited).
+pub struct VcpuControl {
+    state: Mutex<(RunState, usize)>,
+    cv: Condvar,
+    threads: Mutex<Vec<libc::pthread_t>>,
+}
+
+impl VcpuControl {
+    /// Control block for vCPUs starting in `initial` state.
+    pub fn new(initial: RunState) -> Arc<Self> {
+        Arc::new(VcpuControl { state: Mutex::new((initial, 0)), cv: Condvar::new(), threads: Mutex::new(Vec::new()) })
+    }
+
+    /// The current state.
+    pub fn state(&self) -> RunState {
+        self.state.lock().map(|s| s.0).unwrap_or(RunState::Stopping)
+    }
+
+    /// Moves every vCPU to `state` and, for Paused/Stopping, waits until all `count` are parked.
+    pub fn set(&self, state: RunState, count: usize) {
+        if let Ok(mut s) = self.state.lock() {
+            s.0 = state;
+        }
+        self.cv.notify_all();
+        if state == RunState::Running {
+            return;
+        }
+        for _ in 0..2000 {
+            let parked = self.state.lock().map(|s| s.1).unwrap_or(count);
+            if parked >= count {
+                return;
+            }
+            if let Ok(threads) = self.threads.lock() {
+                for t in threads.iter() {
+                    // SAFETY: the ids are of vCPU threads that are joined only after Stopping
+                    // completes; pthread_kill on a live thread with a handled signal is safe.
+                    unsafe { libc::pthread_kill(*t, kick_signal()) };
+                }
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Called by a vCPU after every exit: parks while paused. Returns false when stopping.
+    fn checkpoint(&self) -> bool {
+        let Ok(mut s) = self.state.lock() else { return false };
+        if s.0 == RunState::Running {
+            return true;
+        }
+        s.1 += 1;
+        while s.0 == RunState::Paused {
+            s = match self.cv.wait(s) {
+                Ok(g) => g,
+                Err(_) => return false,
+            };
+        }
+        if s.0 == RunState::Stopping {
+            return false; // stays counted as parked
+        }
+        s.1 -= 1;
+        true
+    }
+}
+
+/// Starts a vCPU thread.
+pub fn spawn_vcpu(
+    index: u32,
+    mut vcpu: VcpuFd,
+    bus: Arc<PioBus>,
+    control: Arc<VcpuControl>,
+    events: EventSink,
+) -> std::io::Result<JoinHandle<()>> {
+    let ctl = control.clone();
+    let handle = std::thread::Builder::new().name(format!("vcpu{index}")).spawn(move || {
+        // SAFETY: pthread_self has no preconditions.
+        let me = unsafe { libc::pthread_self() };
+        if let Ok(mut t) = ctl.threads.lock() {
+            t.push(me);
+        }
+        run_loop(index, &mut vcpu, &bus, &ctl, &events);
+    })?;
+    Ok(handle)
+}
+
+fn run_loop(index: u32, vcpu: &mut VcpuFd, bus: &PioBus, ctl: &VcpuControl, events: &EventSink) {
+    loop {
+        if !ctl.checkpoint() {
+            return;
+        }
+        match vcpu.run() {
+            Ok(VcpuExit::IoIn(port, data)) => bus.read(port, data),
+            Ok(VcpuExit::IoOut(port, data)) => bus.write(port, data),
+            Ok(VcpuExit::MmioRead(_, data)) => data.fill(0xff),
+            Ok(VcpuExit::MmioWrite(..)) => {}
+            Ok(VcpuExit::Hlt) => {
+                // With the in-kernel LAPIC, HLT only exits when the guest halts for good.
+                tracing::debug!("vCPU {index} halted");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Ok(VcpuExit::Shutdown) => {
+                tracing::info!("vCPU {index}: triple fault, resetting the guest");
+                events.send(VmEvent::Reset);
+                park_until_stopped(ctl);
+                return;
+            }
+            Ok(VcpuExit::SystemEvent(kind, _)) => {
+                let ev = if kind == kvm_bindings::KVM_SYSTEM_EVENT_RESET { VmEvent::Reset } else { VmEvent::Poweroff };
+                events.send(ev);
+                park_until_stopped(ctl);
+                return;
+            }
+            Ok(VcpuExit::FailEntry(reason, cpu)) => {
+                tracing::error!("vCPU {index}: KVM entry failed, hardware reason {reason:#x} on host CPU {cpu}");
+                events.send(VmEvent::Quit);
+                park_until_stopped(ctl);
+                return;
+            }
+            Ok(VcpuExit::InternalError) => {
+                tracing::error!("vCPU {index}: KVM internal error (emulation failure)");
+                events.send(VmEvent::Quit);
+                park_until_stopped(ctl);
+                return;
+            }
+            Ok(other) => tracing::debug!("vCPU {index}: unhandled exit {other:?}"),
+            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {}
+            Err(e) => {
+                tracing::error!("vCPU {index}: KVM_RUN failed: {e}");
+                events.send(VmEvent::Quit);
+                park_until_stopped(ctl);
+                return;
+            }
+        }
+    }
+}
+
+/// After asking the VM to stop or reset, wait for the control loop to stop us.
+fn park_until_stopped(ctl: &VcpuControl) {
+    while ctl.state() != RunState::Stopping {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let _ = ctl.checkpoint();
+}

@@ -1,0 +1,203 @@
+//! Building a VM from its configuration and running it until poweroff, reset or quit.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::sync::mpsc::{Receiver, channel};
+use std::sync::{Arc, Mutex};
+
+use kvm_bindings::{KVM_PIT_SPEAKER_DUMMY, kvm_pit_config};
+use kvm_ioctls::{Kvm, VmFd};
+use vm_config::{SerialConfig, VmConfig};
+use vm_memory::GuestMemoryMmap;
+use vmm_sys_util::eventfd::EventFd;
+
+use crate::acpi::{self, AcpiInput};
+use crate::arch::x86_64::boot::{BootSpec, load_kernel};
+use crate::arch::x86_64::layout::{KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, irqs, ports};
+use crate::arch::x86_64::{cpu, regs};
+use crate::bus::PioBus;
+use crate::devices::acpi_pm::{AcpiPm, AcpiPmAml, Ged, GedNotifier};
+use crate::devices::i8042::I8042;
+use crate::devices::serial::{Serial, SerialAml};
+use crate::devices::{EventSink, IrqLine, VmEvent};
+use crate::error::{Error, Result};
+use crate::memory::{RamSplit, create_guest_memory, e820_map, register_memory};
+use crate::vcpu::{RunState, VcpuControl, spawn_vcpu};
+use crate::console;
+
+/// How a guest run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitReason {
+    Poweroff,
+    Reset,
+    Quit,
+}
+
+/// A built VM, ready to run.
+pub struct Vm {
+    // Field order matters for drop: vCPU fds and the VM fd go before the memory they map.
+    vcpus: Vec<kvm_ioctls::VcpuFd>,
+    _vm: VmFd,
+    _mem: GuestMemoryMmap,
+    bus: Arc<PioBus>,
+    events_tx: EventSink,
+    events_rx: Receiver<VmEvent>,
+    start_paused: bool,
+    /// Raises power-button and hotplug events.
+    pub ged: GedNotifier,
+}
+
+fn irq_line(vm: &VmFd, gsi: u32) -> Result<IrqLine> {
+    let evt = EventFd::new(libc::EFD_NONBLOCK).map_err(|e| Error::io("eventfd", e))?;
+    vm.register_irqfd(&evt, gsi).map_err(Error::Kvm)?;
+    Ok(IrqLine(evt))
+}
+
+fn serial_output(cfg: &SerialConfig) -> Result<Option<Box<dyn Write + Send>>> {
+    Ok(match cfg {
+        SerialConfig::Stdio => Some(Box::new(std::io::stdout())),
+        SerialConfig::File(p) => Some(Box::new(
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(|e| Error::io(format!("-serial file:{}", p.display()), e))?,
+        )),
+        SerialConfig::None => None,
+    })
+}
+
+impl Vm {
+    /// Builds the VM: KVM objects, memory, devices, ACPI, kernel, vCPUs.
+    pub fn build(kvm: &Kvm, cfg: &VmConfig) -> Result<Vm> {
+        let vm = kvm.create_vm().map_err(Error::Kvm)?;
+        vm.set_tss_address(KVM_TSS_ADDR as usize).map_err(Error::Kvm)?;
+        vm.set_identity_map_address(KVM_IDENTITY_MAP_ADDR).map_err(Error::Kvm)?;
+        vm.create_irq_chip().map_err(Error::Kvm)?;
+        let pit = kvm_pit_config { flags: KVM_PIT_SPEAKER_DUMMY, ..Default::default() };
+        vm.create_pit2(pit).map_err(Error::Kvm)?;
+
+        let ram = pmem_layout::RamLayout::new(cfg.memory.size);
+        let split = RamSplit { below_4g: ram.below_4g, above_4g: ram.above_4g };
+        let mailbox_size = 0u64;
+        let mem = create_guest_memory(split, mailbox_size)?;
+        register_memory(&vm, &mem)?;
+
+        let (tx, rx) = channel();
+        let sink = EventSink(tx);
+        let mut bus = PioBus::default();
+        let mut dsdt: Vec<u8> = Vec::new();
+        if let Some(out) = serial_output(&cfg.serial)? {
+            let serial = Arc::new(Mutex::new(Serial::new(irq_line(&vm, irqs::COM1)?, out)));
+            bus.insert(ports::COM1, 8, serial.clone());
+            if cfg.serial == SerialConfig::Stdio {
+                console::attach(serial, sink.clone());
+            }
+            dsdt.extend(acpi::aml_bytes(&[&SerialAml]));
+        }
+        bus.insert(ports::I8042_DATA, 5, Arc::new(Mutex::new(I8042::new(sink.clone()))));
+        bus.insert(ports::ACPI_SLEEP_CONTROL, 3, Arc::new(Mutex::new(AcpiPm::new(sink.clone()))));
+        let (ged_dev, ged) = Ged::new(irq_line(&vm, irqs::GED)?);
+        bus.insert(ports::GED_EVENT, 4, Arc::new(Mutex::new(ged_dev)));
+        dsdt.extend(acpi::aml_bytes(&[&AcpiPmAml { nvdimm: false, memory_hotplug: false }]));
+
+        let rsdp = acpi::write_tables(&mem, &AcpiInput { cpus: cfg.cpus, dsdt_body: &dsdt, extra_tables: &[] })?;
+        let e820 = e820_map(split, mailbox_size);
+        let entry = load_kernel(
+            &mem,
+            &BootSpec {
+                kernel: &cfg.kernel,
+                initrd: cfg.initrd.as_deref(),
+                cmdline: &cfg.append,
+                e820: &e820,
+                low_ram_end: split.below_4g,
+                rsdp_addr: rsdp,
+            },
+        )?;
+
+        let base_cpuid = kvm
+            .get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
+            .map_err(Error::Kvm)?;
+        let mut vcpus = Vec::with_capacity(cfg.cpus as usize);
+        for i in 0..cfg.cpus {
+            let vcpu = vm.create_vcpu(u64::from(i)).map_err(Error::Kvm)?;
+            vcpu.set_cpuid2(&cpu::vcpu_cpuid(&base_cpuid, i, cfg.cpus)).map_err(Error::Kvm)?;
+            cpu::setup_msrs(&vcpu)?;
+            regs::setup_fpu(&vcpu)?;
+            cpu::setup_lint(&vcpu)?;
+            if i == 0 {
+                regs::setup_regs(&vcpu, entry.entry, entry.mode)?;
+                regs::setup_sregs(&mem, &vcpu, entry.mode)?;
+            }
+            vcpus.push(vcpu);
+        }
+        Ok(Vm {
+            vcpus,
+            _vm: vm,
+            _mem: mem,
+            bus: Arc::new(bus),
+            events_tx: sink,
+            events_rx: rx,
+            start_paused: cfg.start_paused,
+            ged,
+        })
+    }
+
+    /// A sender for events into this VM's control loop.
+    pub fn event_sink(&self) -> EventSink {
+        self.events_tx.clone()
+    }
+
+    /// Runs the guest until it powers off, resets or is told to quit.
+    pub fn run(mut self) -> Result<ExitReason> {
+        let count = self.vcpus.len();
+        let initial = if self.start_paused { RunState::Paused } else { RunState::Running };
+        let control = VcpuControl::new(initial);
+        let mut handles = Vec::with_capacity(count);
+        for (i, vcpu) in self.vcpus.drain(..).enumerate() {
+            let h = spawn_vcpu(i as u32, vcpu, self.bus.clone(), control.clone(), self.events_tx.clone())
+                .map_err(|e| Error::io("cannot start a vCPU thread", e))?;
+            handles.push(h);
+        }
+        let reason = match self.events_rx.recv() {
+            Ok(VmEvent::Poweroff) => ExitReason::Poweroff,
+            Ok(VmEvent::Reset) => ExitReason::Reset,
+            Ok(VmEvent::Quit) | Err(_) => ExitReason::Quit,
+        };
+        control.set(RunState::Stopping, count);
+        for h in handles {
+            let _ = h.join();
+        }
+        Ok(reason)
+    }
+}
+
+/// Runs the configured VM, rebooting it on reset unless `-no-reboot`. Returns the process exit
+/// status.
+pub fn run_vm(cfg: &VmConfig) -> Result<i32> {
+    let kvm = Kvm::new().map_err(Error::KvmOpen)?;
+    crate::vcpu::install_kick_handler().map_err(|e| Error::io("cannot install the vCPU kick handler", e))?;
+    if cfg.serial == SerialConfig::Stdio {
+        console::enable_raw_mode();
+        console::start_stdin_reader();
+    }
+    let result = loop {
+        let vm = match Vm::build(&kvm, cfg) {
+            Ok(vm) => vm,
+            Err(e) => break Err(e),
+        };
+        match vm.run() {
+            Ok(ExitReason::Reset) if !cfg.no_reboot => {
+                tracing::info!("guest reset: rebooting");
+                continue;
+            }
+            Ok(reason) => {
+                tracing::info!("guest stopped: {reason:?}");
+                break Ok(0);
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    console::restore_terminal();
+    result
+}
