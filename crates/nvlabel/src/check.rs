@@ -36,7 +36,9 @@ pub enum Problem {
     #[error("label area is {0} bytes; the minimum is 1024")]
     TooSmall(usize),
     /// All zero: never initialised.
-    #[error("label area is blank (all zero): no index blocks; initialise it with `pmctl label init`")]
+    #[error(
+        "label area is blank (all zero): no index blocks; initialise it with `pmctl label init`"
+    )]
     Blank,
     /// No index block validates; the area holds something else.
     #[error("no valid index block: the area is damaged or holds data that is not labels")]
@@ -53,7 +55,9 @@ pub enum Problem {
     #[error("both index blocks have sequence number {0}; block 1 is taken as current")]
     SameSeq(u32),
     /// Bitmap bits set beyond nslot (ndctl init-labels does this).
-    #[error("index block {block}: {count} bitmap bit(s) set at or beyond nslot (ndctl writes whole 64-bit words; harmless)")]
+    #[error(
+        "index block {block}: {count} bitmap bit(s) set at or beyond nslot (ndctl writes whole 64-bit words; harmless)"
+    )]
     StrayBits {
         /// Block number.
         block: usize,
@@ -69,7 +73,9 @@ pub enum Problem {
         problem: LabelProblem,
     },
     /// A label extends beyond the DIMM.
-    #[error("slot {slot}: extent dpa {dpa:#x} + rawsize {rawsize:#x} lies outside the {dimm_size:#x}-byte DIMM")]
+    #[error(
+        "slot {slot}: extent dpa {dpa:#x} + rawsize {rawsize:#x} lies outside the {dimm_size:#x}-byte DIMM"
+    )]
     OutOfRange {
         /// Slot number.
         slot: u32,
@@ -95,7 +101,9 @@ pub enum Problem {
         b: u32,
     },
     /// Cookie differs from the expected one: Linux will not show the namespace.
-    #[error("slot {slot}: isetcookie {found:#018x} does not match the region's {expected:#018x} (did the DIMM serial number or slot change?)")]
+    #[error(
+        "slot {slot}: isetcookie {found:#018x} does not match the region's {expected:#018x} (did the DIMM serial number or slot change?)"
+    )]
     CookieMismatch {
         /// Slot number.
         slot: u32,
@@ -105,7 +113,9 @@ pub enum Problem {
         expected: u64,
     },
     /// v1.2 label carries the v1.1 cookie (accepted as Linux's alternate cookie).
-    #[error("slot {slot}: isetcookie is the v1.1 cookie in a v1.2 area (Linux accepts it as the alternate cookie)")]
+    #[error(
+        "slot {slot}: isetcookie is the v1.1 cookie in a v1.2 area (Linux accepts it as the alternate cookie)"
+    )]
     AltCookie {
         /// Slot number.
         slot: u32,
@@ -148,9 +158,10 @@ impl Problem {
     /// Severity of this problem.
     pub fn severity(&self) -> Severity {
         match self {
-            Problem::SameSeq(_) | Problem::StrayBits { .. } | Problem::AltCookie { .. } | Problem::Updating { .. } => {
-                Severity::Warning
-            }
+            Problem::SameSeq(_)
+            | Problem::StrayBits { .. }
+            | Problem::AltCookie { .. }
+            | Problem::Updating { .. } => Severity::Warning,
             Problem::Interleaved { .. } => Severity::Warning,
             _ => Severity::Error,
         }
@@ -217,7 +228,10 @@ impl Report {
 
     /// Number of error-severity problems.
     pub fn errors(&self) -> usize {
-        self.problems.iter().filter(|p| p.severity() == Severity::Error).count()
+        self.problems
+            .iter()
+            .filter(|p| p.severity() == Severity::Error)
+            .count()
     }
 
     /// Number of warnings.
@@ -238,7 +252,11 @@ impl Report {
             problems: self
                 .problems
                 .iter()
-                .map(|p| ProblemJson { severity: p.severity(), code: p.code(), message: p.to_string() })
+                .map(|p| ProblemJson {
+                    severity: p.severity(),
+                    code: p.code(),
+                    message: p.to_string(),
+                })
                 .collect(),
         }
     }
@@ -293,7 +311,11 @@ pub fn check(area: &[u8], opts: &CheckOptions) -> Report {
             r.problems.push(Problem::NoValidIndex);
             let ls = vote_label_size(area);
             for (block, probs) in index_problems(area, ls).into_iter().enumerate() {
-                r.problems.extend(probs.into_iter().map(|problem| Problem::Index { block, problem }));
+                r.problems.extend(
+                    probs
+                        .into_iter()
+                        .map(|problem| Problem::Index { block, problem }),
+                );
             }
             return r;
         }
@@ -304,12 +326,16 @@ pub fn check(area: &[u8], opts: &CheckOptions) -> Report {
     r.active_labels = parsed.labels.len();
     let ls = parsed.geometry.label_size;
     for (block, probs) in index_problems(area, ls).into_iter().enumerate() {
-        r.problems.extend(probs.into_iter().map(|problem| Problem::Index { block, problem }));
+        r.problems.extend(
+            probs
+                .into_iter()
+                .map(|problem| Problem::Index { block, problem }),
+        );
     }
-    if let Some(other) = &parsed.other_index {
-        if other.header.seq & 3 == parsed.current_index.header.seq & 3 {
-            r.problems.push(Problem::SameSeq(other.header.seq & 3));
-        }
+    if let Some(other) = &parsed.other_index
+        && other.header.seq & 3 == parsed.current_index.header.seq & 3
+    {
+        r.problems.push(Problem::SameSeq(other.header.seq & 3));
     }
     let mut blocks = vec![(parsed.current, &parsed.current_index)];
     if let Some(o) = &parsed.other_index {
@@ -323,7 +349,11 @@ pub fn check(area: &[u8], opts: &CheckOptions) -> Report {
         }
     }
     for rej in &parsed.rejected {
-        r.problems.extend(rej.problems.iter().map(|&problem| Problem::Label { slot: rej.slot, problem }));
+        r.problems
+            .extend(rej.problems.iter().map(|&problem| Problem::Label {
+                slot: rej.slot,
+                problem,
+            }));
     }
     let uses_cookie1 = parsed.current_index.header.uses_cookie1();
     for a in &parsed.labels {
@@ -331,15 +361,29 @@ pub fn check(area: &[u8], opts: &CheckOptions) -> Report {
         if l.rawsize == 0 {
             r.problems.push(Problem::EmptyExtent { slot });
         }
-        if let Some(dimm_size) = opts.dimm_size {
-            if l.dpa.checked_add(l.rawsize).is_none_or(|end| end > dimm_size) {
-                r.problems.push(Problem::OutOfRange { slot, dpa: l.dpa, rawsize: l.rawsize, dimm_size });
-            }
+        if let Some(dimm_size) = opts.dimm_size
+            && l.dpa
+                .checked_add(l.rawsize)
+                .is_none_or(|end| end > dimm_size)
+        {
+            r.problems.push(Problem::OutOfRange {
+                slot,
+                dpa: l.dpa,
+                rawsize: l.rawsize,
+                dimm_size,
+            });
         }
         if l.nlabel == 0 || l.position >= l.nlabel {
-            r.problems.push(Problem::BadPosition { slot, position: l.position, nlabel: l.nlabel });
+            r.problems.push(Problem::BadPosition {
+                slot,
+                position: l.position,
+                nlabel: l.nlabel,
+            });
         } else if l.nlabel != 1 {
-            r.problems.push(Problem::Interleaved { slot, nlabel: l.nlabel });
+            r.problems.push(Problem::Interleaved {
+                slot,
+                nlabel: l.nlabel,
+            });
         }
         if let Some(set) = opts.interleave_set {
             let expected = set.expected(uses_cookie1);
@@ -347,12 +391,19 @@ pub fn check(area: &[u8], opts: &CheckOptions) -> Report {
                 if !uses_cookie1 && l.isetcookie == set.cookie1() {
                     r.problems.push(Problem::AltCookie { slot });
                 } else {
-                    r.problems.push(Problem::CookieMismatch { slot, found: l.isetcookie, expected });
+                    r.problems.push(Problem::CookieMismatch {
+                        slot,
+                        found: l.isetcookie,
+                        expected,
+                    });
                 }
             }
         }
         if parsed.version == LabelVersion::V1_2 && l.type_guid != PMEM_TYPE_GUID {
-            r.problems.push(Problem::TypeGuid { slot, found: format_uuid(&l.type_guid) });
+            r.problems.push(Problem::TypeGuid {
+                slot,
+                found: format_uuid(&l.type_guid),
+            });
         }
         if l.flags & NSLABEL_FLAG_UPDATING != 0 {
             r.problems.push(Problem::Updating { slot });
@@ -362,7 +413,13 @@ pub fn check(area: &[u8], opts: &CheckOptions) -> Report {
         .labels
         .iter()
         .filter(|a| a.label.rawsize > 0)
-        .map(|a| (a.label.dpa, a.label.dpa.saturating_add(a.label.rawsize), a.slot))
+        .map(|a| {
+            (
+                a.label.dpa,
+                a.label.dpa.saturating_add(a.label.rawsize),
+                a.slot,
+            )
+        })
         .collect();
     extents.sort();
     // Sweep: each label that starts before the furthest end seen so far
@@ -371,7 +428,10 @@ pub fn check(area: &[u8], opts: &CheckOptions) -> Report {
     for &(start, end, slot) in &extents {
         if let Some((fend, fslot)) = furthest {
             if start < fend {
-                r.problems.push(Problem::Overlap { a: fslot.min(slot), b: fslot.max(slot) });
+                r.problems.push(Problem::Overlap {
+                    a: fslot.min(slot),
+                    b: fslot.max(slot),
+                });
             }
             if end > fend {
                 furthest = Some((end, slot));

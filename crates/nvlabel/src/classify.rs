@@ -30,7 +30,11 @@ pub fn classify(area: &[u8]) -> AreaState {
         return AreaState::Blank;
     }
     match parse(area) {
-        Ok(a) => AreaState::Labels { version: a.version, nslot: a.current_index.header.nslot, active: a.labels.len() },
+        Ok(a) => AreaState::Labels {
+            version: a.version,
+            nslot: a.current_index.header.nslot,
+            active: a.labels.len(),
+        },
         Err(_) => AreaState::Foreign,
     }
 }

@@ -61,6 +61,10 @@ impl InterleaveSetInfo {
     /// The cookie Linux expects for labels under an index of this kind
     /// (`uses_cookie1`: index major 1 minor 1).
     pub fn expected(&self, uses_cookie1: bool) -> u64 {
-        if uses_cookie1 { self.cookie1() } else { self.cookie2() }
+        if uses_cookie1 {
+            self.cookie1()
+        } else {
+            self.cookie2()
+        }
     }
 }

@@ -1,8 +1,8 @@
 //! Fuzz entry point: every read path on hostile bytes must not panic.
 
 use crate::{
-    CheckOptions, InterleaveSetInfo, JsonStyle, Label, add_label, check, classify, parse, read_labels_json,
-    remove_label, to_ndctl_string,
+    CheckOptions, InterleaveSetInfo, JsonStyle, Label, add_label, check, classify, parse,
+    read_labels_json, remove_label, to_ndctl_string,
 };
 
 /// Run parse, check, classify, the ndctl JSON view and the writers on `data`
@@ -11,7 +11,9 @@ pub fn fuzz_label_area(data: &[u8]) {
     let parsed = parse(data);
     let opts = CheckOptions {
         dimm_size: data.first().map(|&b| u64::from(b) << 20),
-        interleave_set: data.get(1).map(|&b| InterleaveSetInfo::qemu(0x123456 + u32::from(b & 3))),
+        interleave_set: data
+            .get(1)
+            .map(|&b| InterleaveSetInfo::qemu(0x123456 + u32::from(b & 3))),
     };
     let report = check(data, &opts);
     let _ = report.to_json();
@@ -26,7 +28,10 @@ pub fn fuzz_label_area(data: &[u8]) {
     }
     if let Ok(area) = parsed {
         let mut copy = data.to_vec();
-        let mut l = Label { rawsize: 1 << 20, ..Label::default() };
+        let mut l = Label {
+            rawsize: 1 << 20,
+            ..Label::default()
+        };
         let _ = l.set_name("fuzz");
         let _ = add_label(&mut copy, &l);
         if let Some(a) = area.labels.first() {

@@ -85,7 +85,8 @@ impl IndexHeader {
     /// else 128. `None` when the shift does not fit in 32 bits.
     pub fn implied_label_size(&self) -> Option<u64> {
         if self.version() >= 102 {
-            1u32.checked_shl(7 + u32::from(self.labelsize)).map(u64::from)
+            1u32.checked_shl(7 + u32::from(self.labelsize))
+                .map(u64::from)
         } else {
             Some(128)
         }
@@ -179,16 +180,25 @@ pub enum IndexProblem {
 pub fn validate_index(area: &[u8], block: usize, label_size: u64) -> Vec<IndexProblem> {
     let lsa_size = area.len() as u64;
     let Some(isize_) = crate::layout::sizeof_namespace_index(lsa_size, label_size) else {
-        return vec![IndexProblem::AreaTooSmall { lsa_size, label_size }];
+        return vec![IndexProblem::AreaTooSmall {
+            lsa_size,
+            label_size,
+        }];
     };
     let block = block.min(1);
     let start = isize_ as usize * block;
     // sizeof_namespace_index guarantees 2 * isize_ <= lsa_size.
     let Some(raw) = area.get(start..start + isize_ as usize) else {
-        return vec![IndexProblem::AreaTooSmall { lsa_size, label_size }];
+        return vec![IndexProblem::AreaTooSmall {
+            lsa_size,
+            label_size,
+        }];
     };
     let Some(h) = IndexHeader::decode(raw) else {
-        return vec![IndexProblem::AreaTooSmall { lsa_size, label_size }];
+        return vec![IndexProblem::AreaTooSmall {
+            lsa_size,
+            label_size,
+        }];
     };
     let mut p = Vec::new();
     if h.sig != NSINDEX_SIGNATURE {
@@ -196,32 +206,53 @@ pub fn validate_index(area: &[u8], block: usize, label_size: u64) -> Vec<IndexPr
     }
     let implied = h.implied_label_size();
     if implied != Some(label_size) {
-        p.push(IndexProblem::LabelSizeMismatch { implied, probed: label_size });
+        p.push(IndexProblem::LabelSizeMismatch {
+            implied,
+            probed: label_size,
+        });
     }
     let computed = fletcher64_zeroed(raw, INDEX_CHECKSUM_OFFSET);
     if computed != h.checksum {
-        p.push(IndexProblem::BadChecksum { stored: h.checksum, computed });
+        p.push(IndexProblem::BadChecksum {
+            stored: h.checksum,
+            computed,
+        });
     }
     if h.seq & 3 == 0 {
         p.push(IndexProblem::BadSeq(h.seq));
     }
     let my = isize_ * block as u64;
     if h.myoff != my {
-        p.push(IndexProblem::BadMyoff { found: h.myoff, expected: my });
+        p.push(IndexProblem::BadMyoff {
+            found: h.myoff,
+            expected: my,
+        });
     }
     let other = isize_ * (1 - block as u64);
     if h.otheroff != other {
-        p.push(IndexProblem::BadOtheroff { found: h.otheroff, expected: other });
+        p.push(IndexProblem::BadOtheroff {
+            found: h.otheroff,
+            expected: other,
+        });
     }
     if h.labeloff != 2 * isize_ {
-        p.push(IndexProblem::BadLabeloff { found: h.labeloff, expected: 2 * isize_ });
+        p.push(IndexProblem::BadLabeloff {
+            found: h.labeloff,
+            expected: 2 * isize_,
+        });
     }
     if h.mysize > isize_ || h.mysize < INDEX_HEADER_SIZE as u64 {
-        p.push(IndexProblem::BadMysize { found: h.mysize, max: isize_ });
+        p.push(IndexProblem::BadMysize {
+            found: h.mysize,
+            max: isize_,
+        });
     }
     let max = (lsa_size - 2 * isize_) / label_size;
     if u64::from(h.nslot) > max {
-        p.push(IndexProblem::BadNslot { nslot: h.nslot, max });
+        p.push(IndexProblem::BadNslot {
+            nslot: h.nslot,
+            max,
+        });
     }
     p
 }
@@ -229,7 +260,9 @@ pub fn validate_index(area: &[u8], block: usize, label_size: u64) -> Vec<IndexPr
 /// Test bit `slot` of a little-endian free bitmap (bit set = slot free).
 /// Bits beyond the slice read as "not free".
 pub fn bit_is_set(bitmap: &[u8], slot: u32) -> bool {
-    bitmap.get(slot as usize / 8).is_some_and(|b| b & (1 << (slot % 8)) != 0)
+    bitmap
+        .get(slot as usize / 8)
+        .is_some_and(|b| b & (1 << (slot % 8)) != 0)
 }
 
 /// Set or clear bit `slot` of a little-endian bitmap; out-of-range bits are ignored.

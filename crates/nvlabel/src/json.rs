@@ -95,7 +95,11 @@ pub enum JsonError {
 
 /// C `printf("%#llx")`: `0x` prefix except for zero.
 fn c_hex(v: u64) -> String {
-    if v == 0 { "0".to_string() } else { format!("{v:#x}") }
+    if v == 0 {
+        "0".to_string()
+    } else {
+        format!("{v:#x}")
+    }
 }
 
 /// ndctl's `display_size` (adapted from mdadm): plain number below 5000 KiB,
@@ -124,11 +128,21 @@ pub fn human_size(bytes: u64) -> Value {
         (bytes / (1_000_000_000_000 / 200), "TB")
     };
     let d = (jedec.wrapping_add(1) / 2) as i64;
-    Value::from(format!("{}.{:02} {unit} ({}.{:02} {junit})", c / 100, c % 100, d / 100, d % 100))
+    Value::from(format!(
+        "{}.{:02} {unit} ({}.{:02} {junit})",
+        c / 100,
+        c % 100,
+        d / 100,
+        d % 100
+    ))
 }
 
 /// Build the `read-labels -j` object for one area, as DIMM `dev`.
-pub fn read_labels_json(area: &[u8], dev: &str, style: JsonStyle) -> Result<ReadLabelsJson, JsonError> {
+pub fn read_labels_json(
+    area: &[u8],
+    dev: &str,
+    style: JsonStyle,
+) -> Result<ReadLabelsJson, JsonError> {
     let view = raw_view(area).ok_or(JsonError::TooSmall(area.len()))?;
     let index = view
         .index
@@ -149,7 +163,13 @@ pub fn read_labels_json(area: &[u8], dev: &str, style: JsonStyle) -> Result<Read
         })
         .collect();
     let human = style == JsonStyle::Human;
-    let hex = |v: u64| if human { Value::from(c_hex(v)) } else { Value::from(v) };
+    let hex = |v: u64| {
+        if human {
+            Value::from(c_hex(v))
+        } else {
+            Value::from(v)
+        }
+    };
     let label = view
         .labels
         .iter()
@@ -163,12 +183,20 @@ pub fn read_labels_json(area: &[u8], dev: &str, style: JsonStyle) -> Result<Read
             isetcookie: hex(l.isetcookie),
             lbasize: l.lbasize,
             dpa: hex(l.dpa),
-            rawsize: if human { human_size(l.rawsize) } else { Value::from(l.rawsize as i64) },
+            rawsize: if human {
+                human_size(l.rawsize)
+            } else {
+                Value::from(l.rawsize as i64)
+            },
             type_guid: (view.label_size >= 256).then(|| format_uuid(&l.type_guid)),
             abstraction_guid: (view.label_size >= 256).then(|| format_uuid(&l.abstraction_guid)),
         })
         .collect();
-    Ok(ReadLabelsJson { dev: dev.to_string(), index, label })
+    Ok(ReadLabelsJson {
+        dev: dev.to_string(),
+        index,
+        label,
+    })
 }
 
 /// json-c's `JSON_C_TO_STRING_PRETTY` layout: two-space indent, no space
@@ -184,7 +212,11 @@ impl serde_json::ser::Formatter for JsonCFormatter {
     fn end_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
         self.inner.end_array(w)
     }
-    fn begin_array_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
         self.inner.begin_array_value(w, first)
     }
     fn end_array_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
@@ -196,7 +228,11 @@ impl serde_json::ser::Formatter for JsonCFormatter {
     fn end_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
         self.inner.end_object(w)
     }
-    fn begin_object_key<W: ?Sized + std::io::Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
         self.inner.begin_object_key(w, first)
     }
     fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
@@ -205,7 +241,11 @@ impl serde_json::ser::Formatter for JsonCFormatter {
     fn end_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
         self.inner.end_object_value(w)
     }
-    fn write_string_fragment<W: ?Sized + std::io::Write>(&mut self, w: &mut W, fragment: &str) -> std::io::Result<()> {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
         let mut parts = fragment.split('/');
         if let Some(first) = parts.next() {
             w.write_all(first.as_bytes())?;
@@ -222,7 +262,9 @@ impl serde_json::ser::Formatter for JsonCFormatter {
 /// with exactly one DIMM, that object alone. No trailing newline.
 pub fn to_ndctl_string(dimms: &[ReadLabelsJson], style: JsonStyle) -> String {
     let mut out = Vec::new();
-    let fmt = JsonCFormatter { inner: serde_json::ser::PrettyFormatter::with_indent(b"  ") };
+    let fmt = JsonCFormatter {
+        inner: serde_json::ser::PrettyFormatter::with_indent(b"  "),
+    };
     let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
     let res = match (style, dimms) {
         (JsonStyle::Human, [one]) => one.serialize(&mut ser),

@@ -74,7 +74,9 @@ impl Default for Label {
 
 /// Error from [`Label::set_name`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("label name is {0} bytes long; the label field holds at most 63 bytes plus a NUL, shorten it")]
+#[error(
+    "label name is {0} bytes long; the label field holds at most 63 bytes plus a NUL, shorten it"
+)]
 pub struct NameTooLong(pub usize);
 
 impl Label {
@@ -157,7 +159,9 @@ impl Label {
 /// Whether a 256-byte label's stored checksum matches its contents.
 pub fn label_checksum_ok(raw: &[u8]) -> bool {
     match raw.get(..256) {
-        Some(v12) => fletcher64_zeroed(v12, LABEL_CHECKSUM_OFFSET) == le_u64(v12, LABEL_CHECKSUM_OFFSET),
+        Some(v12) => {
+            fletcher64_zeroed(v12, LABEL_CHECKSUM_OFFSET) == le_u64(v12, LABEL_CHECKSUM_OFFSET)
+        }
         None => false,
     }
 }

@@ -130,7 +130,13 @@ impl Geometry {
 pub fn geometry(lsa_size: u64, label_size: u64) -> Option<Geometry> {
     let index_size = sizeof_namespace_index(lsa_size, label_size)?;
     let nslot = u32::try_from(num_label_slots(lsa_size, label_size)).ok()?;
-    Some(Geometry { lsa_size, label_size, index_size, label_offset: 2 * index_size, nslot })
+    Some(Geometry {
+        lsa_size,
+        label_size,
+        index_size,
+        label_offset: 2 * index_size,
+        nslot,
+    })
 }
 
 /// Next sequence number (`nd_inc_seq`): 1 -> 2 -> 3 -> 1, 0 stays 0.

@@ -35,7 +35,9 @@ pub use guid::{PMEM_TYPE_GUID, format_uuid, parse_guid, parse_uuid};
 pub use index::{IndexHeader, IndexProblem};
 pub use json::{JsonStyle, ReadLabelsJson, read_labels_json, to_ndctl_string};
 pub use label::Label;
-pub use layout::{Geometry, LabelVersion, best_seq, geometry, inc_seq, num_label_slots, sizeof_namespace_index};
+pub use layout::{
+    Geometry, LabelVersion, best_seq, geometry, inc_seq, num_label_slots, sizeof_namespace_index,
+};
 pub use parse::{ActiveLabel, LabelArea, ParseError, parse};
 pub use raw::{RawView, raw_view};
 pub use write::{WriteError, add_label, init, remove_label};

@@ -21,7 +21,9 @@ impl IndexBlock {
 
     /// Number of free slots below `nslot` (`nd_label_nfree`).
     pub fn nfree(&self) -> u32 {
-        (0..self.header.nslot).filter(|&s| bit_is_set(&self.free, s)).count() as u32
+        (0..self.header.nslot)
+            .filter(|&s| bit_is_set(&self.free, s))
+            .count() as u32
     }
 
     /// Slots below `nslot` whose free bit is clear, in increasing order.
@@ -33,7 +35,9 @@ impl IndexBlock {
     /// ndctl's init sets whole 64-bit words).
     pub fn stray_bits(&self) -> u32 {
         let total = (self.free.len() as u64 * 8).min(u64::from(u32::MAX)) as u32;
-        (self.header.nslot..total).filter(|&s| bit_is_set(&self.free, s)).count() as u32
+        (self.header.nslot..total)
+            .filter(|&s| bit_is_set(&self.free, s))
+            .count() as u32
     }
 }
 
@@ -147,7 +151,10 @@ pub fn parse(area: &[u8]) -> Result<LabelArea, ParseError> {
 fn read_block(area: &[u8], geo: &Geometry, i: usize) -> Option<IndexBlock> {
     let isz = geo.index_size as usize;
     let raw = area.get(i * isz..(i + 1) * isz)?;
-    Some(IndexBlock { header: IndexHeader::decode(raw)?, free: raw.get(INDEX_HEADER_SIZE..)?.to_vec() })
+    Some(IndexBlock {
+        header: IndexHeader::decode(raw)?,
+        free: raw.get(INDEX_HEADER_SIZE..)?.to_vec(),
+    })
 }
 
 /// Parse assuming one label version; `None` if no index block validates with it.
@@ -183,8 +190,12 @@ pub fn parse_with(area: &[u8], version: LabelVersion) -> Option<LabelArea> {
     };
     let used: Vec<u32> = out.current_index.used_slots().collect();
     for slot in used {
-        let Some(raw) = slot_bytes(area, &geo, slot) else { continue };
-        let Some(label) = Label::decode(raw) else { continue };
+        let Some(raw) = slot_bytes(area, &geo, slot) else {
+            continue;
+        };
+        let Some(label) = Label::decode(raw) else {
+            continue;
+        };
         let problems = label_problems(raw, &label, slot);
         if problems.is_empty() {
             out.labels.push(ActiveLabel { slot, label });
@@ -207,17 +218,27 @@ pub fn label_problems(raw: &[u8], label: &Label, slot: u32) -> Vec<LabelProblem>
     if label.slot != slot {
         p.push(LabelProblem::SlotMismatch { found: label.slot });
     }
-    if (label.dpa | label.rawsize) % 4096 != 0 {
-        p.push(LabelProblem::Unaligned { dpa: label.dpa, rawsize: label.rawsize });
+    if !(label.dpa | label.rawsize).is_multiple_of(4096) {
+        p.push(LabelProblem::Unaligned {
+            dpa: label.dpa,
+            rawsize: label.rawsize,
+        });
     }
     if raw.len() >= 256 && !label_checksum_ok(raw) {
-        let computed = crate::fletcher::fletcher64_zeroed(&raw[..256], crate::label::LABEL_CHECKSUM_OFFSET);
-        p.push(LabelProblem::BadChecksum { stored: label.checksum, computed });
+        let computed =
+            crate::fletcher::fletcher64_zeroed(&raw[..256], crate::label::LABEL_CHECKSUM_OFFSET);
+        p.push(LabelProblem::BadChecksum {
+            stored: label.checksum,
+            computed,
+        });
     }
     p
 }
 
 /// Problems of both index blocks assuming `label_size`, for diagnostics.
 pub fn index_problems(area: &[u8], label_size: u64) -> [Vec<IndexProblem>; 2] {
-    [validate_index(area, 0, label_size), validate_index(area, 1, label_size)]
+    [
+        validate_index(area, 0, label_size),
+        validate_index(area, 1, label_size),
+    ]
 }

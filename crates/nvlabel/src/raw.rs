@@ -10,7 +10,9 @@ use crate::layout::{INDEX_HEADER_SIZE, NSINDEX_ALIGN, sizeof_namespace_index};
 pub fn vote_label_size(area: &[u8]) -> u64 {
     let (mut v1, mut v2) = (0, 0);
     for off in [0, NSINDEX_ALIGN] {
-        let Some(h) = area.get(off..).and_then(IndexHeader::decode) else { break };
+        let Some(h) = area.get(off..).and_then(IndexHeader::decode) else {
+            break;
+        };
         if h.major == 1 {
             match h.minor {
                 1 => v1 += 1,
@@ -45,7 +47,10 @@ pub fn raw_view(area: &[u8]) -> Option<RawView> {
     let lsz = label_size as usize;
     let mut index = Vec::new();
     for off in [0, isz] {
-        match area.get(off..off + INDEX_HEADER_SIZE).and_then(IndexHeader::decode) {
+        match area
+            .get(off..off + INDEX_HEADER_SIZE)
+            .and_then(IndexHeader::decode)
+        {
             Some(h) => index.push(h),
             None => break,
         }
@@ -54,13 +59,18 @@ pub fn raw_view(area: &[u8]) -> Option<RawView> {
     let mut off = 2 * isz;
     let mut slot: u32 = 0;
     while let Some(raw) = area.get(off..off + lsz) {
-        if let Some(l) = Label::decode(raw) {
-            if l.slot == slot {
-                labels.push((slot, l));
-            }
+        if let Some(l) = Label::decode(raw)
+            && l.slot == slot
+        {
+            labels.push((slot, l));
         }
         off += lsz;
         slot = slot.wrapping_add(1);
     }
-    Some(RawView { label_size, index_size, index, labels })
+    Some(RawView {
+        label_size,
+        index_size,
+        index,
+        labels,
+    })
 }

@@ -5,14 +5,18 @@ use crate::bytes::put_u64;
 use crate::fletcher::fletcher64_zeroed;
 use crate::index::{INDEX_CHECKSUM_OFFSET, IndexHeader, set_bit};
 use crate::label::Label;
-use crate::layout::{Geometry, INDEX_HEADER_SIZE, LabelVersion, NSINDEX_SIGNATURE, geometry, inc_seq};
+use crate::layout::{
+    Geometry, INDEX_HEADER_SIZE, LabelVersion, NSINDEX_SIGNATURE, geometry, inc_seq,
+};
 use crate::parse::{ParseError, parse};
 
 /// Why a write was refused. The area is left unchanged in every error case.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WriteError {
     /// The area cannot hold two index blocks and two labels of this version.
-    #[error("label area of {size} bytes is too small for v{version} labels (minimum 1024 bytes; QEMU/pmvm use label-size=128K or more)")]
+    #[error(
+        "label area of {size} bytes is too small for v{version} labels (minimum 1024 bytes; QEMU/pmvm use label-size=128K or more)"
+    )]
     TooSmall {
         /// Area size.
         size: usize,
@@ -23,7 +27,9 @@ pub enum WriteError {
     #[error("cannot update labels: {0}; initialise the area first (pmctl label init)")]
     NotInitialised(#[from] ParseError),
     /// No free slot beyond the one Linux keeps in reserve.
-    #[error("no free label slot: {nfree} free, and one is always kept for atomic updates; remove a label first")]
+    #[error(
+        "no free label slot: {nfree} free, and one is always kept for atomic updates; remove a label first"
+    )]
     NoFreeSlot {
         /// Free slots left.
         nfree: u32,
@@ -41,12 +47,17 @@ pub enum WriteError {
 /// Write a complete index block `i` into `area` from its header and bitmap.
 fn write_index(area: &mut [u8], geo: &Geometry, i: usize, header: &IndexHeader, bitmap: &[u8]) {
     let isz = geo.index_size as usize;
-    let Some(block) = area.get_mut(i * isz..(i + 1) * isz) else { return };
+    let Some(block) = area.get_mut(i * isz..(i + 1) * isz) else {
+        return;
+    };
     block.fill(0);
     let mut h = header.clone();
     h.checksum = 0;
     h.encode(block);
-    let room = block.len().saturating_sub(INDEX_HEADER_SIZE).min(bitmap.len());
+    let room = block
+        .len()
+        .saturating_sub(INDEX_HEADER_SIZE)
+        .min(bitmap.len());
     block[INDEX_HEADER_SIZE..INDEX_HEADER_SIZE + room].copy_from_slice(&bitmap[..room]);
     let sum = fletcher64_zeroed(block, INDEX_CHECKSUM_OFFSET);
     put_u64(block, INDEX_CHECKSUM_OFFSET, sum);
@@ -77,8 +88,11 @@ fn fresh_header(geo: &Geometry, version: LabelVersion, i: usize, seq: u32) -> In
 /// not touched (exactly like ndctl: old labels stay but are all free).
 /// Returns the slot count.
 pub fn init(area: &mut [u8], version: LabelVersion) -> Result<u32, WriteError> {
-    let geo = geometry(area.len() as u64, version.label_size() as u64)
-        .ok_or(WriteError::TooSmall { size: area.len(), version })?;
+    let geo =
+        geometry(area.len() as u64, version.label_size() as u64).ok_or(WriteError::TooSmall {
+            size: area.len(),
+            version,
+        })?;
     let mut bitmap = vec![0u8; geo.bitmap_bytes() as usize];
     for s in 0..geo.nslot {
         set_bit(&mut bitmap, s, true);
@@ -103,7 +117,9 @@ pub fn add_label(area: &mut [u8], label: &Label) -> Result<u32, WriteError> {
         return Err(WriteError::NoFreeSlot { nfree });
     }
     // nfree >= 2, so a free slot below nslot exists.
-    let slot = (0..cur.header.nslot).find(|&s| cur.is_free(s)).ok_or(WriteError::NoFreeSlot { nfree })?;
+    let slot = (0..cur.header.nslot)
+        .find(|&s| cur.is_free(s))
+        .ok_or(WriteError::NoFreeSlot { nfree })?;
     let geo = parsed.geometry;
     let mut l = label.clone();
     l.slot = slot;
@@ -123,7 +139,10 @@ pub fn remove_label(area: &mut [u8], slot: u32) -> Result<(), WriteError> {
     let parsed = parse(area)?;
     let cur = &parsed.current_index;
     if slot >= cur.header.nslot || cur.is_free(slot) {
-        return Err(WriteError::SlotNotInUse { slot, nslot: cur.header.nslot });
+        return Err(WriteError::SlotNotInUse {
+            slot,
+            nslot: cur.header.nslot,
+        });
     }
     let mut bitmap = cur.free.clone();
     set_bit(&mut bitmap, slot, true);

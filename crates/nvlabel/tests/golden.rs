@@ -18,7 +18,10 @@ fn fletcher64_golden() {
     assert_eq!(fletcher64(&seq), 0x9a54_0da0_ffe6_cdb0);
     assert_eq!(fletcher64(&[0xff; 4096]), 0xfff7_fe00_ffff_fc00);
     // Trailing partial word ignored, like the C original.
-    assert_eq!(fletcher64(&[1, 0, 0, 0, 9, 9, 9]), fletcher64(&[1, 0, 0, 0]));
+    assert_eq!(
+        fletcher64(&[1, 0, 0, 0, 9, 9, 9]),
+        fletcher64(&[1, 0, 0, 0])
+    );
 }
 
 #[test]
@@ -35,7 +38,11 @@ fn slot_table_from_docs() {
         (1024, 128, 256, 4),
     ] {
         let g = geometry(lsa as u64, ls).unwrap_or_else(|| panic!("{lsa}/{ls} should be valid"));
-        assert_eq!((g.index_size, g.nslot, g.label_offset), (isz, nslot, 2 * isz), "{lsa}/{ls}");
+        assert_eq!(
+            (g.index_size, g.nslot, g.label_offset),
+            (isz, nslot, 2 * isz),
+            "{lsa}/{ls}"
+        );
         assert_eq!(sizeof_namespace_index(lsa as u64, ls), Some(isz));
     }
     assert_eq!(geometry(1023, 256), None);
@@ -58,7 +65,10 @@ fn available_slots_after_init() {
 
 #[test]
 fn seq_rules() {
-    assert_eq!([inc_seq(0), inc_seq(1), inc_seq(2), inc_seq(3)], [0, 2, 3, 1]);
+    assert_eq!(
+        [inc_seq(0), inc_seq(1), inc_seq(2), inc_seq(3)],
+        [0, 2, 3, 1]
+    );
     assert_eq!(best_seq(3, 2), 3);
     assert_eq!(best_seq(3, 1), 1);
     assert_eq!(best_seq(1, 2), 2);
@@ -100,9 +110,27 @@ fn expected_block(isz: usize, i: usize, nslot: u32, ls: usize, minor: u16) -> Ve
 #[test]
 fn init_golden_bytes() {
     for (lsa, v, isz, nslot, sums) in [
-        (128 * K, LabelVersion::V1_1, 256, 1020, [0xdb63_4621_e731_3e0au64, 0xdb63_49e6_e731_3e09]),
-        (128 * K, LabelVersion::V1_2, 256, 510, [0xe793_e3ed_1832_3c1c, 0xe793_e7b2_1832_3c1b]),
-        (2048 * K, LabelVersion::V1_2, 1280, 8182, [0x65c6_8e45_d872_6924, 0x65c6_a10a_d872_6923]),
+        (
+            128 * K,
+            LabelVersion::V1_1,
+            256,
+            1020,
+            [0xdb63_4621_e731_3e0au64, 0xdb63_49e6_e731_3e09],
+        ),
+        (
+            128 * K,
+            LabelVersion::V1_2,
+            256,
+            510,
+            [0xe793_e3ed_1832_3c1c, 0xe793_e7b2_1832_3c1b],
+        ),
+        (
+            2048 * K,
+            LabelVersion::V1_2,
+            1280,
+            8182,
+            [0x65c6_8e45_d872_6924, 0x65c6_a10a_d872_6923],
+        ),
     ] {
         let mut a = vec![0u8; lsa];
         assert_eq!(init(&mut a, v).unwrap(), nslot);
@@ -111,7 +139,10 @@ fn init_golden_bytes() {
             want[64..72].copy_from_slice(&sums[i].to_le_bytes());
             assert_eq!(&a[i * isz..(i + 1) * isz], &want[..], "{lsa} {v} block {i}");
         }
-        assert!(a[2 * isz..].iter().all(|&b| b == 0), "init must not touch label slots");
+        assert!(
+            a[2 * isz..].iter().all(|&b| b == 0),
+            "init must not touch label slots"
+        );
     }
     // 128K v1.1: last bitmap byte covers slots 1016..1019 only.
     let mut a = vec![0u8; 128 * K];
@@ -125,9 +156,15 @@ fn init_keeps_labels_and_overwrites_padding() {
     init(&mut a, LabelVersion::V1_1).unwrap();
     assert!(a[200..256].iter().all(|&b| b == 0), "index padding zeroed");
     assert!(a[512..].iter().all(|&b| b == 0xa5), "label slots untouched");
-    assert!(parse(&a).unwrap().labels.is_empty(), "all slots free after init");
+    assert!(
+        parse(&a).unwrap().labels.is_empty(),
+        "all slots free after init"
+    );
     let mut small = vec![0u8; 1000];
-    assert!(matches!(init(&mut small, LabelVersion::V1_2), Err(WriteError::TooSmall { .. })));
+    assert!(matches!(
+        init(&mut small, LabelVersion::V1_2),
+        Err(WriteError::TooSmall { .. })
+    ));
     assert!(small.iter().all(|&b| b == 0));
 }
 
@@ -155,10 +192,23 @@ fn label_v12_golden() {
     assert_eq!(&raw[16..21], b"pmvm\0");
     assert_eq!(&raw[88..96], &0x00BA_9012_0012_B4DCu64.to_le_bytes());
     assert_eq!(hex(&raw[128..144]), "79d3f066f3b47440ac430d3318b78cdb");
-    assert_eq!(Label::decode(&raw).unwrap(), Label { checksum: sum, ..sample_label() });
+    assert_eq!(
+        Label::decode(&raw).unwrap(),
+        Label {
+            checksum: sum,
+            ..sample_label()
+        }
+    );
     let mut v11 = [0u8; 128];
     assert_eq!(sample_label().encode(&mut v11), 0);
-    assert_eq!(&v11[..], &raw[..128].iter().enumerate().map(|(i, &b)| if i >= 124 { 0 } else { b }).collect::<Vec<_>>()[..]);
+    assert_eq!(
+        &v11[..],
+        &raw[..128]
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| if i >= 124 { 0 } else { b })
+            .collect::<Vec<_>>()[..]
+    );
 }
 
 fn hex(b: &[u8]) -> String {
@@ -167,11 +217,26 @@ fn hex(b: &[u8]) -> String {
 
 #[test]
 fn guid_text_forms() {
-    assert_eq!(format_uuid(&PMEM_TYPE_GUID), "79d3f066-f3b4-7440-ac43-0d3318b78cdb");
-    assert_eq!(nvlabel::guid::format_guid(&PMEM_TYPE_GUID), "66f0d379-b4f3-4074-ac43-0d3318b78cdb");
-    assert_eq!(format_uuid(&nvlabel::guid::PFN_GUID), "ba006426-9ffb-7746-bcb0-968f11d0d225");
-    assert_eq!(parse_guid("66f0d379-b4f3-4074-ac43-0d3318b78cdb"), Some(PMEM_TYPE_GUID));
-    assert_eq!(parse_uuid("00010203-0405-0607-0809-0a0b0c0d0e0f"), Some(core::array::from_fn(|i| i as u8)));
+    assert_eq!(
+        format_uuid(&PMEM_TYPE_GUID),
+        "79d3f066-f3b4-7440-ac43-0d3318b78cdb"
+    );
+    assert_eq!(
+        nvlabel::guid::format_guid(&PMEM_TYPE_GUID),
+        "66f0d379-b4f3-4074-ac43-0d3318b78cdb"
+    );
+    assert_eq!(
+        format_uuid(&nvlabel::guid::PFN_GUID),
+        "ba006426-9ffb-7746-bcb0-968f11d0d225"
+    );
+    assert_eq!(
+        parse_guid("66f0d379-b4f3-4074-ac43-0d3318b78cdb"),
+        Some(PMEM_TYPE_GUID)
+    );
+    assert_eq!(
+        parse_uuid("00010203-0405-0607-0809-0a0b0c0d0e0f"),
+        Some(core::array::from_fn(|i| i as u8))
+    );
     assert_eq!(parse_uuid("00010203-0405-0607-0809-0a0b0c0d0e0"), None);
     assert_eq!(parse_uuid("0001020304-05-0607-0809-0a0b0c0d0e0f"), None);
     assert_eq!(parse_uuid("00010203-0405-0607-0809-0a0b0c0d0e0g"), None);
@@ -182,7 +247,10 @@ fn header_decode_matches_layout() {
     let mut a = vec![0u8; 256 * K];
     init(&mut a, LabelVersion::V1_1).unwrap();
     let h = IndexHeader::decode(&a[512..]).unwrap();
-    assert_eq!((h.seq, h.myoff, h.otheroff, h.labeloff, h.nslot, h.mysize), (2, 512, 0, 1024, 2040, 512));
+    assert_eq!(
+        (h.seq, h.myoff, h.otheroff, h.labeloff, h.nslot, h.mysize),
+        (2, 512, 0, 1024, 2040, 512)
+    );
     assert!(h.uses_cookie1());
     assert!(bit_is_set(&a[72..512], 2039));
     assert!(!bit_is_set(&a[72..512], 2040));
