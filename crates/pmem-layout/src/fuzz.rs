@@ -99,7 +99,7 @@ pub fn fuzz_layout_plan(data: &[u8]) {
         let addr = match flags >> 1 & 3 {
             0 => None,
             1 => Some(c.u64()),
-            _ => first.window().map(|w| w.base.wrapping_add(u64::from(c.u8()) * align.max(1))),
+            _ => first.window().map(|w| w.base.wrapping_add(u64::from(c.u8()).wrapping_mul(align))),
         };
         let req = MemoryDeviceRequest { id: format!("d{}", i % 24), kind, size, align, slot, addr };
         let before = first.clone();
