@@ -1,0 +1,486 @@
+//! The human monitor (HMP): `(qemu) ` prompt, QEMU's command syntax and output formats.
+//!
+//! Lines are parsed onto the same [`Command`] values as QMP and executed by the same handler;
+//! results are printed the way QEMU's `hmp_*` functions print them. `human-monitor-command`
+//! over QMP runs through [`execute_line`] too, so both front ends behave alike.
+
+use std::io::{self, Read, Write};
+
+use crate::command::{Command, DeviceAdd, ObjectAdd, Props};
+use crate::error::QmpError;
+use crate::session::Core;
+use crate::types::{Memdev, MemoryDeviceInfo, MemoryInfo, NameInfo, RunState, StatusInfo};
+
+/// Longest HMP line we accept; longer lines are discarded with an error.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// The prompt QEMU prints.
+pub const PROMPT: &str = "(qemu) ";
+
+/// What one HMP line asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HmpRequest {
+    /// An empty line.
+    Nothing,
+    /// `help [command]`.
+    Help(Option<String>),
+    /// `info` without a subcommand: list the subcommands.
+    InfoHelp,
+    /// `info version` (answered from the server's version).
+    InfoVersion,
+    /// Anything that maps onto a QMP command.
+    Command(Command),
+}
+
+/// Top-level commands: (name with aliases, parameters, help), as QEMU's `help` prints them.
+const COMMANDS: &[(&str, &str, &str)] = &[
+    ("cont|c", "", "resume emulation"),
+    (
+        "device_add",
+        "driver[,prop=value][,...]",
+        "add device, like -device on the command line",
+    ),
+    ("device_del", "device", "remove device"),
+    ("help|?", "[cmd]", "show the help"),
+    (
+        "info",
+        "[subcommand]",
+        "show various information about the system state",
+    ),
+    (
+        "object_add",
+        "[qom-type=]type,id=str[,prop=value][,...]",
+        "create QOM object",
+    ),
+    ("object_del", "id", "destroy QOM object"),
+    ("quit|q", "", "quit the emulator"),
+    ("stop|s", "", "stop emulation"),
+    ("system_powerdown", "", "send system power down event"),
+    ("system_reset", "", "reset the system"),
+];
+
+/// `info` subcommands.
+const INFO: &[(&str, &str)] = &[
+    ("memdev", "show memory backends"),
+    ("memory-devices", "show memory devices"),
+    (
+        "memory_size_summary",
+        "show the amount of initially allocated and present hotpluggable (if enabled) memory in bytes.",
+    ),
+    ("name", "show the current VM name"),
+    ("status", "show the current VM status (running|paused)"),
+    ("version", "show the version of QEMU"),
+];
+
+fn help_line(name: &str, params: &str, help: &str, prefix: &str) -> String {
+    format!("{prefix}{name} {params} -- {help}\n")
+}
+
+fn help_text(topic: Option<&str>) -> String {
+    let mut s = String::new();
+    match topic {
+        Some("info") => {
+            for (n, h) in INFO {
+                s.push_str(&help_line(n, "", h, "info "));
+            }
+        }
+        Some(t) => {
+            for (n, p, h) in COMMANDS {
+                if n.split('|').any(|a| a == t) {
+                    s.push_str(&help_line(n, p, h, ""));
+                }
+            }
+            if s.is_empty() {
+                s = format!("unknown command: '{t}'\n");
+            }
+        }
+        None => {
+            for (n, p, h) in COMMANDS {
+                s.push_str(&help_line(n, p, h, ""));
+            }
+        }
+    }
+    s
+}
+
+/// Splits QemuOpts text (`a=b,c,,d=e`): `,,` is a literal comma, a leading bare value belongs
+/// to `implied` (if given), a later bare `key` means `key=on`. Empty elements are skipped.
+pub fn parse_opts(s: &str, implied: Option<&str>) -> Result<Props, String> {
+    let mut items = Vec::new();
+    let mut cur = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == ',' {
+            if chars.peek() == Some(&',') {
+                chars.next();
+                cur.push(',');
+            } else {
+                items.push(std::mem::take(&mut cur));
+            }
+        } else {
+            cur.push(c);
+        }
+    }
+    items.push(cur);
+    let mut props = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        if item.is_empty() {
+            continue;
+        }
+        match item.split_once('=') {
+            Some(("", _)) => {
+                return Err(format!(
+                    "Invalid parameter '{item}': missing name before '='"
+                ));
+            }
+            Some((k, v)) => props.push((k.to_string(), v.to_string())),
+            None => match implied {
+                Some(key) if i == 0 => props.push((key.to_string(), item)),
+                _ => props.push((item, "on".to_string())),
+            },
+        }
+    }
+    Ok(props)
+}
+
+fn take_prop(props: &mut Props, key: &str) -> Option<String> {
+    let i = props.iter().position(|(k, _)| k == key)?;
+    Some(props.remove(i).1)
+}
+
+fn missing(name: &str) -> String {
+    format!("Error: Parameter '{name}' is missing")
+}
+
+/// One word argument: bare, or double-quoted with `\"`/`\\` escapes.
+fn word_arg(cmd: &str, rest: &str, what: &str) -> Result<String, String> {
+    let rest = rest.trim();
+    if rest.is_empty() {
+        return Err(format!("{cmd}: missing argument '{what}'"));
+    }
+    if let Some(q) = rest.strip_prefix('"') {
+        let mut out = String::new();
+        let mut chars = q.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '"' => {
+                    return if chars.as_str().trim().is_empty() {
+                        Ok(out)
+                    } else {
+                        Err(format!("{cmd}: extraneous characters at the end of line"))
+                    };
+                }
+                '\\' => match chars.next() {
+                    Some('n') => out.push('\n'),
+                    Some('r') => out.push('\r'),
+                    Some(c @ ('\\' | '\'' | '"')) => out.push(c),
+                    _ => return Err(format!("{cmd}: unsupported escape code in string")),
+                },
+                _ => out.push(c),
+            }
+        }
+        return Err(format!("{cmd}: unterminated string"));
+    }
+    let mut parts = rest.split_whitespace();
+    let w = parts.next().unwrap_or_default().to_string();
+    if parts.next().is_some() {
+        return Err(format!("{cmd}: extraneous characters at the end of line"));
+    }
+    Ok(w)
+}
+
+fn no_args(cmd: &str, rest: &str, c: Command) -> Result<HmpRequest, String> {
+    if rest.trim().is_empty() {
+        Ok(HmpRequest::Command(c))
+    } else {
+        Err(format!("{cmd}: extraneous characters at the end of line"))
+    }
+}
+
+/// Parses one HMP line. `Err` is the text to print, without the final newline (e.g.
+/// "unknown command: 'foo'", "Error: Parameter 'id' is missing").
+pub fn parse_hmp_line(line: &str) -> Result<HmpRequest, String> {
+    let line = line.trim();
+    if line.is_empty() {
+        return Ok(HmpRequest::Nothing);
+    }
+    let (cmd, rest) = match line.find(char::is_whitespace) {
+        Some(i) => (&line[..i], line[i..].trim_start()),
+        None => (line, ""),
+    };
+    match cmd {
+        "help" | "?" => {
+            let t = rest.split_whitespace().next().map(str::to_string);
+            Ok(HmpRequest::Help(t))
+        }
+        "info" => {
+            let mut words = rest.split_whitespace();
+            let Some(sub) = words.next() else {
+                return Ok(HmpRequest::InfoHelp);
+            };
+            if words.next().is_some() {
+                return Err("info: extraneous characters at the end of line".to_string());
+            }
+            let c = match sub {
+                "status" => Command::QueryStatus,
+                "memory-devices" => Command::QueryMemoryDevices,
+                "memory_size_summary" => Command::QueryMemorySizeSummary,
+                "memdev" => Command::QueryMemdev,
+                "name" => Command::QueryName,
+                "version" => return Ok(HmpRequest::InfoVersion),
+                _ => return Err(format!("unknown command: 'info {sub}'")),
+            };
+            Ok(HmpRequest::Command(c))
+        }
+        "object_add" => {
+            let mut props =
+                parse_opts(rest, Some("qom-type")).map_err(|e| format!("Error: {e}"))?;
+            let qom_type = take_prop(&mut props, "qom-type").ok_or_else(|| missing("qom-type"))?;
+            let id = take_prop(&mut props, "id").ok_or_else(|| missing("id"))?;
+            Ok(HmpRequest::Command(Command::ObjectAdd(ObjectAdd {
+                qom_type,
+                id,
+                props,
+            })))
+        }
+        "object_del" => Ok(HmpRequest::Command(Command::ObjectDel {
+            id: word_arg(cmd, rest, "id")?,
+        })),
+        "device_add" => {
+            let mut props = parse_opts(rest, Some("driver")).map_err(|e| format!("Error: {e}"))?;
+            let driver = take_prop(&mut props, "driver").ok_or_else(|| missing("driver"))?;
+            let id = take_prop(&mut props, "id");
+            Ok(HmpRequest::Command(Command::DeviceAdd(DeviceAdd {
+                driver,
+                id,
+                props,
+            })))
+        }
+        "device_del" => Ok(HmpRequest::Command(Command::DeviceDel {
+            id: word_arg(cmd, rest, "device")?,
+        })),
+        "cont" | "c" => no_args(cmd, rest, Command::Cont),
+        "stop" | "s" => no_args(cmd, rest, Command::Stop),
+        "system_powerdown" => no_args(cmd, rest, Command::SystemPowerdown),
+        "system_reset" => no_args(cmd, rest, Command::SystemReset),
+        "quit" | "q" => no_args(cmd, rest, Command::Quit),
+        _ => Err(format!("unknown command: '{cmd}'")),
+    }
+}
+
+/// Result of one HMP line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HmpOutput {
+    /// Text to print, lines ending in `\n` (the transport turns them into CRLF).
+    pub output: String,
+    /// True if the line was `quit` and the handler accepted it.
+    pub quit: bool,
+}
+
+/// `info status`.
+pub fn format_status(s: &StatusInfo) -> String {
+    let mut out = format!(
+        "VM status: {}",
+        if s.running { "running" } else { "paused" }
+    );
+    if s.singlestep == Some(true) {
+        out.push_str(" (single step mode)");
+    }
+    if !s.running && s.status != RunState::Paused {
+        out.push_str(&format!(" ({})", s.status.as_str()));
+    }
+    out.push('\n');
+    out
+}
+
+/// `info memory-devices`.
+pub fn format_memory_devices(devs: &[MemoryDeviceInfo]) -> String {
+    let mut out = String::new();
+    for d in devs {
+        let (kind, di) = match d {
+            MemoryDeviceInfo::Dimm(di) => ("dimm", di),
+            MemoryDeviceInfo::Nvdimm(di) => ("nvdimm", di),
+        };
+        out.push_str(&format!(
+            "Memory device [{kind}]: \"{}\"\n  addr: 0x{:x}\n  slot: {}\n  node: {}\n  size: {}\n  memdev: {}\n  hotplugged: {}\n  hotpluggable: {}\n",
+            di.id.as_deref().unwrap_or(""),
+            di.addr,
+            di.slot,
+            di.node,
+            di.size,
+            di.memdev,
+            di.hotplugged,
+            di.hotpluggable,
+        ));
+    }
+    out
+}
+
+/// `info memory_size_summary`.
+pub fn format_memory_size_summary(m: &MemoryInfo) -> String {
+    let mut out = format!("base memory: {}\n", m.base_memory);
+    if let Some(p) = m.plugged_memory {
+        out.push_str(&format!("plugged memory: {p}\n"));
+    }
+    out
+}
+
+/// `info memdev`.
+pub fn format_memdev(list: &[Memdev]) -> String {
+    let mut out = String::new();
+    for m in list {
+        out.push_str(&format!(
+            "memory backend: {}\n",
+            m.id.as_deref().unwrap_or("")
+        ));
+        out.push_str(&format!("  size:  {}\n", m.size));
+        out.push_str(&format!("  merge: {}\n", m.merge));
+        out.push_str(&format!("  dump: {}\n", m.dump));
+        out.push_str(&format!("  prealloc: {}\n", m.prealloc));
+        out.push_str(&format!("  share: {}\n", m.share));
+        if let Some(r) = m.reserve {
+            out.push_str(&format!("  reserve: {r}\n"));
+        }
+        out.push_str(&format!("  policy: {}\n", m.policy.as_str()));
+        let nodes: Vec<String> = m.host_nodes.iter().map(u16::to_string).collect();
+        out.push_str(&format!("  host nodes: {}\n", nodes.join(",")));
+    }
+    out.push('\n');
+    out
+}
+
+fn decode<T: serde::de::DeserializeOwned>(cmd: &str, v: serde_json::Value) -> Result<T, String> {
+    serde_json::from_value(v)
+        .map_err(|e| format!("Error: {cmd}: malformed reply from the VMM: {e}\n"))
+}
+
+fn format_result(cmd: &Command, v: serde_json::Value) -> Result<String, String> {
+    Ok(match cmd {
+        Command::QueryStatus => format_status(&decode(cmd.name(), v)?),
+        Command::QueryMemoryDevices => format_memory_devices(&decode::<Vec<_>>(cmd.name(), v)?),
+        Command::QueryMemorySizeSummary => format_memory_size_summary(&decode(cmd.name(), v)?),
+        Command::QueryMemdev => format_memdev(&decode::<Vec<_>>(cmd.name(), v)?),
+        Command::QueryName => match decode::<NameInfo>(cmd.name(), v)?.name {
+            Some(n) => format!("{n}\n"),
+            None => String::new(),
+        },
+        _ => String::new(),
+    })
+}
+
+fn error_text(e: &QmpError) -> String {
+    format!("Error: {}\n", e.desc)
+}
+
+/// Executes one HMP line against `core`.
+pub fn execute_line(core: &Core, line: &str) -> HmpOutput {
+    let req = match parse_hmp_line(line) {
+        Ok(r) => r,
+        Err(msg) => {
+            return HmpOutput {
+                output: format!("{msg}\n"),
+                quit: false,
+            };
+        }
+    };
+    let output = match req {
+        HmpRequest::Nothing => String::new(),
+        HmpRequest::Help(t) => help_text(t.as_deref()),
+        HmpRequest::InfoHelp => help_text(Some("info")),
+        HmpRequest::InfoVersion => {
+            let v = &core.version;
+            format!(
+                "{}.{}.{} ({})\n",
+                v.qemu.major, v.qemu.minor, v.qemu.micro, v.package
+            )
+        }
+        HmpRequest::Command(cmd) => {
+            let quit = cmd == Command::Quit;
+            let shown = cmd.clone();
+            return match core.handler.execute(cmd) {
+                Ok(v) => match format_result(&shown, v) {
+                    Ok(output) => HmpOutput { output, quit },
+                    Err(output) => HmpOutput {
+                        output,
+                        quit: false,
+                    },
+                },
+                Err(e) => HmpOutput {
+                    output: error_text(&e),
+                    quit: false,
+                },
+            };
+        }
+    };
+    HmpOutput {
+        output,
+        quit: false,
+    }
+}
+
+/// QEMU's banner for a new HMP session.
+pub fn banner(core: &Core) -> String {
+    let v = &core.version.qemu;
+    format!(
+        "QEMU {}.{}.{} monitor - type 'help' for more information\n",
+        v.major, v.minor, v.micro
+    )
+}
+
+/// `\n` → `\r\n`, as QEMU's `monitor_puts()` does for every monitor.
+pub fn crlf(s: &str) -> String {
+    s.replace('\n', "\r\n")
+}
+
+/// Runs an HMP session: banner, prompt, one command per line, until end of input.
+///
+/// Returns when the reader reports EOF or an error, or after a successful `quit`. Lines longer
+/// than [`MAX_LINE`] are discarded with an error message.
+pub fn run_hmp_session(
+    core: &Core,
+    mut reader: impl Read,
+    mut writer: impl Write,
+) -> io::Result<()> {
+    writer.write_all(crlf(&banner(core)).as_bytes())?;
+    writer.write_all(PROMPT.as_bytes())?;
+    writer.flush()?;
+    let mut line: Vec<u8> = Vec::new();
+    let mut too_long = false;
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        for &b in &buf[..n] {
+            if b != b'\n' {
+                if line.len() < MAX_LINE {
+                    line.push(b);
+                } else {
+                    too_long = true;
+                }
+                continue;
+            }
+            let out = if too_long {
+                HmpOutput {
+                    output: format!("Error: line longer than {MAX_LINE} bytes ignored\n"),
+                    quit: false,
+                }
+            } else {
+                let text = String::from_utf8_lossy(&line);
+                execute_line(core, text.trim_end_matches('\r'))
+            };
+            line.clear();
+            too_long = false;
+            writer.write_all(crlf(&out.output).as_bytes())?;
+            if out.quit {
+                writer.flush()?;
+                return Ok(());
+            }
+            writer.write_all(PROMPT.as_bytes())?;
+            writer.flush()?;
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! Reply and event payload types, following QEMU's QAPI schema (qapi/*.json) member names.
+//!
+//! The VMM fills these and returns them with `serde_json::to_value`; HMP reads them back to
+//! format its text output.
+
+use serde::{Deserialize, Serialize};
+
+/// `VersionTriple`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionTriple {
+    /// Major version.
+    pub major: i64,
+    /// Minor version.
+    pub minor: i64,
+    /// Micro version.
+    pub micro: i64,
+}
+
+/// `VersionInfo`: reply of `query-version`, and the `version` member of the greeting.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionInfo {
+    /// The QEMU version whose QMP behaviour this server follows.
+    pub qemu: VersionTriple,
+    /// Free-form package string; ours names pmvm.
+    pub package: String,
+}
+
+impl Default for VersionInfo {
+    /// QEMU 10.2.0 (the version whose behaviour pmvm follows), package "pmvm <version>".
+    fn default() -> Self {
+        VersionInfo {
+            qemu: VersionTriple {
+                major: 10,
+                minor: 2,
+                micro: 0,
+            },
+            package: format!("pmvm {}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+/// `RunState`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunState {
+    /// Stopped by the debugger.
+    Debug,
+    /// Waiting for an incoming migration.
+    Inmigrate,
+    /// Internal error.
+    InternalError,
+    /// Stopped on an I/O error.
+    IoError,
+    /// Paused by `stop`.
+    Paused,
+    /// Paused after migration.
+    Postmigrate,
+    /// Not started yet (`-S`).
+    Prelaunch,
+    /// Finishing migration.
+    FinishMigrate,
+    /// Restoring a snapshot.
+    RestoreVm,
+    /// Running.
+    Running,
+    /// Saving a snapshot.
+    SaveVm,
+    /// Shut down (with `-no-shutdown`).
+    Shutdown,
+    /// Suspended (ACPI S3).
+    Suspended,
+    /// Stopped by a watchdog.
+    Watchdog,
+    /// The guest panicked.
+    GuestPanicked,
+    /// COLO.
+    Colo,
+}
+
+impl RunState {
+    /// The wire name ("running", "paused", ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Debug => "debug",
+            RunState::Inmigrate => "inmigrate",
+            RunState::InternalError => "internal-error",
+            RunState::IoError => "io-error",
+            RunState::Paused => "paused",
+            RunState::Postmigrate => "postmigrate",
+            RunState::Prelaunch => "prelaunch",
+            RunState::FinishMigrate => "finish-migrate",
+            RunState::RestoreVm => "restore-vm",
+            RunState::Running => "running",
+            RunState::SaveVm => "save-vm",
+            RunState::Shutdown => "shutdown",
+            RunState::Suspended => "suspended",
+            RunState::Watchdog => "watchdog",
+            RunState::GuestPanicked => "guest-panicked",
+            RunState::Colo => "colo",
+        }
+    }
+}
+
+/// `StatusInfo`: reply of `query-status`.
+///
+/// QEMU 10 removed the deprecated `singlestep` member; set it only to imitate an older QEMU.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusInfo {
+    /// True if all vCPUs are runnable.
+    pub running: bool,
+    /// Removed in QEMU 10; omitted when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub singlestep: Option<bool>,
+    /// The run state.
+    pub status: RunState,
+}
+
+/// `NameInfo`: reply of `query-name` (`-name`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NameInfo {
+    /// The guest name, if one was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// `CommandInfo`: one element of the `query-commands` reply.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandInfo {
+    /// Command name.
+    pub name: String,
+}
+
+/// `PCDIMMDeviceInfo` (used for both `dimm` and `nvdimm`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PcdimmDeviceInfo {
+    /// The device's `id`, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Guest-physical address where the device is mapped.
+    pub addr: u64,
+    /// Size the device provides to the guest (for an NVDIMM: without the label area).
+    pub size: u64,
+    /// Slot number.
+    pub slot: i64,
+    /// NUMA node.
+    pub node: i64,
+    /// QOM path of the backend, e.g. "/objects/mem1".
+    pub memdev: String,
+    /// True if added with `device_add`.
+    pub hotplugged: bool,
+    /// True if it could be added or removed at run time.
+    pub hotpluggable: bool,
+}
+
+/// `MemoryDeviceInfo`: `{"type": "nvdimm", "data": {...}}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data", rename_all = "kebab-case")]
+pub enum MemoryDeviceInfo {
+    /// A `pc-dimm`.
+    Dimm(PcdimmDeviceInfo),
+    /// An `nvdimm`.
+    Nvdimm(PcdimmDeviceInfo),
+}
+
+/// `MemoryInfo`: reply of `query-memory-size-summary`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryInfo {
+    /// Boot memory (`-m`), in bytes.
+    #[serde(rename = "base-memory")]
+    pub base_memory: u64,
+    /// Memory of plugged memory devices (DIMMs and NVDIMMs), in bytes; absent without `maxmem`.
+    #[serde(
+        rename = "plugged-memory",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub plugged_memory: Option<u64>,
+}
+
+/// `HostMemPolicy`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostMemPolicy {
+    /// No policy.
+    #[default]
+    Default,
+    /// Prefer the given host nodes.
+    Preferred,
+    /// Only the given host nodes.
+    Bind,
+    /// Interleave across the given host nodes.
+    Interleave,
+}
+
+impl HostMemPolicy {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostMemPolicy::Default => "default",
+            HostMemPolicy::Preferred => "preferred",
+            HostMemPolicy::Bind => "bind",
+            HostMemPolicy::Interleave => "interleave",
+        }
+    }
+}
+
+/// `Memdev`: one element of the `query-memdev` reply.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Memdev {
+    /// Backend id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Size in bytes.
+    pub size: u64,
+    /// KSM merging enabled.
+    pub merge: bool,
+    /// Included in core dumps.
+    pub dump: bool,
+    /// Preallocated.
+    pub prealloc: bool,
+    /// Mapped shared (guest writes reach the file).
+    pub share: bool,
+    /// Swap space reserved (only reported by some QEMU builds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserve: Option<bool>,
+    /// Host NUMA nodes.
+    #[serde(rename = "host-nodes")]
+    pub host_nodes: Vec<u16>,
+    /// NUMA policy.
+    pub policy: HostMemPolicy,
+}
