@@ -294,7 +294,7 @@ fn check(slots: u32, mailbox_gpa: u32) -> Result<(), SsdtError> {
     if slots > MAX_SLOTS {
         return Err(SsdtError::TooManySlots { slots });
     }
-    if mailbox_gpa % 0x1000 != 0 {
+    if !mailbox_gpa.is_multiple_of(0x1000) {
         return Err(SsdtError::MailboxUnaligned { gpa: mailbox_gpa });
     }
     if u64::from(mailbox_gpa) + MAILBOX_SIZE as u64 > 1 << 32 {
