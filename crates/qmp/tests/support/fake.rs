@@ -1,0 +1,201 @@
+//! A fake VMM behind the QMP handler trait: keeps objects and devices in memory and answers
+//! the memory queries the way pmvm will. Shared by the tests and `examples/fake_vm.rs`.
+
+#![allow(dead_code)]
+
+use std::sync::{Mutex, OnceLock};
+
+use qmp::{
+    Command, DeviceAdd, Event, MemoryDeviceInfo, MemoryInfo, Memdev, NameInfo, ObjectAdd,
+    PcdimmDeviceInfo, QmpError, QmpHandler, QmpServer, RunState, ShutdownCause, StatusInfo,
+};
+use serde_json::{Value, json};
+
+#[derive(Default)]
+struct State {
+    running: bool,
+    quit: bool,
+    objects: Vec<ObjectAdd>,
+    devices: Vec<(DeviceAdd, i64, u64, u64)>,
+    log: Vec<Command>,
+}
+
+/// The fake VMM.
+pub struct FakeVm {
+    state: Mutex<State>,
+    /// Set after the server exists, so commands can emit events.
+    pub server: OnceLock<QmpServer>,
+}
+
+pub const BASE: u64 = 4 << 30;
+pub const WINDOW: u64 = 0x1_4000_0000;
+
+fn parse_size(s: &str) -> Option<u64> {
+    let (num, mult) = match s.chars().last()? {
+        'K' | 'k' => (&s[..s.len() - 1], 1u64 << 10),
+        'M' => (&s[..s.len() - 1], 1 << 20),
+        'G' => (&s[..s.len() - 1], 1 << 30),
+        'T' => (&s[..s.len() - 1], 1 << 40),
+        _ => (s, 1),
+    };
+    num.parse::<u64>().ok()?.checked_mul(mult)
+}
+
+impl FakeVm {
+    pub fn new() -> Self {
+        FakeVm {
+            state: Mutex::new(State { running: true, ..State::default() }),
+            server: OnceLock::new(),
+        }
+    }
+
+    /// Every command the handler saw, in order.
+    pub fn log(&self) -> Vec<Command> {
+        self.state.lock().unwrap().log.clone()
+    }
+
+    pub fn quit_requested(&self) -> bool {
+        self.state.lock().unwrap().quit
+    }
+
+    fn emit(&self, e: Event) {
+        if let Some(s) = self.server.get() {
+            s.emit(e);
+        }
+    }
+}
+
+impl QmpHandler for FakeVm {
+    fn execute(&self, cmd: Command) -> Result<Value, QmpError> {
+        let mut st = self.state.lock().unwrap();
+        st.log.push(cmd.clone());
+        match cmd {
+            Command::QueryStatus => Ok(serde_json::to_value(StatusInfo {
+                running: st.running,
+                singlestep: None,
+                status: if st.running { RunState::Running } else { RunState::Paused },
+            })
+            .unwrap()),
+            Command::QueryName => Ok(serde_json::to_value(NameInfo { name: Some("fake".into()) }).unwrap()),
+            Command::QueryMemorySizeSummary => {
+                let plugged = st.devices.iter().map(|d| d.3).sum();
+                Ok(serde_json::to_value(MemoryInfo { base_memory: BASE, plugged_memory: Some(plugged) })
+                    .unwrap())
+            }
+            Command::QueryMemoryDevices => {
+                let list: Vec<MemoryDeviceInfo> = st
+                    .devices
+                    .iter()
+                    .map(|(d, slot, addr, size)| {
+                        let memdev = d.props.iter().find(|(k, _)| k == "memdev").map(|(_, v)| v.clone());
+                        MemoryDeviceInfo::Nvdimm(PcdimmDeviceInfo {
+                            id: d.id.clone(),
+                            addr: *addr,
+                            size: *size,
+                            slot: *slot,
+                            node: 0,
+                            memdev: format!("/objects/{}", memdev.unwrap_or_default()),
+                            hotplugged: true,
+                            hotpluggable: true,
+                        })
+                    })
+                    .collect();
+                Ok(serde_json::to_value(list).unwrap())
+            }
+            Command::QueryMemdev => {
+                let list: Vec<Memdev> = st
+                    .objects
+                    .iter()
+                    .map(|o| Memdev {
+                        id: Some(o.id.clone()),
+                        size: o.props.iter().find(|(k, _)| k == "size").and_then(|(_, v)| parse_size(v)).unwrap_or(0),
+                        merge: false,
+                        dump: true,
+                        prealloc: false,
+                        share: o.props.iter().any(|(k, v)| k == "share" && v == "on"),
+                        reserve: None,
+                        host_nodes: vec![],
+                        policy: Default::default(),
+                    })
+                    .collect();
+                Ok(serde_json::to_value(list).unwrap())
+            }
+            Command::ObjectAdd(o) => {
+                if st.objects.iter().any(|x| x.id == o.id) {
+                    return Err(QmpError::generic(format!(
+                        "attempt to add duplicate property '{}' to object (type 'container')",
+                        o.id
+                    )));
+                }
+                st.objects.push(o);
+                Ok(json!({}))
+            }
+            Command::ObjectDel { id } => {
+                let Some(i) = st.objects.iter().position(|o| o.id == id) else {
+                    return Err(QmpError::generic(format!("object '{id}' not found")));
+                };
+                let used = st.devices.iter().any(|d| d.0.props.iter().any(|(k, v)| k == "memdev" && *v == id));
+                if used {
+                    return Err(QmpError::generic(format!("object '{id}' is in use, can not be deleted")));
+                }
+                st.objects.remove(i);
+                Ok(json!({}))
+            }
+            Command::DeviceAdd(d) => {
+                if d.driver != "nvdimm" {
+                    return Err(QmpError::generic(format!("'{}' is not a valid device model name", d.driver)));
+                }
+                let memdev = d.props.iter().find(|(k, _)| k == "memdev").map(|(_, v)| v.clone());
+                let Some(memdev) = memdev else {
+                    return Err(QmpError::generic("'memdev' property is not set"));
+                };
+                let Some(obj) = st.objects.iter().find(|o| o.id == memdev) else {
+                    return Err(QmpError::generic(format!(
+                        "Property 'nvdimm.memdev' can't find value '{memdev}'"
+                    )));
+                };
+                let size = obj.props.iter().find(|(k, _)| k == "size").and_then(|(_, v)| parse_size(v)).unwrap_or(0);
+                let slot = st.devices.len() as i64;
+                let addr = WINDOW + st.devices.iter().map(|d| d.3).sum::<u64>();
+                st.devices.push((d, slot, addr, size));
+                Ok(json!({}))
+            }
+            Command::DeviceDel { id } => {
+                if st.devices.iter().any(|d| d.0.id.as_deref() == Some(&id)) {
+                    Err(QmpError::generic("nvdimm device hot unplug is not supported yet."))
+                } else {
+                    Err(QmpError::device_not_found(&id))
+                }
+            }
+            Command::Stop => {
+                st.running = false;
+                drop(st);
+                self.emit(Event::stop());
+                Ok(Value::Null)
+            }
+            Command::Cont => {
+                st.running = true;
+                drop(st);
+                self.emit(Event::resume());
+                Ok(Value::Null)
+            }
+            Command::SystemPowerdown => {
+                drop(st);
+                self.emit(Event::powerdown());
+                Ok(Value::Null)
+            }
+            Command::SystemReset => {
+                drop(st);
+                self.emit(Event::reset(false, ShutdownCause::HostQmpSystemReset));
+                Ok(Value::Null)
+            }
+            Command::Quit => {
+                st.quit = true;
+                drop(st);
+                self.emit(Event::shutdown(false, ShutdownCause::HostQmpQuit));
+                Ok(Value::Null)
+            }
+            other => Err(QmpError::generic(format!("unexpected command {}", other.name()))),
+        }
+    }
+}
