@@ -108,8 +108,15 @@ impl DsmDispatcher {
             return self.fail(status::INVALID_INPUT);
         };
         let arg = mailbox.get(OFF_FARG..).unwrap_or(&[]);
-        let req = Request { handle, revision, function, arg };
-        let idx = usize::try_from(function).unwrap_or(usize::MAX).min(FUNC_COUNTERS - 1);
+        let req = Request {
+            handle,
+            revision,
+            function,
+            arg,
+        };
+        let idx = usize::try_from(function)
+            .unwrap_or(usize::MAX)
+            .min(FUNC_COUNTERS - 1);
         self.stats.calls[idx] += 1;
 
         if req.revision != 1 {

@@ -16,8 +16,12 @@ struct FuzzTarget {
 impl DsmTarget for FuzzTarget {
     fn dimm(&mut self, handle: u32) -> Option<DimmRef<'_>> {
         match handle {
-            1 => Some(DimmRef { labels: Some(&mut self.rw) }),
-            2 => Some(DimmRef { labels: Some(&mut self.ro) }),
+            1 => Some(DimmRef {
+                labels: Some(&mut self.rw),
+            }),
+            2 => Some(DimmRef {
+                labels: Some(&mut self.ro),
+            }),
             3 => Some(DimmRef { labels: None }),
             _ => None,
         }
@@ -55,7 +59,10 @@ pub fn fuzz_dsm_mailbox(data: &[u8]) {
         .collect();
     let mut target = FuzzTarget {
         rw: MemLabelArea::new(0x20000),
-        ro: MemLabelArea { data: vec![0xA5; 0x1000], read_only: true },
+        ro: MemLabelArea {
+            data: vec![0xA5; 0x1000],
+            read_only: true,
+        },
         fit: build_fit(&devs, Some(Persistence::Cpu)),
     };
     let mut disp = DsmDispatcher::new();
@@ -81,7 +88,11 @@ pub fn fuzz_dsm_mailbox(data: &[u8]) {
                     6 => u32::from(pick(0)) << 8,
                     h => u32::from(h),
                 };
-                let rev = if pick(1) < 0xF0 { 1 } else { u32::from(pick(1)) };
+                let rev = if pick(1) < 0xF0 {
+                    1
+                } else {
+                    u32::from(pick(1))
+                };
                 let mut mb = Vec::with_capacity(MAILBOX_SIZE);
                 mb.extend_from_slice(&handle.to_le_bytes());
                 mb.extend_from_slice(&rev.to_le_bytes());
@@ -94,9 +105,17 @@ pub fn fuzz_dsm_mailbox(data: &[u8]) {
             }
         };
         let reply = disp.handle(&mailbox, &mut target);
-        assert!(reply.len() >= 8 && reply.len() <= MAILBOX_SIZE, "reply length {}", reply.len());
+        assert!(
+            reply.len() >= 8 && reply.len() <= MAILBOX_SIZE,
+            "reply length {}",
+            reply.len()
+        );
         let rlen = u32::from_le_bytes([reply[0], reply[1], reply[2], reply[3]]);
-        assert_eq!(rlen as usize, reply.len(), "RLEN must equal the reply length");
+        assert_eq!(
+            rlen as usize,
+            reply.len(),
+            "RLEN must equal the reply length"
+        );
         check_write_visible(&mailbox, &reply, &target.rw);
     }
 }
@@ -104,7 +123,8 @@ pub fn fuzz_dsm_mailbox(data: &[u8]) {
 /// After a successful function-6 on handle 1, the label area holds the written bytes.
 fn check_write_visible(mailbox: &[u8], reply: &[u8], rw: &MemLabelArea) {
     let word = |b: &[u8], o: usize| {
-        b.get(o..o + 4).map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+        b.get(o..o + 4)
+            .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
     };
     let ok = word(reply, 4) == Some(0) && reply.len() == 8;
     if !(ok && word(mailbox, 0) == Some(1) && word(mailbox, 8) == Some(6)) {
@@ -113,7 +133,14 @@ fn check_write_visible(mailbox: &[u8], reply: &[u8], rw: &MemLabelArea) {
     if let (Some(off), Some(len)) = (word(mailbox, 12), word(mailbox, 16)) {
         let (off, len) = (off as usize, len as usize);
         let mut back = vec![0u8; len];
-        assert!(rw.read(off as u32, &mut back).is_ok(), "accepted write must be in range");
-        assert_eq!(&back[..], &mailbox[20..20 + len], "written bytes must be readable");
+        assert!(
+            rw.read(off as u32, &mut back).is_ok(),
+            "accepted write must be in range"
+        );
+        assert_eq!(
+            &back[..],
+            &mailbox[20..20 + len],
+            "written bytes must be readable"
+        );
     }
 }

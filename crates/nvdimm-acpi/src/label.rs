@@ -71,12 +71,19 @@ pub struct MemLabelArea {
 impl MemLabelArea {
     /// A zero-filled writable area of `size` bytes.
     pub fn new(size: u32) -> Self {
-        MemLabelArea { data: vec![0; size as usize], read_only: false }
+        MemLabelArea {
+            data: vec![0; size as usize],
+            read_only: false,
+        }
     }
 
     fn range(&self, offset: u32, len: usize) -> Result<std::ops::Range<usize>, LabelIoError> {
         let start = offset as usize;
-        let err = || LabelIoError::OutOfRange { offset, len, size: self.label_size() };
+        let err = || LabelIoError::OutOfRange {
+            offset,
+            len,
+            size: self.label_size(),
+        };
         let end = start.checked_add(len).ok_or_else(err)?;
         if end > self.data.len() {
             return Err(err());

@@ -9,10 +9,10 @@
 use acpi_tables::Aml;
 use acpi_tables::AmlSink;
 use acpi_tables::aml::{
-    Add, Arg, BufferData, Concat, DeRefOf, Device, Else, Equal, Field, FieldAccessType,
-    FieldEntry, FieldLockRule, FieldUpdateRule, GreaterThan, If, Index, LessEqual, LessThan,
-    Local, Method, MethodCall, Mid, Name, NotEqual, ONE, ObjectType, OpRegion, OpRegionSpace,
-    Path, Return, Scope, SizeOf, Store, Subtract, ToInteger, Uuid, While, ZERO,
+    Add, Arg, BufferData, Concat, DeRefOf, Device, Else, Equal, Field, FieldAccessType, FieldEntry,
+    FieldLockRule, FieldUpdateRule, GreaterThan, If, Index, LessEqual, LessThan, Local, Method,
+    MethodCall, Mid, Name, NotEqual, ONE, ObjectType, OpRegion, OpRegionSpace, Path, Return, Scope,
+    SizeOf, Store, Subtract, ToInteger, Uuid, While, ZERO,
 };
 
 use crate::header::{OemIds, build_table};
@@ -83,7 +83,13 @@ fn p(name: &str) -> Path {
 }
 
 fn field(region: &str, access: FieldAccessType, entries: Vec<FieldEntry>) -> Raw {
-    enc(&Field::new(p(region), access, FieldLockRule::NoLock, FieldUpdateRule::Preserve, entries))
+    enc(&Field::new(
+        p(region),
+        access,
+        FieldLockRule::NoLock,
+        FieldUpdateRule::Preserve,
+        entries,
+    ))
 }
 
 fn name4(s: &str) -> [u8; 4] {
@@ -96,7 +102,12 @@ fn name4(s: &str) -> [u8; 4] {
 fn mailbox_decls(mailbox_gpa: u32, doorbell_port: u16) -> Vec<Raw> {
     let size = MAILBOX_SIZE as u32;
     let mut out = vec![
-        enc(&OpRegion::new(p("NRAM"), OpRegionSpace::SystemMemory, &mailbox_gpa, &size)),
+        enc(&OpRegion::new(
+            p("NRAM"),
+            OpRegionSpace::SystemMemory,
+            &mailbox_gpa,
+            &size,
+        )),
         field(
             "NRAM",
             FieldAccessType::DWord,
@@ -106,21 +117,41 @@ fn mailbox_decls(mailbox_gpa: u32, doorbell_port: u16) -> Vec<Raw> {
                 FieldEntry::Named(*b"FUNC", 32),
             ],
         ),
-        field("NRAM", FieldAccessType::DWord, vec![FieldEntry::Named(*b"RLEN", 32)]),
+        field(
+            "NRAM",
+            FieldAccessType::DWord,
+            vec![FieldEntry::Named(*b"RLEN", 32)],
+        ),
     ];
     for (name, bytes) in FARG_LADDER {
         out.push(field(
             "NRAM",
             FieldAccessType::QWord,
-            vec![FieldEntry::Reserved(OFF_FARG * 8), FieldEntry::Named(name4(name), bytes * 8)],
+            vec![
+                FieldEntry::Reserved(OFF_FARG * 8),
+                FieldEntry::Named(name4(name), bytes * 8),
+            ],
         ));
     }
     for (name, bytes) in ODAT_LADDER {
-        out.push(field("NRAM", FieldAccessType::QWord, vec![FieldEntry::Named(name4(name), bytes * 8)]));
+        out.push(field(
+            "NRAM",
+            FieldAccessType::QWord,
+            vec![FieldEntry::Named(name4(name), bytes * 8)],
+        ));
     }
     let len = u8::try_from(crate::mailbox::DOORBELL_LEN).unwrap_or(4);
-    out.push(enc(&OpRegion::new(p("NPIO"), OpRegionSpace::SystemIO, &doorbell_port, &len)));
-    out.push(field("NPIO", FieldAccessType::DWord, vec![FieldEntry::Named(*b"NTFI", 32)]));
+    out.push(enc(&OpRegion::new(
+        p("NPIO"),
+        OpRegionSpace::SystemIO,
+        &doorbell_port,
+        &len,
+    )));
+    out.push(field(
+        "NPIO",
+        FieldAccessType::DWord,
+        vec![FieldEntry::Named(*b"NTFI", 32)],
+    ));
     out
 }
 
@@ -149,16 +180,25 @@ fn ncal(mailbox_gpa: u32) -> Raw {
     let (l0, l1, l2, l3) = (Local(0), Local(1), Local(2), Local(3));
 
     // Local0 = expected UUID for the handle.
-    let uuid = enc(&If::new(&Equal::new(&a4, &ZERO), vec![&Store::new(&l0, &Uuid::new(UUID_ROOT))]));
+    let uuid = enc(&If::new(
+        &Equal::new(&a4, &ZERO),
+        vec![&Store::new(&l0, &Uuid::new(UUID_ROOT))],
+    ));
     let uuid_else = enc(&Else::new(vec![
-        &If::new(&Equal::new(&a4, &PRIVATE_HANDLE), vec![&Store::new(&l0, &Uuid::new(UUID_PRIVATE))]),
+        &If::new(
+            &Equal::new(&a4, &PRIVATE_HANDLE),
+            vec![&Store::new(&l0, &Uuid::new(UUID_PRIVATE))],
+        ),
         &Else::new(vec![&Store::new(&l0, &Uuid::new(UUID_INTEL))]),
     ]));
     // Wrong UUID: "nothing supported" for function 0, else status 1, without a VM exit.
     let wrong_uuid = enc(&If::new(
         &NotEqual::new(&a0, &l0),
         vec![
-            &If::new(&Equal::new(&a2, &ZERO), vec![&Return::new(&BufferData::new(vec![0]))]),
+            &If::new(
+                &Equal::new(&a2, &ZERO),
+                vec![&Return::new(&BufferData::new(vec![0]))],
+            ),
             &Return::new(&BufferData::new(vec![1])),
         ],
     ));
@@ -167,7 +207,10 @@ fn ncal(mailbox_gpa: u32) -> Raw {
         &Equal::new(&ObjectType::new(&a3), &OBJ_PACKAGE),
         vec![&If::new(
             &Equal::new(&SizeOf::new(&a3), &ONE),
-            vec![&Store::new(&l1, &DeRefOf::new(&Index::new(&ZERO, &a3, &ZERO)))],
+            vec![&Store::new(
+                &l1,
+                &DeRefOf::new(&Index::new(&ZERO, &a3, &ZERO)),
+            )],
         )],
     ));
     let in_ladder = ladder(&l2, &FARG_LADDER, &|name| enc(&Store::new(&p(name), &l1)));
@@ -203,10 +246,21 @@ fn ncal(mailbox_gpa: u32) -> Raw {
             // Doorbell: the VMM handles the request synchronously during this OUT.
             &Store::new(&p("NTFI"), &mailbox_gpa),
             &Store::new(&l2, &p("RLEN")),
-            &If::new(&LessThan::new(&l2, &four), vec![&Return::new(&BufferData::new(vec![]))]),
-            &If::new(&GreaterThan::new(&l2, &size), vec![&Return::new(&BufferData::new(vec![]))]),
+            &If::new(
+                &LessThan::new(&l2, &four),
+                vec![&Return::new(&BufferData::new(vec![]))],
+            ),
+            &If::new(
+                &GreaterThan::new(&l2, &size),
+                vec![&Return::new(&BufferData::new(vec![]))],
+            ),
             &out_ladder,
-            &Return::new(&Mid::new(&l3, &four, &Subtract::new(&ZERO, &l2, &four), &ZERO)),
+            &Return::new(&Mid::new(
+                &l3,
+                &four,
+                &Subtract::new(&ZERO, &l2, &four),
+                &ZERO,
+            )),
         ],
     ))
 }
@@ -224,7 +278,10 @@ fn fit_method() -> Raw {
     );
     let restart = enc(&If::new(
         &Equal::new(&l4, &changed),
-        vec![&Store::new(&l0, &BufferData::new(vec![])), &Store::new(&l1, &ZERO)],
+        vec![
+            &Store::new(&l0, &BufferData::new(vec![])),
+            &Store::new(&l1, &ZERO),
+        ],
     ));
     let append = enc(&Else::new(vec![
         &If::new(&NotEqual::new(&l4, &ZERO), vec![&Return::new(&l0)]),
@@ -246,7 +303,10 @@ fn fit_method() -> Raw {
                     &Store::new(&l2, &call),
                     &Store::new(&l3, &SizeOf::new(&l2)),
                     &If::new(&LessThan::new(&l3, &four), vec![&Return::new(&l0)]),
-                    &Store::new(&l4, &ToInteger::new(&ZERO, &Mid::new(&l2, &ZERO, &four, &ZERO))),
+                    &Store::new(
+                        &l4,
+                        &ToInteger::new(&ZERO, &Mid::new(&l2, &ZERO, &four, &ZERO)),
+                    ),
                     &restart,
                     &append,
                 ],
@@ -312,5 +372,11 @@ pub fn build_nvdimm_ssdt(
     oem: &OemIds,
 ) -> Result<Vec<u8>, SsdtError> {
     let body = nvdr_aml(slots, mailbox_gpa, doorbell_port)?;
-    Ok(build_table(*b"SSDT", SSDT_REVISION, oem, SSDT_OEM_TABLE_ID, &body))
+    Ok(build_table(
+        *b"SSDT",
+        SSDT_REVISION,
+        oem,
+        SSDT_OEM_TABLE_ID,
+        &body,
+    ))
 }

@@ -22,7 +22,11 @@ fn acpiexec_runs_dsm_and_fit_paths() {
     std::fs::write(dir.join("nvdimm.aml"), &ssdt).unwrap();
     let asl = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/aml/exec_test.asl");
     std::fs::copy(asl, dir.join("exec_test.asl")).unwrap();
-    let out = Command::new(tool("iasl")).current_dir(&dir).arg("exec_test.asl").output().unwrap();
+    let out = Command::new(tool("iasl"))
+        .current_dir(&dir)
+        .arg("exec_test.asl")
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "iasl failed on exec_test.asl:\n{}",
@@ -33,7 +37,11 @@ fn acpiexec_runs_dsm_and_fit_paths() {
         .args(["-b", "evaluate \\PMVT", "nvdimm.aml", "exec_test.aml"])
         .output()
         .unwrap();
-    let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         log.contains("[Integer] = 0000000000000000"),
         "PMVT did not return 0 (the value is the failed check, see exec_test.asl):\n{log}"

@@ -18,10 +18,16 @@ impl LabelArea for Broken {
         false
     }
     fn read(&self, offset: u32, _: &mut [u8]) -> Result<(), LabelIoError> {
-        Err(LabelIoError::Io { offset, source: std::io::Error::other("EIO") })
+        Err(LabelIoError::Io {
+            offset,
+            source: std::io::Error::other("EIO"),
+        })
     }
     fn write(&mut self, offset: u32, _: &[u8]) -> Result<(), LabelIoError> {
-        Err(LabelIoError::Io { offset, source: std::io::Error::other("EIO") })
+        Err(LabelIoError::Io {
+            offset,
+            source: std::io::Error::other("EIO"),
+        })
     }
 }
 
@@ -35,10 +41,19 @@ struct Vm {
 
 impl Vm {
     fn new() -> Self {
-        let d = NvdimmAcpiInfo { slot: 0, gpa: 0x1_0000_0000, pmem_size: 0x800_0000, node: 0, unarmed: false };
+        let d = NvdimmAcpiInfo {
+            slot: 0,
+            gpa: 0x1_0000_0000,
+            pmem_size: 0x800_0000,
+            node: 0,
+            unarmed: false,
+        };
         Vm {
             rw: MemLabelArea::new(0x20000),
-            ro: MemLabelArea { data: (0..0x1000u32).map(|i| i as u8).collect(), read_only: true },
+            ro: MemLabelArea {
+                data: (0..0x1000u32).map(|i| i as u8).collect(),
+                read_only: true,
+            },
             broken: Broken,
             fit: build_fit(&[d], None),
         }
@@ -48,10 +63,16 @@ impl Vm {
 impl DsmTarget for Vm {
     fn dimm(&mut self, handle: u32) -> Option<DimmRef<'_>> {
         match handle {
-            1 => Some(DimmRef { labels: Some(&mut self.rw) }),
-            2 => Some(DimmRef { labels: Some(&mut self.ro) }),
+            1 => Some(DimmRef {
+                labels: Some(&mut self.rw),
+            }),
+            2 => Some(DimmRef {
+                labels: Some(&mut self.ro),
+            }),
             3 => Some(DimmRef { labels: None }),
-            4 => Some(DimmRef { labels: Some(&mut self.broken) }),
+            4 => Some(DimmRef {
+                labels: Some(&mut self.broken),
+            }),
             _ => None,
         }
     }
@@ -62,7 +83,9 @@ impl DsmTarget for Vm {
 
 fn hex(s: &str) -> Vec<u8> {
     let d: Vec<u8> = s.bytes().filter(|b| b.is_ascii_hexdigit()).collect();
-    d.chunks(2).map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap()).collect()
+    d.chunks(2)
+        .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
+        .collect()
 }
 
 /// A full-size mailbox copy with the given leading bytes (the rest zero, like fresh RAM).
@@ -101,29 +124,50 @@ fn golden_exchanges() {
     head.extend_from_slice(&data);
     assert_eq!(d.handle(&mailbox(&head), &mut vm), hex("08000000 00000000"));
     // Function 5: 256 bytes at 0x100 read back.
-    let r = d.handle(&mailbox(&hex("01000000 01000000 05000000 00010000 00010000")), &mut vm);
+    let r = d.handle(
+        &mailbox(&hex("01000000 01000000 05000000 00010000 00010000")),
+        &mut vm,
+    );
     let mut want = hex("08010000 00000000");
     want.extend_from_slice(&data);
     assert_eq!(r, want);
     // Function 5: 4096 bytes now fit in one call (QEMU: status 3, max_xfer 4076).
-    let r = d.handle(&mailbox(&hex("01000000 01000000 05000000 00000000 00100000")), &mut vm);
+    let r = d.handle(
+        &mailbox(&hex("01000000 01000000 05000000 00000000 00100000")),
+        &mut vm,
+    );
     assert_eq!(&r[..8], &hex("08100000 00000000")[..]);
     assert_eq!(r.len(), 0x1008);
     assert_eq!(&r[8 + 0x100..8 + 0x200], &data[..]);
     // The whole 128 KiB label area in one call.
-    let r = d.handle(&mailbox(&hex("01000000 01000000 05000000 00000000 00000200")), &mut vm);
+    let r = d.handle(
+        &mailbox(&hex("01000000 01000000 05000000 00000000 00000200")),
+        &mut vm,
+    );
     assert_eq!(&r[..8], &hex("08000200 00000000")[..]);
     assert_eq!(r.len(), 0x20008);
     // Read FIT at 0: one DIMM, no caps = 184 bytes; then at 184: end.
-    let r = d.handle(&mailbox(&hex("00000100 01000000 01000000 00000000")), &mut vm);
+    let r = d.handle(
+        &mailbox(&hex("00000100 01000000 01000000 00000000")),
+        &mut vm,
+    );
     assert_eq!(&r[..8], &hex("c0000000 00000000")[..]);
     assert_eq!(&r[8..], &vm.fit[..]);
-    let r = d.handle(&mailbox(&hex("00000100 01000000 01000000 b8000000")), &mut vm);
+    let r = d.handle(
+        &mailbox(&hex("00000100 01000000 01000000 b8000000")),
+        &mut vm,
+    );
     assert_eq!(r, hex("08000000 00000000"));
     let s = d.stats();
-    assert_eq!((s.calls[0], s.calls[1], s.calls[4], s.calls[5], s.calls[6]), (1, 2, 1, 3, 1));
+    assert_eq!(
+        (s.calls[0], s.calls[1], s.calls[4], s.calls[5], s.calls[6]),
+        (1, 2, 1, 3, 1)
+    );
     assert_eq!(s.label_bytes_read, 256 + 0x1000 + 0x20000);
-    assert_eq!((s.label_bytes_written, s.fit_bytes_read, s.errors), (256, 184, 0));
+    assert_eq!(
+        (s.label_bytes_written, s.fit_bytes_read, s.errors),
+        (256, 184, 0)
+    );
 }
 
 #[test]
@@ -132,7 +176,12 @@ fn status_codes() {
     let mut d = DsmDispatcher::new();
     let mut st = |m: Vec<u8>| {
         let r = d.handle(&m, &mut vm);
-        assert_eq!(r.len(), 8, "status-only reply expected, got {} bytes", r.len());
+        assert_eq!(
+            r.len(),
+            8,
+            "status-only reply expected, got {} bytes",
+            r.len()
+        );
         u32::from_le_bytes(r[4..8].try_into().unwrap())
     };
     // Revision != 1: status 1 whatever the handle/function (reads as bitmap 1 for f0).
@@ -193,7 +242,10 @@ fn truncated_requests_are_invalid_input() {
     let mut w = hex("01000000 01000000 06000000 00000000 10000000");
     w.extend_from_slice(&[0xEE; 15]);
     assert_eq!(&d.handle(&w, &mut vm)[4..], &three[..]);
-    assert!(vm.rw.data.iter().all(|b| *b == 0), "a rejected write must not touch labels");
+    assert!(
+        vm.rw.data.iter().all(|b| *b == 0),
+        "a rejected write must not touch labels"
+    );
     w.push(0xEE);
     assert_eq!(&d.handle(&w, &mut vm)[4..], &0u32.to_le_bytes()[..]);
     assert_eq!(&vm.rw.data[..16], &[0xEE; 16]);
@@ -218,7 +270,13 @@ fn fit_changed_restarts_only_reads_in_progress() {
 #[test]
 fn large_fit_is_chunked_at_mailbox_size() {
     let devs: Vec<_> = (0..256)
-        .map(|slot| NvdimmAcpiInfo { slot, gpa: u64::from(slot) << 30, pmem_size: 1 << 30, node: 0, unarmed: false })
+        .map(|slot| NvdimmAcpiInfo {
+            slot,
+            gpa: u64::from(slot) << 30,
+            pmem_size: 1 << 30,
+            node: 0,
+            unarmed: false,
+        })
         .collect();
     let mut vm = Vm::new();
     // Make a FIT larger than one chunk by repeating it.
@@ -227,7 +285,10 @@ fn large_fit_is_chunked_at_mailbox_size() {
     let mut d = DsmDispatcher::new();
     let mut got = Vec::new();
     loop {
-        let r = d.handle(&req(PRIVATE_HANDLE, 1, 1, &args(&[got.len() as u32])), &mut vm);
+        let r = d.handle(
+            &req(PRIVATE_HANDLE, 1, 1, &args(&[got.len() as u32])),
+            &mut vm,
+        );
         assert!(r.len() <= MAILBOX_SIZE);
         assert_eq!(&r[4..8], &[0; 4]);
         if r.len() == 8 {
@@ -259,7 +320,12 @@ fn arb_request() -> impl Strategy<Value = Vec<u8>> {
     let rev = prop_oneof![Just(1u32), any::<u32>()];
     let func = prop_oneof![0u32..8, any::<u32>()];
     let off = prop_oneof![0u32..0x20100, any::<u32>()];
-    let len = prop_oneof![0u32..0x300, Just(MAX_XFER), Just(MAX_XFER + 1), any::<u32>()];
+    let len = prop_oneof![
+        0u32..0x300,
+        Just(MAX_XFER),
+        Just(MAX_XFER + 1),
+        any::<u32>()
+    ];
     let tail = proptest::collection::vec(any::<u8>(), 0..64);
     let cut = prop_oneof![Just(usize::MAX), 0usize..64];
     (handle, rev, func, off, len, tail, cut).prop_map(|(h, r, f, o, l, t, cut)| {

@@ -33,7 +33,13 @@ fn hex(s: &str) -> Vec<u8> {
 }
 
 fn dimm(slot: u32) -> NvdimmAcpiInfo {
-    NvdimmAcpiInfo { slot, gpa: 0x1_0800_0000, pmem_size: 0x0800_0000, node: 2, unarmed: false }
+    NvdimmAcpiInfo {
+        slot,
+        gpa: 0x1_0800_0000,
+        pmem_size: 0x0800_0000,
+        node: 2,
+        unarmed: false,
+    }
 }
 
 #[test]
@@ -52,7 +58,13 @@ fn reproduces_qemu_nfit_dimmpxm() {
 
 #[test]
 fn identities_follow_the_slot() {
-    let d = NvdimmAcpiInfo { slot: 0, gpa: 0x1_0000_0000, pmem_size: 0x4000_0000, node: 0, unarmed: true };
+    let d = NvdimmAcpiInfo {
+        slot: 0,
+        gpa: 0x1_0000_0000,
+        pmem_size: 0x4000_0000,
+        node: 0,
+        unarmed: true,
+    };
     let e = device_fit_entries(&d);
     assert_eq!(e.len(), DEVICE_FIT_SIZE);
     assert_eq!(e.len(), 184);
@@ -68,7 +80,11 @@ fn identities_follow_the_slot() {
     assert_eq!(u32_at(104 + 24), 0x123456);
     assert_eq!(u16_at(104 + 28), 0x0301);
     // Linux's id string is be16(vendor)-be32(serial): "8680-56341200" for slot 0.
-    let id = format!("{:04x}-{:08x}", u16_at(104 + 6).swap_bytes(), u32_at(104 + 24).swap_bytes());
+    let id = format!(
+        "{:04x}-{:08x}",
+        u16_at(104 + 6).swap_bytes(),
+        u32_at(104 + 24).swap_bytes()
+    );
     assert_eq!(id, "8680-56341200");
 }
 
@@ -77,17 +93,37 @@ fn persistence_parses_and_builds_caps() {
     assert_eq!("cpu".parse::<Persistence>(), Ok(Persistence::Cpu));
     assert_eq!("mem-ctrl".parse::<Persistence>(), Ok(Persistence::MemCtrl));
     let err = "flush".parse::<Persistence>().unwrap_err().to_string();
-    assert!(err.contains("nvdimm-persistence=flush") && err.contains("mem-ctrl"), "{err}");
-    assert_eq!(caps_entry(Persistence::Cpu), hex("0700 1000 0100 0000 0300 0000 0000 0000"));
-    assert_eq!(caps_entry(Persistence::MemCtrl), hex("0700 1000 0100 0000 0200 0000 0000 0000"));
+    assert!(
+        err.contains("nvdimm-persistence=flush") && err.contains("mem-ctrl"),
+        "{err}"
+    );
+    assert_eq!(
+        caps_entry(Persistence::Cpu),
+        hex("0700 1000 0100 0000 0300 0000 0000 0000")
+    );
+    assert_eq!(
+        caps_entry(Persistence::MemCtrl),
+        hex("0700 1000 0100 0000 0200 0000 0000 0000")
+    );
     assert_eq!(Persistence::MemCtrl.to_string(), "mem-ctrl");
     assert_eq!(build_fit(&[], None), Vec::<u8>::new());
 }
 
 fn arb_dimm() -> impl Strategy<Value = NvdimmAcpiInfo> {
-    (0u32..256, any::<u64>(), any::<u64>(), any::<u32>(), any::<bool>()).prop_map(
-        |(slot, gpa, pmem_size, node, unarmed)| NvdimmAcpiInfo { slot, gpa, pmem_size, node, unarmed },
+    (
+        0u32..256,
+        any::<u64>(),
+        any::<u64>(),
+        any::<u32>(),
+        any::<bool>(),
     )
+        .prop_map(|(slot, gpa, pmem_size, node, unarmed)| NvdimmAcpiInfo {
+            slot,
+            gpa,
+            pmem_size,
+            node,
+            unarmed,
+        })
 }
 
 proptest! {

@@ -31,8 +31,17 @@ fn scratch(name: &str) -> PathBuf {
 fn disassemble(dir: &Path, table: &[u8]) -> (String, String) {
     let aml = dir.join("ssdt.aml");
     std::fs::write(&aml, table).expect("write aml");
-    let out = Command::new(iasl()).current_dir(dir).arg("-d").arg(&aml).output().expect("run iasl");
-    let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(iasl())
+        .current_dir(dir)
+        .arg("-d")
+        .arg(&aml)
+        .output()
+        .expect("run iasl");
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "iasl -d failed:\n{log}");
     let asl = std::fs::read_to_string(dir.join("ssdt.dsl")).expect("iasl wrote ssdt.dsl");
     (log, asl)
@@ -47,10 +56,24 @@ fn one_slot_disassembles_and_recompiles_cleanly() {
     assert!(!log.contains("Error"), "iasl -d reported errors:\n{log}");
     std::fs::write(dir.join("asl.txt"), &asl).unwrap();
     // Re-compile the disassembly: iasl's semantic checks (region limits, access widths, ...).
-    let out = Command::new(iasl()).current_dir(&dir).args(["-p", "recompiled", "ssdt.dsl"]).output().unwrap();
-    let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "iasl could not recompile the disassembly:\n{log}");
-    assert!(log.contains("0 Errors, 0 Warnings"), "recompile errors/warnings:\n{log}");
+    let out = Command::new(iasl())
+        .current_dir(&dir)
+        .args(["-p", "recompiled", "ssdt.dsl"])
+        .output()
+        .unwrap();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "iasl could not recompile the disassembly:\n{log}"
+    );
+    assert!(
+        log.contains("0 Errors, 0 Warnings"),
+        "recompile errors/warnings:\n{log}"
+    );
     for needle in [
         "DefinitionBlock (\"\", \"SSDT\", 2, \"BOCHS \", \"NVDIMM  \", 0x00000001)",
         "Scope (\\_SB)",
@@ -85,7 +108,10 @@ fn one_slot_disassembles_and_recompiles_cleanly() {
         assert!(asl.contains("QWordAcc"), "ladder fields use QWord access");
     }
     assert!(!asl.contains("NV01"), "one slot means one child");
-    assert!(!asl.contains("_STA"), "no _STA: every slot's device is always present");
+    assert!(
+        !asl.contains("_STA"),
+        "no _STA: every slot's device is always present"
+    );
 }
 
 #[test]
@@ -95,7 +121,12 @@ fn many_slots_name_children_in_hex_and_disassemble() {
     assert!(checksum_ok(&table));
     let (log, asl) = disassemble(&dir, &table);
     assert!(!log.contains("Error"), "iasl -d reported errors:\n{log}");
-    for (slot, name, adr) in [(0, "NV00", "One"), (9, "NV09", "0x0A"), (10, "NV0A", "0x0B"), (255, "NVFF", "0x0100")] {
+    for (slot, name, adr) in [
+        (0, "NV00", "One"),
+        (9, "NV09", "0x0A"),
+        (10, "NV0A", "0x0B"),
+        (255, "NVFF", "0x0100"),
+    ] {
         assert_eq!(child_name(slot).as_deref(), Some(name));
         let block = format!("Device ({name})\n            {{\n                Name (_ADR, {adr})");
         assert!(asl.contains(&block), "missing {block:?}");
@@ -108,7 +139,11 @@ fn child_names_are_valid_aml_names() {
     for slot in 0..MAX_SLOTS {
         let n = child_name(slot).unwrap();
         assert_eq!(n.len(), 4);
-        assert!(n.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()), "{n}");
+        assert!(
+            n.bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()),
+            "{n}"
+        );
     }
     assert_eq!(child_name(MAX_SLOTS), None);
 }
@@ -120,13 +155,25 @@ fn bad_parameters_are_errors_not_panics() {
         build_nvdimm_ssdt(257, MBOX, 0x0A18, &oem),
         Err(SsdtError::TooManySlots { slots: 257 })
     );
-    assert_eq!(nvdr_aml(1, MBOX + 8, 0x0A18), Err(SsdtError::MailboxUnaligned { gpa: MBOX + 8 }));
-    assert_eq!(nvdr_aml(1, 0xFFFF_F000, 0x0A18), Err(SsdtError::MailboxAbove4G { gpa: 0xFFFF_F000 }));
+    assert_eq!(
+        nvdr_aml(1, MBOX + 8, 0x0A18),
+        Err(SsdtError::MailboxUnaligned { gpa: MBOX + 8 })
+    );
+    assert_eq!(
+        nvdr_aml(1, 0xFFFF_F000, 0x0A18),
+        Err(SsdtError::MailboxAbove4G { gpa: 0xFFFF_F000 })
+    );
     let top = u32::try_from((1u64 << 32) - MAILBOX_SIZE as u64).unwrap();
-    assert!(nvdr_aml(1, top, 0x0A18).is_ok(), "a mailbox ending exactly at 4 GiB is fine");
+    assert!(
+        nvdr_aml(1, top, 0x0A18).is_ok(),
+        "a mailbox ending exactly at 4 GiB is fine"
+    );
     let msg = SsdtError::TooManySlots { slots: 300 }.to_string();
     assert!(msg.contains("300") && msg.contains("slots="), "{msg}");
-    assert!(build_nvdimm_ssdt(0, MBOX, 0x0A18, &oem).is_ok(), "zero slots: NVDR only");
+    assert!(
+        build_nvdimm_ssdt(0, MBOX, 0x0A18, &oem).is_ok(),
+        "zero slots: NVDR only"
+    );
 }
 
 /// Golden bytes of a 2-slot SSDT (mailbox 0x7FF00000, port 0x0A18, QEMU OEM ids). The file was
@@ -143,5 +190,8 @@ fn golden_two_slot_ssdt() {
     assert_eq!(table.len(), golden.len(), "SSDT length changed");
     assert!(table == golden, "SSDT bytes changed");
     assert_eq!(&table[..4], b"SSDT");
-    assert_eq!(u32::from_le_bytes(table[4..8].try_into().unwrap()) as usize, table.len());
+    assert_eq!(
+        u32::from_le_bytes(table[4..8].try_into().unwrap()) as usize,
+        table.len()
+    );
 }
