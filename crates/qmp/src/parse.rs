@@ -150,9 +150,11 @@ impl Parser<'_> {
                 return Ok(Number::UInt(u));
             }
         }
-        text.parse::<f64>()
-            .map(Number::Float)
-            .map_err(|_| err("invalid number"))
+        // Overflow to infinity (1e400) has no JSON spelling: reject it.
+        match text.parse::<f64>() {
+            Ok(f) if f.is_finite() => Ok(Number::Float(f)),
+            _ => Err(err("number out of range")),
+        }
     }
 
     fn hex4(&mut self) -> Result<u32, String> {
