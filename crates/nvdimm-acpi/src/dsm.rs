@@ -32,10 +32,21 @@ pub struct DsmStats {
 }
 
 /// The `_DSM` dispatcher of one VM. Holds the "FIT changed" flag and counters.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct DsmDispatcher {
     fit_dirty: bool,
+    max_xfer: u32,
     stats: DsmStats,
+}
+
+impl Default for DsmDispatcher {
+    fn default() -> Self {
+        DsmDispatcher {
+            fit_dirty: false,
+            max_xfer: MAX_XFER,
+            stats: DsmStats::default(),
+        }
+    }
 }
 
 /// A decoded request header.
@@ -75,6 +86,22 @@ impl DsmDispatcher {
     /// A dispatcher with a clean FIT flag and zero counters.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A dispatcher that advertises (and enforces) a smaller label transfer size than
+    /// [`MAX_XFER`], clamped to `1..=MAX_XFER`. The guest's ACPICA allocates each `_DSM`
+    /// argument and result in one contiguous kernel buffer; 16 KiB keeps those allocations at
+    /// or below order 3 should large ones ever fail in a fragmented guest.
+    pub fn with_max_xfer(max_xfer: u32) -> Self {
+        DsmDispatcher {
+            max_xfer: max_xfer.clamp(1, MAX_XFER),
+            ..Self::default()
+        }
+    }
+
+    /// The label transfer size advertised by function 4.
+    pub fn max_xfer(&self) -> u32 {
+        self.max_xfer
     }
 
     /// Call after the FIT was rebuilt (hotplug): a Read-FIT in progress (offset != 0) gets
@@ -188,7 +215,7 @@ impl DsmDispatcher {
             4 => {
                 let mut payload = [0u8; 8];
                 payload[..4].copy_from_slice(&labels.label_size().to_le_bytes());
-                payload[4..].copy_from_slice(&MAX_XFER.to_le_bytes());
+                payload[4..].copy_from_slice(&self.max_xfer.to_le_bytes());
                 data_reply(&payload)
             }
             5 => self.read_label(req, labels),
@@ -198,15 +225,15 @@ impl DsmDispatcher {
     }
 
     /// Validates `[u32 offset][u32 length]` against the label area; returns (offset, length).
-    fn label_range(req: &Request<'_>, labels: &dyn LabelArea) -> Option<(u32, u32)> {
+    fn label_range(&self, req: &Request<'_>, labels: &dyn LabelArea) -> Option<(u32, u32)> {
         let offset = le32(req.arg, 0)?;
         let length = le32(req.arg, 4)?;
         let end = offset.checked_add(length)?;
-        (end <= labels.label_size() && length <= MAX_XFER).then_some((offset, length))
+        (end <= labels.label_size() && length <= self.max_xfer).then_some((offset, length))
     }
 
     fn read_label(&mut self, req: &Request<'_>, labels: &mut dyn LabelArea) -> Vec<u8> {
-        let Some((offset, length)) = Self::label_range(req, labels) else {
+        let Some((offset, length)) = self.label_range(req, labels) else {
             return self.fail(status::INVALID_INPUT);
         };
         // length <= MAX_XFER (128 KiB), so this allocation is bounded.
@@ -221,7 +248,7 @@ impl DsmDispatcher {
     }
 
     fn write_label(&mut self, req: &Request<'_>, labels: &mut dyn LabelArea) -> Vec<u8> {
-        let Some((offset, length)) = Self::label_range(req, labels) else {
+        let Some((offset, length)) = self.label_range(req, labels) else {
             return self.fail(status::INVALID_INPUT);
         };
         // The data must actually be in the request (a truncated copy is invalid input).

@@ -225,6 +225,26 @@ fn status_codes() {
 }
 
 #[test]
+fn smaller_max_xfer_is_advertised_and_enforced() {
+    let mut vm = Vm::new();
+    let mut d = DsmDispatcher::with_max_xfer(0x4000);
+    assert_eq!(d.max_xfer(), 0x4000);
+    let r = d.handle(&req(1, 1, 4, &[]), &mut vm);
+    assert_eq!(r, hex("10000000 00000000 00000200 00400000"));
+    assert_eq!(
+        d.handle(&req(1, 1, 5, &args(&[0, 0x4000])), &mut vm).len(),
+        0x4008
+    );
+    assert_eq!(
+        &d.handle(&req(1, 1, 5, &args(&[0, 0x4001])), &mut vm)[4..],
+        &3u32.to_le_bytes()[..]
+    );
+    assert_eq!(DsmDispatcher::with_max_xfer(0).max_xfer(), 1);
+    assert_eq!(DsmDispatcher::with_max_xfer(u32::MAX).max_xfer(), MAX_XFER);
+    assert_eq!(DsmDispatcher::new().max_xfer(), MAX_XFER);
+}
+
+#[test]
 fn truncated_requests_are_invalid_input() {
     let mut vm = Vm::new();
     let mut d = DsmDispatcher::new();

@@ -15,16 +15,15 @@ DefinitionBlock ("", "SSDT", 2, "PMVM", "AMLTEST", 1)
     External (\_SB.NVDR.NV0B._DSM, MethodObj)
     External (\_SB.NVDR.NVFF._DSM, MethodObj)
 
-    Method (FILL, 2, Serialized)  // Buffer(Arg0) filled with byte Arg1
+    Method (FILL, 2, Serialized)  // Buffer(Arg0) filled with byte Arg1 (by doubling)
     {
-        Local0 = Buffer (Arg0) {}
-        Local1 = Zero
-        While (Local1 < Arg0)
+        Local0 = Buffer (One) {}
+        Local0 [Zero] = Arg1
+        While (SizeOf (Local0) < Arg0)
         {
-            Local0 [Local1] = Arg1
-            Local1++
+            Concatenate (Local0, Local0, Local0)
         }
-        Return (Local0)
+        Return (Mid (Local0, Zero, Arg0))
     }
 
     Method (PK1, 1, Serialized)  // Package (1) {Arg0}
