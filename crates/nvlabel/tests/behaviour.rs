@@ -324,3 +324,29 @@ fn json_escapes_slash_like_json_c() {
     );
     assert!(text.contains(r#""name":"a\/b""#), "{text}");
 }
+
+#[test]
+fn ndctl_style_stray_bits_are_only_a_warning() {
+    // ndctl's init sets whole 64-bit words: bits 1020..1023 of a 128K v1.1 area.
+    let mut a = vec![0u8; 128 * K];
+    init(&mut a, LabelVersion::V1_1).unwrap();
+    for blk in 0..2 {
+        let b = &mut a[blk * 256..(blk + 1) * 256];
+        b[72 + 127] = 0xff;
+        b[64..72].fill(0);
+        let sum = fletcher64(b);
+        b[64..72].copy_from_slice(&sum.to_le_bytes());
+    }
+    let p = parse(&a).unwrap();
+    assert_eq!(p.nfree(), 1020, "bits >= nslot never count as free");
+    let r = check(&a, &CheckOptions::default());
+    assert!(r.is_ok());
+    assert_eq!(
+        r.problems,
+        vec![
+            Problem::StrayBits { block: 0, count: 4 },
+            Problem::StrayBits { block: 1, count: 4 }
+        ]
+    );
+    assert_eq!(r.problems[0].severity(), Severity::Warning);
+}
