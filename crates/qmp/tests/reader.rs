@@ -1,9 +1,9 @@
 //! The streaming reader: limits, recovery, chunking invariance, and the fuzz entry point.
 
 use proptest::prelude::*;
+use qmp::fuzz_qmp_reader;
 use qmp::json::{Json, Number};
 use qmp::reader::{Limits, MessageReader, ReadItem};
-use qmp::fuzz_qmp_reader;
 
 fn feed_all(r: &mut MessageReader, data: &[u8]) -> Vec<ReadItem> {
     r.feed(data)
@@ -13,31 +13,49 @@ fn feed_all(r: &mut MessageReader, data: &[u8]) -> Vec<ReadItem> {
 fn several_objects_per_line_and_scalars() {
     let mut r = MessageReader::default();
     let out = feed_all(&mut r, b"{\"a\":1}{\"b\":[true,null]} 42 \"s\"\n");
-    assert_eq!(out, vec![
-        Ok(Json::Object(vec![("a".into(), Json::Number(Number::Int(1)))])),
-        Ok(Json::Object(vec![("b".into(), Json::Array(vec![Json::Bool(true), Json::Null]))])),
-        Ok(Json::Number(Number::Int(42))),
-        Ok(Json::String("s".into())),
-    ]);
+    assert_eq!(
+        out,
+        vec![
+            Ok(Json::Object(vec![(
+                "a".into(),
+                Json::Number(Number::Int(1))
+            )])),
+            Ok(Json::Object(vec![(
+                "b".into(),
+                Json::Array(vec![Json::Bool(true), Json::Null])
+            )])),
+            Ok(Json::Number(Number::Int(42))),
+            Ok(Json::String("s".into())),
+        ]
+    );
     assert!(r.is_idle());
 }
 
 #[test]
 fn numbers_follow_qemu_classification() {
     let mut r = MessageReader::default();
-    let out = feed_all(&mut r, b"[9223372036854775807, 9223372036854775808, 18446744073709551616, -1.5e3, 0.25]");
-    assert_eq!(out, vec![Ok(Json::Array(vec![
-        Json::Number(Number::Int(i64::MAX)),
-        Json::Number(Number::UInt(1 << 63)),
-        Json::Number(Number::Float(18446744073709551616.0)),
-        Json::Number(Number::Float(-1500.0)),
-        Json::Number(Number::Float(0.25)),
-    ]))]);
+    let out = feed_all(
+        &mut r,
+        b"[9223372036854775807, 9223372036854775808, 18446744073709551616, -1.5e3, 0.25]",
+    );
+    assert_eq!(
+        out,
+        vec![Ok(Json::Array(vec![
+            Json::Number(Number::Int(i64::MAX)),
+            Json::Number(Number::UInt(1 << 63)),
+            Json::Number(Number::Float(18446744073709551616.0)),
+            Json::Number(Number::Float(-1500.0)),
+            Json::Number(Number::Float(0.25)),
+        ]))]
+    );
 }
 
 #[test]
 fn oversized_message_is_reported_once_without_keeping_it() {
-    let limits = Limits { max_bytes: 1024, ..Limits::default() };
+    let limits = Limits {
+        max_bytes: 1024,
+        ..Limits::default()
+    };
     let mut r = MessageReader::new(limits);
     let mut out = feed_all(&mut r, b"{\"execute\": \"x\", \"arguments\": {\"a\": \"");
     let chunk = vec![b'A'; 64 * 1024];
@@ -45,15 +63,24 @@ fn oversized_message_is_reported_once_without_keeping_it() {
         out.extend(feed_all(&mut r, &chunk));
     }
     out.extend(feed_all(&mut r, b"\"}}{\"ok\": 1}"));
-    assert_eq!(out, vec![
-        Err("JSON token size limit exceeded".to_string()),
-        Ok(Json::Object(vec![("ok".into(), Json::Number(Number::Int(1)))])),
-    ]);
+    assert_eq!(
+        out,
+        vec![
+            Err("JSON token size limit exceeded".to_string()),
+            Ok(Json::Object(vec![(
+                "ok".into(),
+                Json::Number(Number::Int(1))
+            )])),
+        ]
+    );
 }
 
 #[test]
 fn nesting_and_token_limits() {
-    let mut r = MessageReader::new(Limits { max_depth: 8, ..Limits::default() });
+    let mut r = MessageReader::new(Limits {
+        max_depth: 8,
+        ..Limits::default()
+    });
     let mut data = vec![b'['; 20];
     data.extend(vec![b']'; 20]);
     data.extend_from_slice(b"[[1]]");
@@ -62,52 +89,85 @@ fn nesting_and_token_limits() {
     assert_eq!(out[0], Err("JSON nesting depth limit exceeded".to_string()));
     assert!(out[1].is_ok());
 
-    let mut r = MessageReader::new(Limits { max_tokens: 10, ..Limits::default() });
+    let mut r = MessageReader::new(Limits {
+        max_tokens: 10,
+        ..Limits::default()
+    });
     let out = feed_all(&mut r, b"[1,2,3,4,5,6,7,8,9] [1]");
-    assert_eq!(out, vec![Err("JSON token count limit exceeded".to_string()), Ok(Json::Array(vec![Json::Number(Number::Int(1))]))]);
+    assert_eq!(
+        out,
+        vec![
+            Err("JSON token count limit exceeded".to_string()),
+            Ok(Json::Array(vec![Json::Number(Number::Int(1))]))
+        ]
+    );
 }
 
 #[test]
 fn stray_bytes_and_recovery() {
     let mut r = MessageReader::default();
     let out = feed_all(&mut r, b"\xff{\"a\":01}{\"b\":2}");
-    assert_eq!(out, vec![
-        Err("JSON parse error, stray '\u{FFFD}'".to_string()),
-        Err("JSON parse error, stray '01'".to_string()),
-        Err("JSON parse error, expecting value".to_string()),
-        Ok(Json::Object(vec![("b".into(), Json::Number(Number::Int(2)))])),
-    ]);
+    assert_eq!(
+        out,
+        vec![
+            Err("JSON parse error, stray '\u{FFFD}'".to_string()),
+            Err("JSON parse error, stray '01'".to_string()),
+            Err("JSON parse error, expecting value".to_string()),
+            Ok(Json::Object(vec![(
+                "b".into(),
+                Json::Number(Number::Int(2))
+            )])),
+        ]
+    );
     // Garbage words are "invalid keyword" at top level, uppercase is a stray.
     let out = feed_all(&mut r, b"hello X\n");
-    assert_eq!(out, vec![
-        Err("JSON parse error, invalid keyword 'hello'".to_string()),
-        Err("JSON parse error, stray 'X'".to_string()),
-    ]);
+    assert_eq!(
+        out,
+        vec![
+            Err("JSON parse error, invalid keyword 'hello'".to_string()),
+            Err("JSON parse error, stray 'X'".to_string()),
+        ]
+    );
 }
 
 #[test]
 fn strings_escapes_and_utf8() {
     let mut r = MessageReader::default();
-    let out = feed_all(&mut r, "[\"\\ud83d\\ude00\", 'a\\'b\"c', \"é\", \"\\/\"]".as_bytes());
-    assert_eq!(out, vec![Ok(Json::Array(vec![
-        Json::String("😀".into()),
-        Json::String("a'b\"c".into()),
-        Json::String("é".into()),
-        Json::String("/".into()),
-    ]))]);
+    let out = feed_all(
+        &mut r,
+        "[\"\\ud83d\\ude00\", 'a\\'b\"c', \"é\", \"\\/\"]".as_bytes(),
+    );
+    assert_eq!(
+        out,
+        vec![Ok(Json::Array(vec![
+            Json::String("😀".into()),
+            Json::String("a'b\"c".into()),
+            Json::String("é".into()),
+            Json::String("/".into()),
+        ]))]
+    );
     let out = feed_all(&mut r, b"[\"\\u0000\"] [\"\xc3\"] [\"\\ud800x\"]");
-    assert_eq!(out, vec![
-        Err("JSON parse error, \\u0000 is not supported".to_string()),
-        Err("JSON parse error, invalid UTF-8 sequence in string".to_string()),
-        Err("JSON parse error, missing \\uDC00-\\uDFFF escape".to_string()),
-    ]);
+    assert_eq!(
+        out,
+        vec![
+            Err("JSON parse error, \\u0000 is not supported".to_string()),
+            Err("JSON parse error, invalid UTF-8 sequence in string".to_string()),
+            Err("JSON parse error, missing \\uDC00-\\uDFFF escape".to_string()),
+        ]
+    );
 }
 
 #[test]
 fn output_is_ascii_qemu_style() {
     let v = Json::Object(vec![
         ("s".into(), Json::String("é\u{1}😀\"\\".into())),
-        ("l".into(), Json::Array(vec![Json::Number(Number::Float(1.5)), Json::Number(Number::UInt(u64::MAX))])),
+        (
+            "l".into(),
+            Json::Array(vec![
+                Json::Number(Number::Float(1.5)),
+                Json::Number(Number::UInt(u64::MAX)),
+            ]),
+        ),
     ]);
     assert_eq!(
         v.to_qemu_string(),

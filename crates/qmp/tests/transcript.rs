@@ -17,12 +17,18 @@ fn setup() -> (Arc<fake::FakeVm>, QmpServer, QmpSession) {
 
 /// Feeds `input`, returns the replies as QEMU would print them (without CRLF).
 fn run(s: &mut QmpSession, input: &str) -> Vec<String> {
-    s.feed(input.as_bytes()).iter().map(|j| j.to_qemu_string()).collect()
+    s.feed(input.as_bytes())
+        .iter()
+        .map(|j| j.to_qemu_string())
+        .collect()
 }
 
 fn negotiated() -> (Arc<fake::FakeVm>, QmpServer, QmpSession) {
     let (vm, srv, mut s) = setup();
-    assert_eq!(run(&mut s, r#"{"execute":"qmp_capabilities"}"#), [r#"{"return": {}}"#]);
+    assert_eq!(
+        run(&mut s, r#"{"execute":"qmp_capabilities"}"#),
+        [r#"{"return": {}}"#]
+    );
     (vm, srv, s)
 }
 
@@ -43,28 +49,49 @@ fn commands_before_negotiation_are_refused() {
     let (vm, _, mut s) = setup();
     assert_eq!(
         run(&mut s, r#"{"execute": "query-status", "id": 1}"#),
-        [r#"{"error": {"class": "CommandNotFound", "desc": "Expecting capabilities negotiation with 'qmp_capabilities'"}, "id": 1}"#]
+        [
+            r#"{"error": {"class": "CommandNotFound", "desc": "Expecting capabilities negotiation with 'qmp_capabilities'"}, "id": 1}"#
+        ]
     );
     assert_eq!(
         run(&mut s, r#"{"execute": "no-such-thing"}"#),
-        [r#"{"error": {"class": "CommandNotFound", "desc": "Expecting capabilities negotiation with 'qmp_capabilities'"}}"#]
+        [
+            r#"{"error": {"class": "CommandNotFound", "desc": "Expecting capabilities negotiation with 'qmp_capabilities'"}}"#
+        ]
     );
     // Non-CommandNotFound errors keep their text.
     assert_eq!(
-        run(&mut s, r#"{"execute": "qmp_capabilities", "arguments": {"enable": ["oob"]}}"#),
+        run(
+            &mut s,
+            r#"{"execute": "qmp_capabilities", "arguments": {"enable": ["oob"]}}"#
+        ),
         [r#"{"error": {"class": "GenericError", "desc": "Capability oob not available"}}"#]
     );
     assert_eq!(
-        run(&mut s, r#"{"execute": "qmp_capabilities", "arguments": {"enable": ["x"]}}"#),
-        [r#"{"error": {"class": "GenericError", "desc": "Parameter 'enable[0]' does not accept value 'x'"}}"#]
+        run(
+            &mut s,
+            r#"{"execute": "qmp_capabilities", "arguments": {"enable": ["x"]}}"#
+        ),
+        [
+            r#"{"error": {"class": "GenericError", "desc": "Parameter 'enable[0]' does not accept value 'x'"}}"#
+        ]
     );
-    assert!(vm.log().is_empty(), "the handler must not run before negotiation");
-    assert_eq!(run(&mut s, r#"{"execute": "qmp_capabilities", "arguments": {"enable": []}, "id": "c"}"#), [
-        r#"{"return": {}, "id": "c"}"#
-    ]);
+    assert!(
+        vm.log().is_empty(),
+        "the handler must not run before negotiation"
+    );
+    assert_eq!(
+        run(
+            &mut s,
+            r#"{"execute": "qmp_capabilities", "arguments": {"enable": []}, "id": "c"}"#
+        ),
+        [r#"{"return": {}, "id": "c"}"#]
+    );
     assert_eq!(
         run(&mut s, r#"{"execute": "qmp_capabilities"}"#),
-        [r#"{"error": {"class": "CommandNotFound", "desc": "Capabilities negotiation is already complete, command ignored"}}"#]
+        [
+            r#"{"error": {"class": "CommandNotFound", "desc": "Capabilities negotiation is already complete, command ignored"}}"#
+        ]
     );
 }
 
@@ -81,31 +108,73 @@ fn id_is_echoed_verbatim_for_any_json_value() {
         r#""\u00E9\n""#,
     ] {
         let out = run(&mut s, &format!(r#"{{"execute":"stop","id":{id}}}"#));
-        assert_eq!(out, [format!(r#"{{"return": {{}}, "id": {id}}}"#)], "id {id}");
+        assert_eq!(
+            out,
+            [format!(r#"{{"return": {{}}, "id": {id}}}"#)],
+            "id {id}"
+        );
     }
     // Single quotes are accepted on input, output always uses double quotes.
     assert_eq!(
         run(&mut s, "{'execute':'cont','id':'it''s'}"),
-        [r#"{"error": {"class": "GenericError", "desc": "JSON parse error, expected separator in dict"}}"#]
+        [
+            r#"{"error": {"class": "GenericError", "desc": "JSON parse error, expected separator in dict"}}"#
+        ]
     );
-    assert_eq!(run(&mut s, r"{'execute':'cont','id':'it\'s'}"), [r#"{"return": {}, "id": "it's"}"#]);
+    assert_eq!(
+        run(&mut s, r"{'execute':'cont','id':'it\'s'}"),
+        [r#"{"return": {}, "id": "it's"}"#]
+    );
 }
 
 #[test]
 fn malformed_requests() {
     let (_, _, mut s) = negotiated();
     let cases = [
-        (r#"[1, 2]"#, r#"{"error": {"class": "GenericError", "desc": "QMP input must be a JSON object"}}"#),
-        (r#"{"execute": 1, "id": 7}"#, r#"{"error": {"class": "GenericError", "desc": "QMP input member 'execute' must be a string"}, "id": 7}"#),
-        (r#"{"id": 7}"#, r#"{"error": {"class": "GenericError", "desc": "QMP input lacks member 'execute'"}, "id": 7}"#),
-        (r#"{"execute": "stop", "arguments": []}"#, r#"{"error": {"class": "GenericError", "desc": "QMP input member 'arguments' must be an object"}}"#),
-        (r#"{"execute": "stop", "foo": 1}"#, r#"{"error": {"class": "GenericError", "desc": "QMP input member 'foo' is unexpected"}}"#),
-        (r#"{"exec-oob": "stop", "id": 3}"#, r#"{"error": {"class": "GenericError", "desc": "QMP input member 'exec-oob' is unexpected"}, "id": 3}"#),
-        (r#"{"execute": "frobnicate", "id": "x"}"#, r#"{"error": {"class": "CommandNotFound", "desc": "The command frobnicate has not been found"}, "id": "x"}"#),
-        (r#"{ "execute": }"#, r#"{"error": {"class": "GenericError", "desc": "JSON parse error, expecting value"}}"#),
-        (r#"{"execute": "stop", "execute": "cont"}"#, r#"{"error": {"class": "GenericError", "desc": "JSON parse error, duplicate key"}}"#),
-        (r#"{"execute" "stop"}"#, r#"{"error": {"class": "GenericError", "desc": "JSON parse error, missing : in object pair"}}"#),
-        (r#"{"execute": tru}"#, r#"{"error": {"class": "GenericError", "desc": "JSON parse error, invalid keyword 'tru'"}}"#),
+        (
+            r#"[1, 2]"#,
+            r#"{"error": {"class": "GenericError", "desc": "QMP input must be a JSON object"}}"#,
+        ),
+        (
+            r#"{"execute": 1, "id": 7}"#,
+            r#"{"error": {"class": "GenericError", "desc": "QMP input member 'execute' must be a string"}, "id": 7}"#,
+        ),
+        (
+            r#"{"id": 7}"#,
+            r#"{"error": {"class": "GenericError", "desc": "QMP input lacks member 'execute'"}, "id": 7}"#,
+        ),
+        (
+            r#"{"execute": "stop", "arguments": []}"#,
+            r#"{"error": {"class": "GenericError", "desc": "QMP input member 'arguments' must be an object"}}"#,
+        ),
+        (
+            r#"{"execute": "stop", "foo": 1}"#,
+            r#"{"error": {"class": "GenericError", "desc": "QMP input member 'foo' is unexpected"}}"#,
+        ),
+        (
+            r#"{"exec-oob": "stop", "id": 3}"#,
+            r#"{"error": {"class": "GenericError", "desc": "QMP input member 'exec-oob' is unexpected"}, "id": 3}"#,
+        ),
+        (
+            r#"{"execute": "frobnicate", "id": "x"}"#,
+            r#"{"error": {"class": "CommandNotFound", "desc": "The command frobnicate has not been found"}, "id": "x"}"#,
+        ),
+        (
+            r#"{ "execute": }"#,
+            r#"{"error": {"class": "GenericError", "desc": "JSON parse error, expecting value"}}"#,
+        ),
+        (
+            r#"{"execute": "stop", "execute": "cont"}"#,
+            r#"{"error": {"class": "GenericError", "desc": "JSON parse error, duplicate key"}}"#,
+        ),
+        (
+            r#"{"execute" "stop"}"#,
+            r#"{"error": {"class": "GenericError", "desc": "JSON parse error, missing : in object pair"}}"#,
+        ),
+        (
+            r#"{"execute": tru}"#,
+            r#"{"error": {"class": "GenericError", "desc": "JSON parse error, invalid keyword 'tru'"}}"#,
+        ),
     ];
     for (input, expected) in cases {
         assert_eq!(run(&mut s, input), [expected], "input {input}");
@@ -116,26 +185,57 @@ fn malformed_requests() {
 fn argument_checking_follows_qapi() {
     let (vm, _, mut s) = negotiated();
     let cases = [
-        (r#"{"execute": "stop", "arguments": {"now": true}}"#, "Parameter 'now' is unexpected"),
-        (r#"{"execute": "device_del", "arguments": {}}"#, "Parameter 'id' is missing"),
-        (r#"{"execute": "device_del", "arguments": {"id": 5}}"#, "Invalid parameter type for 'id', expected: string"),
-        (r#"{"execute": "object-del", "arguments": {"id": "a", "x": 1}}"#, "Parameter 'x' is unexpected"),
-        (r#"{"execute": "object-add", "arguments": {"id": "m"}}"#, "Parameter 'qom-type' is missing"),
-        (r#"{"execute": "object-add", "arguments": {"qom-type": "memory-backend-file"}}"#, "Parameter 'id' is missing"),
-        (r#"{"execute": "object-add", "arguments": {"qom-type": "memory-backend-file", "id": "m", "host-nodes": [0]}}"#,
-            "Invalid parameter type for 'host-nodes', expected: string, number or boolean"),
-        (r#"{"execute": "device_add", "arguments": {"id": "nv"}}"#, "Parameter 'driver' is missing"),
-        (r#"{"execute": "human-monitor-command", "arguments": {"command-line": "info status", "cpu-index": "0"}}"#,
-            "Invalid parameter type for 'cpu-index', expected: integer"),
+        (
+            r#"{"execute": "stop", "arguments": {"now": true}}"#,
+            "Parameter 'now' is unexpected",
+        ),
+        (
+            r#"{"execute": "device_del", "arguments": {}}"#,
+            "Parameter 'id' is missing",
+        ),
+        (
+            r#"{"execute": "device_del", "arguments": {"id": 5}}"#,
+            "Invalid parameter type for 'id', expected: string",
+        ),
+        (
+            r#"{"execute": "object-del", "arguments": {"id": "a", "x": 1}}"#,
+            "Parameter 'x' is unexpected",
+        ),
+        (
+            r#"{"execute": "object-add", "arguments": {"id": "m"}}"#,
+            "Parameter 'qom-type' is missing",
+        ),
+        (
+            r#"{"execute": "object-add", "arguments": {"qom-type": "memory-backend-file"}}"#,
+            "Parameter 'id' is missing",
+        ),
+        (
+            r#"{"execute": "object-add", "arguments": {"qom-type": "memory-backend-file", "id": "m", "host-nodes": [0]}}"#,
+            "Invalid parameter type for 'host-nodes', expected: string, number or boolean",
+        ),
+        (
+            r#"{"execute": "device_add", "arguments": {"id": "nv"}}"#,
+            "Parameter 'driver' is missing",
+        ),
+        (
+            r#"{"execute": "human-monitor-command", "arguments": {"command-line": "info status", "cpu-index": "0"}}"#,
+            "Invalid parameter type for 'cpu-index', expected: integer",
+        ),
     ];
     for (input, desc) in cases {
         assert_eq!(
             run(&mut s, input),
-            [format!(r#"{{"error": {{"class": "GenericError", "desc": "{desc}"}}}}"#)],
+            [format!(
+                r#"{{"error": {{"class": "GenericError", "desc": "{desc}"}}}}"#
+            )],
             "input {input}"
         );
     }
-    assert!(vm.log().is_empty(), "rejected commands must not reach the handler: {:?}", vm.log());
+    assert!(
+        vm.log().is_empty(),
+        "rejected commands must not reach the handler: {:?}",
+        vm.log()
+    );
 }
 
 #[test]
@@ -190,7 +290,10 @@ fn nvdimm_hotplug_flow() {
         })
     );
     if let Command::DeviceAdd(d) = &log[1] {
-        assert_eq!(d.to_opts_string(), "nvdimm,id=nvdimm2,memdev=mem3,label-size=2M,unarmed=off");
+        assert_eq!(
+            d.to_opts_string(),
+            "nvdimm,id=nvdimm2,memdev=mem3,label-size=2M,unarmed=off"
+        );
     }
 }
 
@@ -198,17 +301,34 @@ fn nvdimm_hotplug_flow() {
 fn server_side_queries() {
     let (_, _, mut s) = negotiated();
     let out = run(&mut s, r#"{"execute": "query-version"}"#);
-    assert!(out[0].starts_with(r#"{"return": {"qemu": {"micro": 0, "minor": 2, "major": 10}, "package": "pmvm "#), "{out:?}");
+    assert!(
+        out[0].starts_with(
+            r#"{"return": {"qemu": {"micro": 0, "minor": 2, "major": 10}, "package": "pmvm "#
+        ),
+        "{out:?}"
+    );
     let out = run(&mut s, r#"{"execute": "query-commands"}"#);
     for name in qmp::COMMAND_NAMES {
-        assert!(out[0].contains(&format!(r#"{{"name": "{name}"}}"#)), "{name} missing from {out:?}");
+        assert!(
+            out[0].contains(&format!(r#"{{"name": "{name}"}}"#)),
+            "{name} missing from {out:?}"
+        );
     }
-    assert_eq!(run(&mut s, r#"{"execute": "query-status"}"#), [r#"{"return": {"running": true, "status": "running"}}"#]);
-    assert_eq!(run(&mut s, r#"{"execute": "stop"}{"execute": "query-status"}"#), [
-        r#"{"return": {}}"#,
-        r#"{"return": {"running": false, "status": "paused"}}"#
-    ]);
-    assert_eq!(run(&mut s, r#"{"execute": "query-name"}"#), [r#"{"return": {"name": "fake"}}"#]);
+    assert_eq!(
+        run(&mut s, r#"{"execute": "query-status"}"#),
+        [r#"{"return": {"running": true, "status": "running"}}"#]
+    );
+    assert_eq!(
+        run(&mut s, r#"{"execute": "stop"}{"execute": "query-status"}"#),
+        [
+            r#"{"return": {}}"#,
+            r#"{"return": {"running": false, "status": "paused"}}"#
+        ]
+    );
+    assert_eq!(
+        run(&mut s, r#"{"execute": "query-name"}"#),
+        [r#"{"return": {"name": "fake"}}"#]
+    );
 }
 
 #[test]
@@ -254,17 +374,26 @@ fn parse_errors_and_resync() {
     input.push(0xFF);
     input.extend_from_slice(b"op\"}\n{\"execute\": \"cont\", \"id\": 1}");
     let out: Vec<String> = s.feed(&input).iter().map(|j| j.to_qemu_string()).collect();
-    assert_eq!(out, [
-        "{\"error\": {\"class\": \"GenericError\", \"desc\": \"JSON parse error, stray '\\\"st\\uFFFD'\"}}",
-        r#"{"error": {"class": "GenericError", "desc": "JSON parse error, expecting value"}}"#,
-        r#"{"return": {}, "id": 1}"#,
-    ]);
+    assert_eq!(
+        out,
+        [
+            "{\"error\": {\"class\": \"GenericError\", \"desc\": \"JSON parse error, stray '\\\"st\\uFFFD'\"}}",
+            r#"{"error": {"class": "GenericError", "desc": "JSON parse error, expecting value"}}"#,
+            r#"{"return": {}, "id": 1}"#,
+        ]
+    );
     // A control character forces a reset even inside an unterminated object.
-    let out = run(&mut s, "{\"execute\": \"stop\", \"arguments\": {\u{1}\n{\"execute\":\"cont\",\"id\":2}");
-    assert_eq!(out, [
-        r#"{"error": {"class": "GenericError", "desc": "JSON parse error, stray '\u0001'"}}"#,
-        r#"{"return": {}, "id": 2}"#,
-    ]);
+    let out = run(
+        &mut s,
+        "{\"execute\": \"stop\", \"arguments\": {\u{1}\n{\"execute\":\"cont\",\"id\":2}",
+    );
+    assert_eq!(
+        out,
+        [
+            r#"{"error": {"class": "GenericError", "desc": "JSON parse error, stray '\u0001'"}}"#,
+            r#"{"return": {}, "id": 2}"#,
+        ]
+    );
 }
 
 #[test]
@@ -273,7 +402,11 @@ fn messages_split_across_reads_and_lines() {
     let msg = "{\"execute\":\n \"stop\",\n \"id\": 12345}";
     let mut out = Vec::new();
     for b in msg.as_bytes() {
-        out.extend(s.feed(std::slice::from_ref(b)).iter().map(|j| j.to_qemu_string()));
+        out.extend(
+            s.feed(std::slice::from_ref(b))
+                .iter()
+                .map(|j| j.to_qemu_string()),
+        );
     }
     assert_eq!(out, [r#"{"return": {}, "id": 12345}"#]);
 }

@@ -6,7 +6,7 @@
 use std::sync::{Mutex, OnceLock};
 
 use qmp::{
-    Command, DeviceAdd, Event, MemoryDeviceInfo, MemoryInfo, Memdev, NameInfo, ObjectAdd,
+    Command, DeviceAdd, Event, Memdev, MemoryDeviceInfo, MemoryInfo, NameInfo, ObjectAdd,
     PcdimmDeviceInfo, QmpError, QmpHandler, QmpServer, RunState, ShutdownCause, StatusInfo,
 };
 use serde_json::{Value, json};
@@ -44,7 +44,10 @@ fn parse_size(s: &str) -> Option<u64> {
 impl FakeVm {
     pub fn new() -> Self {
         FakeVm {
-            state: Mutex::new(State { running: true, ..State::default() }),
+            state: Mutex::new(State {
+                running: true,
+                ..State::default()
+            }),
             server: OnceLock::new(),
         }
     }
@@ -73,21 +76,35 @@ impl QmpHandler for FakeVm {
             Command::QueryStatus => Ok(serde_json::to_value(StatusInfo {
                 running: st.running,
                 singlestep: None,
-                status: if st.running { RunState::Running } else { RunState::Paused },
+                status: if st.running {
+                    RunState::Running
+                } else {
+                    RunState::Paused
+                },
             })
             .unwrap()),
-            Command::QueryName => Ok(serde_json::to_value(NameInfo { name: Some("fake".into()) }).unwrap()),
+            Command::QueryName => Ok(serde_json::to_value(NameInfo {
+                name: Some("fake".into()),
+            })
+            .unwrap()),
             Command::QueryMemorySizeSummary => {
                 let plugged = st.devices.iter().map(|d| d.3).sum();
-                Ok(serde_json::to_value(MemoryInfo { base_memory: BASE, plugged_memory: Some(plugged) })
-                    .unwrap())
+                Ok(serde_json::to_value(MemoryInfo {
+                    base_memory: BASE,
+                    plugged_memory: Some(plugged),
+                })
+                .unwrap())
             }
             Command::QueryMemoryDevices => {
                 let list: Vec<MemoryDeviceInfo> = st
                     .devices
                     .iter()
                     .map(|(d, slot, addr, size)| {
-                        let memdev = d.props.iter().find(|(k, _)| k == "memdev").map(|(_, v)| v.clone());
+                        let memdev = d
+                            .props
+                            .iter()
+                            .find(|(k, _)| k == "memdev")
+                            .map(|(_, v)| v.clone());
                         MemoryDeviceInfo::Nvdimm(PcdimmDeviceInfo {
                             id: d.id.clone(),
                             addr: *addr,
@@ -108,7 +125,12 @@ impl QmpHandler for FakeVm {
                     .iter()
                     .map(|o| Memdev {
                         id: Some(o.id.clone()),
-                        size: o.props.iter().find(|(k, _)| k == "size").and_then(|(_, v)| parse_size(v)).unwrap_or(0),
+                        size: o
+                            .props
+                            .iter()
+                            .find(|(k, _)| k == "size")
+                            .and_then(|(_, v)| parse_size(v))
+                            .unwrap_or(0),
                         merge: false,
                         dump: true,
                         prealloc: false,
@@ -134,18 +156,30 @@ impl QmpHandler for FakeVm {
                 let Some(i) = st.objects.iter().position(|o| o.id == id) else {
                     return Err(QmpError::generic(format!("object '{id}' not found")));
                 };
-                let used = st.devices.iter().any(|d| d.0.props.iter().any(|(k, v)| k == "memdev" && *v == id));
+                let used = st
+                    .devices
+                    .iter()
+                    .any(|d| d.0.props.iter().any(|(k, v)| k == "memdev" && *v == id));
                 if used {
-                    return Err(QmpError::generic(format!("object '{id}' is in use, can not be deleted")));
+                    return Err(QmpError::generic(format!(
+                        "object '{id}' is in use, can not be deleted"
+                    )));
                 }
                 st.objects.remove(i);
                 Ok(json!({}))
             }
             Command::DeviceAdd(d) => {
                 if d.driver != "nvdimm" {
-                    return Err(QmpError::generic(format!("'{}' is not a valid device model name", d.driver)));
+                    return Err(QmpError::generic(format!(
+                        "'{}' is not a valid device model name",
+                        d.driver
+                    )));
                 }
-                let memdev = d.props.iter().find(|(k, _)| k == "memdev").map(|(_, v)| v.clone());
+                let memdev = d
+                    .props
+                    .iter()
+                    .find(|(k, _)| k == "memdev")
+                    .map(|(_, v)| v.clone());
                 let Some(memdev) = memdev else {
                     return Err(QmpError::generic("'memdev' property is not set"));
                 };
@@ -154,7 +188,12 @@ impl QmpHandler for FakeVm {
                         "Property 'nvdimm.memdev' can't find value '{memdev}'"
                     )));
                 };
-                let size = obj.props.iter().find(|(k, _)| k == "size").and_then(|(_, v)| parse_size(v)).unwrap_or(0);
+                let size = obj
+                    .props
+                    .iter()
+                    .find(|(k, _)| k == "size")
+                    .and_then(|(_, v)| parse_size(v))
+                    .unwrap_or(0);
                 let slot = st.devices.len() as i64;
                 let addr = WINDOW + st.devices.iter().map(|d| d.3).sum::<u64>();
                 st.devices.push((d, slot, addr, size));
@@ -162,7 +201,9 @@ impl QmpHandler for FakeVm {
             }
             Command::DeviceDel { id } => {
                 if st.devices.iter().any(|d| d.0.id.as_deref() == Some(&id)) {
-                    Err(QmpError::generic("nvdimm device hot unplug is not supported yet."))
+                    Err(QmpError::generic(
+                        "nvdimm device hot unplug is not supported yet.",
+                    ))
                 } else {
                     Err(QmpError::device_not_found(&id))
                 }
@@ -195,7 +236,10 @@ impl QmpHandler for FakeVm {
                 self.emit(Event::shutdown(false, ShutdownCause::HostQmpQuit));
                 Ok(Value::Null)
             }
-            other => Err(QmpError::generic(format!("unexpected command {}", other.name()))),
+            other => Err(QmpError::generic(format!(
+                "unexpected command {}",
+                other.name()
+            ))),
         }
     }
 }
