@@ -96,6 +96,7 @@ impl Vm {
             dsdt.extend(acpi::aml_bytes(&[&SerialAml]));
         }
         bus.insert(ports::I8042_DATA, 5, Arc::new(Mutex::new(I8042::new(sink.clone()))));
+        bus.insert(ports::RTC, 2, Arc::new(Mutex::new(crate::devices::rtc::Rtc::default())));
         bus.insert(ports::ACPI_SLEEP_CONTROL, 3, Arc::new(Mutex::new(AcpiPm::new(sink.clone()))));
         let (ged_dev, ged) = Ged::new(irq_line(&vm, irqs::GED)?);
         bus.insert(ports::GED_EVENT, 4, Arc::new(Mutex::new(ged_dev)));

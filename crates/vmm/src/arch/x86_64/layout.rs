@@ -55,6 +55,8 @@ pub mod ports {
     /// i8042 data and command/status ports.
     pub const I8042_DATA: u16 = 0x60;
     pub const I8042_CMD: u16 = 0x64;
+    /// CMOS RTC index and data.
+    pub const RTC: u16 = 0x70;
     /// ACPI sleep control (write SLP_TYP|SLP_EN), sleep status, reset register.
     pub const ACPI_SLEEP_CONTROL: u16 = 0x600;
     pub const ACPI_SLEEP_STATUS: u16 = 0x601;
