@@ -29,7 +29,15 @@ pub struct NvdimmArgsSpec<'a> {
 impl<'a> NvdimmArgsSpec<'a> {
     /// Defaults: share=on, pmem=on, armed, automatic slot, no node.
     pub fn new(id: &'a str, mem_path: &'a str) -> NvdimmArgsSpec<'a> {
-        NvdimmArgsSpec { id, mem_path, share: true, pmem: true, unarmed: false, slot: None, node: None }
+        NvdimmArgsSpec {
+            id,
+            mem_path,
+            share: true,
+            pmem: true,
+            unarmed: false,
+            slot: None,
+            node: None,
+        }
     }
 }
 
@@ -61,9 +69,14 @@ fn on_off(b: bool) -> &'static str {
 /// Build the arguments for `sizing` (from [`crate::guest_nvdimm_size`]).
 /// The backend always gets an explicit `align=` so the VMM's split equals
 /// the manager's (`sizing.align`, 128 MiB when the device reports none).
-pub fn nvdimm_cli_args(spec: &NvdimmArgsSpec<'_>, sizing: &GuestSizing) -> Result<NvdimmArgs, SizingError> {
+pub fn nvdimm_cli_args(
+    spec: &NvdimmArgsSpec<'_>,
+    sizing: &GuestSizing,
+) -> Result<NvdimmArgs, SizingError> {
     if !id_wellformed(spec.id) {
-        return Err(SizingError::BadId { id: spec.id.to_owned() });
+        return Err(SizingError::BadId {
+            id: spec.id.to_owned(),
+        });
     }
     let memdev = format!("mem{}", spec.id);
     let mut object = format!(
@@ -109,7 +122,10 @@ mod tests {
             a.object,
             "memory-backend-file,id=memnvdimm0,share=on,mem-path=/dev/dax0.0,size=16130M,align=2M,pmem=on"
         );
-        assert_eq!(a.device, "nvdimm,id=nvdimm0,memdev=memnvdimm0,label-size=128K,slot=0,node=0");
+        assert_eq!(
+            a.device,
+            "nvdimm,id=nvdimm0,memdev=memnvdimm0,label-size=128K,slot=0,node=0"
+        );
     }
 
     #[test]
@@ -120,10 +136,19 @@ mod tests {
         spec.share = false;
         spec.unarmed = true;
         let a = nvdimm_cli_args(&spec, &g).unwrap();
-        assert_eq!(a.object, "memory-backend-file,id=memnv1,share=off,mem-path=/mnt/pmem/a,,b,size=8G,align=128M");
-        assert_eq!(a.device, "nvdimm,id=nv1,memdev=memnv1,label-size=128K,unarmed=on");
+        assert_eq!(
+            a.object,
+            "memory-backend-file,id=memnv1,share=off,mem-path=/mnt/pmem/a,,b,size=8G,align=128M"
+        );
+        assert_eq!(
+            a.device,
+            "nvdimm,id=nv1,memdev=memnv1,label-size=128K,unarmed=on"
+        );
         for bad in ["", "1nv", "nv,1", "nv 1", "nv=1"] {
-            assert!(nvdimm_cli_args(&NvdimmArgsSpec::new(bad, "/x"), &g).is_err(), "{bad}");
+            assert!(
+                nvdimm_cli_args(&NvdimmArgsSpec::new(bad, "/x"), &g).is_err(),
+                "{bad}"
+            );
         }
     }
 }

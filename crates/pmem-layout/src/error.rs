@@ -91,7 +91,9 @@ pub enum LayoutError {
         suggested_maxmem: u64,
     },
     /// The window exists but `slots=0`.
-    #[error("no slots where allocated, please specify the 'slots' option; e.g. -m ...,slots={needed}")]
+    #[error(
+        "no slots where allocated, please specify the 'slots' option; e.g. -m ...,slots={needed}"
+    )]
     NoSlotsAllocated {
         /// Slots needed for the devices so far plus this one.
         needed: u32,
@@ -116,7 +118,9 @@ pub enum LayoutError {
         holder: String,
     },
     /// All slots used.
-    #[error("no free slots available; all {slots} slots of -m slots={slots} are in use, raise slots=")]
+    #[error(
+        "no free slots available; all {slots} slots of -m slots={slots} are in use, raise slots="
+    )]
     NoFreeSlots {
         /// Total slots.
         slots: u32,
@@ -209,7 +213,9 @@ pub enum LayoutError {
         window_size: u64,
     },
     /// Explicit `addr=` overlaps another device.
-    #[error("address range conflicts with memory device id='{other}'; choose another addr= or omit addr=")]
+    #[error(
+        "address range conflicts with memory device id='{other}'; choose another addr= or omit addr="
+    )]
     AddrConflict {
         /// The device overlapped.
         other: String,
@@ -304,13 +310,17 @@ pub enum SizingError {
         minimum: u64,
     },
     /// Alignment not a power of two.
-    #[error("alignment 0x{align:x} must be a power of two; check the device's ndctl 'align' (2M or 1G expected)")]
+    #[error(
+        "alignment 0x{align:x} must be a power of two; check the device's ndctl 'align' (2M or 1G expected)"
+    )]
     BadAlign {
         /// The alignment.
         align: u64,
     },
     /// oVirt's refusal when neither the block size nor the alignment divides the other.
-    #[error("Memory (0x{block:x}) or NVDIMM (0x{align:x}) alignment not a power of 2; the device cannot be sized")]
+    #[error(
+        "Memory (0x{block:x}) or NVDIMM (0x{align:x}) alignment not a power of 2; the device cannot be sized"
+    )]
     AlignMismatch {
         /// Memory block size.
         block: u64,
@@ -318,7 +328,9 @@ pub enum SizingError {
         align: u64,
     },
     /// The device id is not a valid QEMU id.
-    #[error("invalid device id '{id}': ids must start with a letter and contain only letters, digits, '-', '.' and '_'")]
+    #[error(
+        "invalid device id '{id}': ids must start with a letter and contain only letters, digits, '-', '.' and '_'"
+    )]
     BadId {
         /// The id.
         id: String,

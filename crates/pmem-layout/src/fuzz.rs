@@ -59,8 +59,13 @@ pub fn fuzz_layout_plan(data: &[u8]) {
     let ram = c.size();
     let slots = u64::from(c.u8()) + u64::from(c.u8() % 4);
     let maxmem = ram.saturating_add(c.size());
-    let rule = if c.u8().is_multiple_of(2) { SlotRule::Seed } else { SlotRule::Qemu };
-    let Ok(m) = MachineMemory::from_options(ram, Some(slots).filter(|&s| s > 0), Some(maxmem)) else {
+    let rule = if c.u8().is_multiple_of(2) {
+        SlotRule::Seed
+    } else {
+        SlotRule::Qemu
+    };
+    let Ok(m) = MachineMemory::from_options(ram, Some(slots).filter(|&s| s > 0), Some(maxmem))
+    else {
         return;
     };
     let Ok(dm) = DeviceMemory::from_machine(m) else {
@@ -99,9 +104,18 @@ pub fn fuzz_layout_plan(data: &[u8]) {
         let addr = match flags >> 1 & 3 {
             0 => None,
             1 => Some(c.u64()),
-            _ => first.window().map(|w| w.base.wrapping_add(u64::from(c.u8()).wrapping_mul(align))),
+            _ => first
+                .window()
+                .map(|w| w.base.wrapping_add(u64::from(c.u8()).wrapping_mul(align))),
         };
-        let req = MemoryDeviceRequest { id: format!("d{}", i % 24), kind, size, align, slot, addr };
+        let req = MemoryDeviceRequest {
+            id: format!("d{}", i % 24),
+            kind,
+            size,
+            align,
+            slot,
+            addr,
+        };
         let before = first.clone();
         let r1 = first.plug(&req);
         let r2 = second.plug(&req);
@@ -146,7 +160,10 @@ fn check_state(dm: &DeviceMemory) {
     }
     placed.sort_by_key(|(p, _)| p.gpa);
     for pair in placed.windows(2) {
-        assert!(pair[0].0.gpa + pair[0].0.size <= pair[1].0.gpa, "no overlap: {pair:?}");
+        assert!(
+            pair[0].0.gpa + pair[0].0.size <= pair[1].0.gpa,
+            "no overlap: {pair:?}"
+        );
     }
     let mut slots: Vec<u32> = placed.iter().map(|(p, _)| p.slot).collect();
     slots.sort_unstable();
@@ -159,12 +176,20 @@ fn fuzz_sizes(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     for suffix in [Suffix::B, Suffix::M] {
         if let Ok(v) = parse_size(&text, suffix) {
-            assert_eq!(parse_size(&format_size_arg(v), suffix), Ok(v), "round trip of {text:?}");
+            assert_eq!(
+                parse_size(&format_size_arg(v), suffix),
+                Ok(v),
+                "round trip of {text:?}"
+            );
         }
     }
     let mut c = Cursor { data };
     let dev = c.size();
-    let align = if c.u8().is_multiple_of(3) { None } else { Some(c.align()) };
+    let align = if c.u8().is_multiple_of(3) {
+        None
+    } else {
+        Some(c.align())
+    };
     if let Ok(g) = guest_nvdimm_size(dev, align) {
         assert!(g.backend_size <= dev);
         assert!(g.pmem_size > 0 && g.pmem_size % X86_MEMORY_BLOCK == 0);

@@ -84,5 +84,9 @@ pub const fn align_up(v: u64, align: u64) -> Option<u64> {
         return None;
     }
     let rem = v % align;
-    if rem == 0 { Some(v) } else { v.checked_add(align - rem) }
+    if rem == 0 {
+        Some(v)
+    } else {
+        v.checked_add(align - rem)
+    }
 }

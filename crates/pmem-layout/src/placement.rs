@@ -94,14 +94,23 @@ impl DeviceMemory {
     /// ram_size` means no window). Checks slots <= 256, maxmem >= ram,
     /// maxmem 4 KiB aligned and address-space overflow.
     pub fn new(ram_size: u64, slots: u32, maxmem: u64) -> Result<DeviceMemory, LayoutError> {
-        DeviceMemory::from_machine(MachineMemory { ram_size, slots, maxmem })
+        DeviceMemory::from_machine(MachineMemory {
+            ram_size,
+            slots,
+            maxmem,
+        })
     }
 
     /// Build from a validated [`MachineMemory`].
     pub fn from_machine(machine: MachineMemory) -> Result<DeviceMemory, LayoutError> {
         machine.validate()?;
         let window = machine.window()?;
-        Ok(DeviceMemory { machine, window, rule: SlotRule::default(), devices: Vec::new() })
+        Ok(DeviceMemory {
+            machine,
+            window,
+            rule: SlotRule::default(),
+            devices: Vec::new(),
+        })
     }
 
     /// Choose the slot-count rule (default [`SlotRule::Seed`]).
@@ -151,7 +160,10 @@ impl DeviceMemory {
 
     /// Plug several devices in order (start-up). Stops at the first error;
     /// devices plugged before it stay plugged.
-    pub fn plug_all(&mut self, reqs: &[MemoryDeviceRequest]) -> Result<Vec<Placement>, LayoutError> {
+    pub fn plug_all(
+        &mut self,
+        reqs: &[MemoryDeviceRequest],
+    ) -> Result<Vec<Placement>, LayoutError> {
         reqs.iter().map(|r| self.plug(r)).collect()
     }
 
@@ -159,7 +171,9 @@ impl DeviceMemory {
     pub fn unplug(&mut self, id: &str) -> Result<PlacedDevice, LayoutError> {
         match self.get(id) {
             None => Err(LayoutError::UnknownId { id: id.to_owned() }),
-            Some(d) if d.kind == DeviceKind::Nvdimm => Err(LayoutError::NvdimmUnplug { id: id.to_owned() }),
+            Some(d) if d.kind == DeviceKind::Nvdimm => {
+                Err(LayoutError::NvdimmUnplug { id: id.to_owned() })
+            }
             Some(_) => self.forget(id),
         }
     }
@@ -181,7 +195,9 @@ impl DeviceMemory {
             return Err(LayoutError::DuplicateId { id: req.id.clone() });
         }
         let m = self.machine;
-        let devices_after = u32::try_from(self.devices.len()).unwrap_or(u32::MAX).saturating_add(1);
+        let devices_after = u32::try_from(self.devices.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(1);
         let slots_needed = match self.rule {
             SlotRule::Seed => devices_after.saturating_add(1),
             SlotRule::Qemu => devices_after,
@@ -191,7 +207,8 @@ impl DeviceMemory {
                 .ram_size
                 .saturating_add(self.used())
                 .saturating_add(req.size);
-            let suggested_maxmem = align_up(suggested_maxmem, DEVICE_MEM_ALIGN).unwrap_or(suggested_maxmem);
+            let suggested_maxmem =
+                align_up(suggested_maxmem, DEVICE_MEM_ALIGN).unwrap_or(suggested_maxmem);
             return Err(LayoutError::NotPrepared {
                 id: req.id.clone(),
                 ram: m.ram_size,
@@ -224,39 +241,62 @@ impl DeviceMemory {
             });
         }
         let gpa = self.find_address(window, req)?;
-        Ok(Placement { slot, gpa, size: req.size })
+        Ok(Placement {
+            slot,
+            gpa,
+            size: req.size,
+        })
     }
 
     fn pick_slot(&self, req: &MemoryDeviceRequest, slots_needed: u32) -> Result<u32, LayoutError> {
         let slots = self.machine.slots;
         if slots == 0 {
-            return Err(LayoutError::NoSlotsAllocated { needed: slots_needed });
+            return Err(LayoutError::NoSlotsAllocated {
+                needed: slots_needed,
+            });
         }
         let holder = |s: u32| self.devices.iter().find(|d| d.placement.slot == s);
         match req.slot {
-            Some(s) if s >= slots => Err(LayoutError::InvalidSlot { slot: s, max: slots - 1 }),
+            Some(s) if s >= slots => Err(LayoutError::InvalidSlot {
+                slot: s,
+                max: slots - 1,
+            }),
             Some(s) => match holder(s) {
-                Some(d) => Err(LayoutError::SlotBusy { slot: s, holder: d.id.clone() }),
+                Some(d) => Err(LayoutError::SlotBusy {
+                    slot: s,
+                    holder: d.id.clone(),
+                }),
                 None => Ok(s),
             },
-            None => (0..slots).find(|&s| holder(s).is_none()).ok_or(LayoutError::NoFreeSlots { slots }),
+            None => (0..slots)
+                .find(|&s| holder(s).is_none())
+                .ok_or(LayoutError::NoFreeSlots { slots }),
         }
     }
 
     /// QEMU `memory_device_get_free_addr`: explicit address checks, or first
     /// fit from the window base past devices sorted by address.
-    fn find_address(&self, window: DeviceMemoryWindow, req: &MemoryDeviceRequest) -> Result<u64, LayoutError> {
+    fn find_address(
+        &self,
+        window: DeviceMemoryWindow,
+        req: &MemoryDeviceRequest,
+    ) -> Result<u64, LayoutError> {
         let align = req.align;
         if align == 0 || !align.is_power_of_two() {
             return Err(LayoutError::BadAlign { align });
         }
         let hint = req.addr.filter(|&a| a != 0);
         if let Some(addr) = hint
-            && addr % align != 0 {
-                return Err(LayoutError::AddrUnaligned { addr, align });
-            }
+            && addr % align != 0
+        {
+            return Err(LayoutError::AddrUnaligned { addr, align });
+        }
         if !req.size.is_multiple_of(align) {
-            return Err(LayoutError::SizeUnaligned { id: req.id.clone(), size: req.size, align });
+            return Err(LayoutError::SizeUnaligned {
+                id: req.id.clone(),
+                size: req.size,
+                align,
+            });
         }
         let mut sorted: Vec<&Placement> = self.devices.iter().map(|d| &d.placement).collect();
         sorted.sort_by_key(|p| p.gpa);
@@ -271,28 +311,49 @@ impl DeviceMemory {
                 });
             }
             let end = addr + req.size; // contains() proved no overflow
-            if let Some(d) = self.devices.iter().find(|d| overlaps(d.placement.gpa, d.placement.size, addr, end)) {
-                return Err(LayoutError::AddrConflict { other: d.id.clone() });
+            if let Some(d) = self
+                .devices
+                .iter()
+                .find(|d| overlaps(d.placement.gpa, d.placement.size, addr, end))
+            {
+                return Err(LayoutError::AddrConflict {
+                    other: d.id.clone(),
+                });
             }
             return Ok(addr);
         }
 
-        let too_big = || LayoutError::DeviceTooBig { id: req.id.clone(), size: req.size };
+        let too_big = || LayoutError::DeviceTooBig {
+            id: req.id.clone(),
+            size: req.size,
+        };
         let mut start = align_up(window.base, align).ok_or_else(too_big)?;
         start.checked_add(req.size).ok_or_else(too_big)?;
-        let fragmented = || LayoutError::Fragmented { id: req.id.clone(), size: req.size, align };
+        let fragmented = || LayoutError::Fragmented {
+            id: req.id.clone(),
+            size: req.size,
+            align,
+        };
         for p in sorted {
             // start + size checked at every step.
             let end = start + req.size;
             if overlaps(p.gpa, p.size, start, end) {
-                let next = p.gpa.checked_add(p.size).and_then(|e| align_up(e, align)).ok_or_else(fragmented)?;
+                let next = p
+                    .gpa
+                    .checked_add(p.size)
+                    .and_then(|e| align_up(e, align))
+                    .ok_or_else(fragmented)?;
                 next.checked_add(req.size).ok_or_else(fragmented)?;
                 start = next;
             } else if p.gpa >= end {
                 break;
             }
         }
-        if window.contains(start, req.size) { Ok(start) } else { Err(fragmented()) }
+        if window.contains(start, req.size) {
+            Ok(start)
+        } else {
+            Err(fragmented())
+        }
     }
 }
 

@@ -25,9 +25,15 @@ impl RamLayout {
     /// Split `ram_size` like QEMU's pc machine (gigabyte-aligned variant).
     pub const fn new(ram_size: u64) -> RamLayout {
         if ram_size >= PC_LOWMEM_SPLIT_THRESHOLD {
-            RamLayout { below_4g: PC_BELOW_4G_SPLIT, above_4g: ram_size - PC_BELOW_4G_SPLIT }
+            RamLayout {
+                below_4g: PC_BELOW_4G_SPLIT,
+                above_4g: ram_size - PC_BELOW_4G_SPLIT,
+            }
         } else {
-            RamLayout { below_4g: ram_size, above_4g: 0 }
+            RamLayout {
+                below_4g: ram_size,
+                above_4g: 0,
+            }
         }
     }
 
@@ -103,7 +109,11 @@ impl MachineMemory {
             return Err(LayoutError::UnsupportedSlots { slots });
         }
         // slots <= 256 was checked just above, so it fits u32.
-        let m = MachineMemory { ram_size: ram, slots: slots as u32, maxmem };
+        let m = MachineMemory {
+            ram_size: ram,
+            slots: slots as u32,
+            maxmem,
+        };
         m.validate()?;
         Ok(m)
     }
@@ -111,16 +121,24 @@ impl MachineMemory {
     /// Re-check an already built triple (used by [`crate::DeviceMemory::new`]).
     pub fn validate(&self) -> Result<(), LayoutError> {
         if u64::from(self.slots) > ACPI_MAX_RAM_SLOTS {
-            return Err(LayoutError::UnsupportedSlots { slots: u64::from(self.slots) });
+            return Err(LayoutError::UnsupportedSlots {
+                slots: u64::from(self.slots),
+            });
         }
         if self.maxmem < self.ram_size {
-            return Err(LayoutError::MaxmemBelowRam { maxmem: self.maxmem, ram: self.ram_size });
+            return Err(LayoutError::MaxmemBelowRam {
+                maxmem: self.maxmem,
+                ram: self.ram_size,
+            });
         }
         if self.maxmem > self.ram_size {
             if !self.maxmem.is_multiple_of(PAGE_SIZE) {
                 let suggested = align_up(self.maxmem, PAGE_SIZE)
                     .unwrap_or_else(|| align_down(self.maxmem, PAGE_SIZE));
-                return Err(LayoutError::MaxmemUnaligned { maxmem: self.maxmem, suggested });
+                return Err(LayoutError::MaxmemUnaligned {
+                    maxmem: self.maxmem,
+                    suggested,
+                });
             }
             DeviceMemoryWindow::compute(self)?;
         }
@@ -134,7 +152,11 @@ impl MachineMemory {
 
     /// The device-memory window, `None` when `maxmem == ram`.
     pub fn window(&self) -> Result<Option<DeviceMemoryWindow>, LayoutError> {
-        if self.maxmem > self.ram_size { DeviceMemoryWindow::compute(self).map(Some) } else { Ok(None) }
+        if self.maxmem > self.ram_size {
+            DeviceMemoryWindow::compute(self).map(Some)
+        } else {
+            Ok(None)
+        }
     }
 }
 
@@ -160,7 +182,9 @@ impl DeviceMemoryWindow {
             .checked_add(DEVICE_MEM_ALIGN * u64::from(m.slots))
             .ok_or_else(|| too_large.clone())?;
         // The 64-bit PCI window starts at align_up(end, 1 GiB): it must exist.
-        base.checked_add(size).and_then(|e| align_up(e, DEVICE_MEM_ALIGN)).ok_or(too_large)?;
+        base.checked_add(size)
+            .and_then(|e| align_up(e, DEVICE_MEM_ALIGN))
+            .ok_or(too_large)?;
         Ok(DeviceMemoryWindow { base, size })
     }
 
@@ -175,7 +199,11 @@ impl DeviceMemoryWindow {
         let e = self.end();
         let rem = e % DEVICE_MEM_ALIGN;
         // compute() verified that this round-up does not overflow.
-        if rem == 0 { e } else { e + (DEVICE_MEM_ALIGN - rem) }
+        if rem == 0 {
+            e
+        } else {
+            e + (DEVICE_MEM_ALIGN - rem)
+        }
     }
 
     /// True when `[gpa, gpa+len)` lies inside the window (len > 0).
@@ -191,11 +219,32 @@ mod tests {
 
     #[test]
     fn ram_split() {
-        assert_eq!(RamLayout::new(4 * GIB), RamLayout { below_4g: 3 * GIB, above_4g: GIB });
-        assert_eq!(RamLayout::new(0xE000_0000), RamLayout { below_4g: 3 * GIB, above_4g: 512 * MIB });
-        assert_eq!(RamLayout::new(0xDFFF_E000), RamLayout { below_4g: 0xDFFF_E000, above_4g: 0 });
+        assert_eq!(
+            RamLayout::new(4 * GIB),
+            RamLayout {
+                below_4g: 3 * GIB,
+                above_4g: GIB
+            }
+        );
+        assert_eq!(
+            RamLayout::new(0xE000_0000),
+            RamLayout {
+                below_4g: 3 * GIB,
+                above_4g: 512 * MIB
+            }
+        );
+        assert_eq!(
+            RamLayout::new(0xDFFF_E000),
+            RamLayout {
+                below_4g: 0xDFFF_E000,
+                above_4g: 0
+            }
+        );
         assert_eq!(RamLayout::new(128 * MIB).ranges(), vec![(0, 128 * MIB)]);
-        assert_eq!(RamLayout::new(8 * GIB).ranges(), vec![(0, 3 * GIB), (4 * GIB, 5 * GIB)]);
+        assert_eq!(
+            RamLayout::new(8 * GIB).ranges(),
+            vec![(0, 3 * GIB), (4 * GIB, 5 * GIB)]
+        );
     }
 
     #[test]
@@ -220,7 +269,10 @@ mod tests {
     fn option_errors() {
         let e = MachineMemory::from_options(4 * GIB, Some(300), Some(8 * GIB)).unwrap_err();
         assert_eq!(e, LayoutError::UnsupportedSlots { slots: 300 });
-        assert!(e.to_string().starts_with("unsupported amount of memory slots: 300;"));
+        assert!(
+            e.to_string()
+                .starts_with("unsupported amount of memory slots: 300;")
+        );
         let e = MachineMemory::from_options(4 * GIB, Some(2), Some(8 * GIB + 1)).unwrap_err();
         assert!(e.to_string().starts_with(
             "maximum memory size must by aligned to multiple of 4096 bytes; -m maxmem=0x200000001 is not, use maxmem=8388612K"
@@ -232,16 +284,31 @@ mod tests {
         let e = MachineMemory::from_options(4 * GIB, Some(2), Some(4 * GIB)).unwrap_err();
         assert!(matches!(e, LayoutError::SlotsButMaxmemEqualsRam { .. }));
         let e = MachineMemory::from_options(4 * GIB, Some(2), None).unwrap_err();
-        assert!(e.to_string().starts_with("slots specified but no max-size; add maxmem= to -m (e.g. -m 4G,slots=2,maxmem=8G)"), "{e}");
+        assert!(
+            e.to_string().starts_with(
+                "slots specified but no max-size; add maxmem= to -m (e.g. -m 4G,slots=2,maxmem=8G)"
+            ),
+            "{e}"
+        );
         let e = MachineMemory::from_options(GIB, Some(256), Some(u64::MAX - 4095)).unwrap_err();
         assert!(matches!(e, LayoutError::MaxmemTooLarge { .. }));
-        assert!(matches!(MachineMemory::from_options(u64::MAX, None, None), Err(LayoutError::RamTooLarge { .. })));
+        assert!(matches!(
+            MachineMemory::from_options(u64::MAX, None, None),
+            Err(LayoutError::RamTooLarge { .. })
+        ));
     }
 
     #[test]
     fn ram_rounding_and_no_window() {
         let m = MachineMemory::from_options(1000, None, None).unwrap();
-        assert_eq!(m, MachineMemory { ram_size: 8192, slots: 0, maxmem: 8192 });
+        assert_eq!(
+            m,
+            MachineMemory {
+                ram_size: 8192,
+                slots: 0,
+                maxmem: 8192
+            }
+        );
         assert_eq!(m.window(), Ok(None));
         // maxmem > ram with slots=0 is accepted (QEMU too); the window has no slot slack.
         let m = MachineMemory::from_options(GIB, None, Some(2 * GIB)).unwrap();
@@ -250,7 +317,10 @@ mod tests {
 
     #[test]
     fn window_contains() {
-        let w = DeviceMemoryWindow { base: 4 * GIB, size: GIB };
+        let w = DeviceMemoryWindow {
+            base: 4 * GIB,
+            size: GIB,
+        };
         assert!(w.contains(4 * GIB, GIB));
         assert!(!w.contains(4 * GIB, GIB + 1));
         assert!(!w.contains(4 * GIB - 1, 2));

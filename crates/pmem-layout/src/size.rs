@@ -37,8 +37,15 @@ pub enum Suffix {
 
 impl Suffix {
     /// All suffixes, smallest first.
-    pub const ALL: [Suffix; 7] =
-        [Suffix::B, Suffix::K, Suffix::M, Suffix::G, Suffix::T, Suffix::P, Suffix::E];
+    pub const ALL: [Suffix; 7] = [
+        Suffix::B,
+        Suffix::K,
+        Suffix::M,
+        Suffix::G,
+        Suffix::T,
+        Suffix::P,
+        Suffix::E,
+    ];
 
     /// log2 of the multiplier.
     pub const fn shift(self) -> u32 {
@@ -144,7 +151,10 @@ const MAX_INPUT_LEN: usize = 256;
 /// when the string carries none (`Suffix::M` for `-m`, `Suffix::B` for
 /// `size=`, `label-size=`, `align=`, `maxmem=`...).
 pub fn parse_size(s: &str, default_suffix: Suffix) -> Result<u64, SizeError> {
-    let invalid = |reason: &'static str| SizeError::Invalid { value: s.to_owned(), reason };
+    let invalid = |reason: &'static str| SizeError::Invalid {
+        value: s.to_owned(),
+        reason,
+    };
     if s.is_empty() {
         return Err(SizeError::Empty);
     }
@@ -152,7 +162,9 @@ pub fn parse_size(s: &str, default_suffix: Suffix) -> Result<u64, SizeError> {
         return Err(invalid("value is too long"));
     }
     if s.starts_with('-') {
-        return Err(SizeError::Negative { value: s.to_owned() });
+        return Err(SizeError::Negative {
+            value: s.to_owned(),
+        });
     }
     let bytes = s.as_bytes();
     // Hex: "0x..." integer only, like QEMU (which refuses a fraction or suffix).
@@ -166,7 +178,9 @@ pub fn parse_size(s: &str, default_suffix: Suffix) -> Result<u64, SizeError> {
         }
         let trimmed = digits.trim_start_matches('0');
         if trimmed.len() > 16 {
-            return Err(SizeError::Overflow { value: s.to_owned() });
+            return Err(SizeError::Overflow {
+                value: s.to_owned(),
+            });
         }
         if trimmed.is_empty() {
             return Ok(0);
@@ -192,7 +206,9 @@ pub fn parse_size(s: &str, default_suffix: Suffix) -> Result<u64, SizeError> {
         Some(c) => Suffix::from_char(c).ok_or_else(|| invalid("unknown suffix or garbage"))?,
     };
     if chars.next().is_some() {
-        return Err(invalid("trailing characters after the suffix (only one letter, e.g. G, not GiB)"));
+        return Err(invalid(
+            "trailing characters after the suffix (only one letter, e.g. G, not GiB)",
+        ));
     }
 
     let mut int_val: u64 = 0;
@@ -200,15 +216,24 @@ pub fn parse_size(s: &str, default_suffix: Suffix) -> Result<u64, SizeError> {
         int_val = int_val
             .checked_mul(10)
             .and_then(|v| v.checked_add(u64::from(b - b'0')))
-            .ok_or_else(|| SizeError::Overflow { value: s.to_owned() })?;
+            .ok_or_else(|| SizeError::Overflow {
+                value: s.to_owned(),
+            })?;
     }
     let shift = suffix.shift();
     let scaled = int_val
         .checked_mul(1u64 << shift)
-        .ok_or_else(|| SizeError::Overflow { value: s.to_owned() })?;
-    let frac_bytes = fraction_times_pow2(frac_part, shift)
-        .ok_or_else(|| SizeError::Fraction { value: s.to_owned() })?;
-    scaled.checked_add(frac_bytes).ok_or_else(|| SizeError::Overflow { value: s.to_owned() })
+        .ok_or_else(|| SizeError::Overflow {
+            value: s.to_owned(),
+        })?;
+    let frac_bytes = fraction_times_pow2(frac_part, shift).ok_or_else(|| SizeError::Fraction {
+        value: s.to_owned(),
+    })?;
+    scaled
+        .checked_add(frac_bytes)
+        .ok_or_else(|| SizeError::Overflow {
+            value: s.to_owned(),
+        })
 }
 
 /// Exact value of `0.<digits> * 2^shift` if it is an integer, else `None`.
@@ -236,7 +261,11 @@ fn fraction_times_pow2(digits: &str, shift: u32) -> Option<u64> {
         // whole < 2^shift <= 2^60 throughout, so this cannot overflow.
         whole = whole * 2 + u64::from(carry);
     }
-    if d.iter().all(|&x| x == 0) { Some(whole) } else { None }
+    if d.iter().all(|&x| x == 0) {
+        Some(whole)
+    } else {
+        None
+    }
 }
 
 /// Largest suffix whose multiplier divides `v` exactly (B for 0).
@@ -302,20 +331,50 @@ mod tests {
         assert_eq!(parse_size("1.125K", Suffix::B), Ok(1152));
         assert_eq!(parse_size("1.00000", Suffix::G), Ok(GIB));
         // 2^-60 * 2^60 = 1 byte: the deepest fraction that is still whole.
-        assert_eq!(parse_size("0.000000000000000000867361737988403547205962240695953369140625E", Suffix::B), Ok(1));
-        assert!(matches!(parse_size("1.3K", Suffix::B), Err(SizeError::Fraction { .. })));
-        assert!(matches!(parse_size("1.5", Suffix::B), Err(SizeError::Fraction { .. })));
-        assert!(matches!(parse_size("0.1G", Suffix::B), Err(SizeError::Fraction { .. })));
+        assert_eq!(
+            parse_size(
+                "0.000000000000000000867361737988403547205962240695953369140625E",
+                Suffix::B
+            ),
+            Ok(1)
+        );
+        assert!(matches!(
+            parse_size("1.3K", Suffix::B),
+            Err(SizeError::Fraction { .. })
+        ));
+        assert!(matches!(
+            parse_size("1.5", Suffix::B),
+            Err(SizeError::Fraction { .. })
+        ));
+        assert!(matches!(
+            parse_size("0.1G", Suffix::B),
+            Err(SizeError::Fraction { .. })
+        ));
     }
 
     #[test]
     fn rejects() {
         assert_eq!(parse_size("", Suffix::B), Err(SizeError::Empty));
-        assert!(matches!(parse_size("-1", Suffix::B), Err(SizeError::Negative { .. })));
-        assert!(matches!(parse_size("16E", Suffix::B), Err(SizeError::Overflow { .. })));
-        assert!(matches!(parse_size("18446744073709551616", Suffix::B), Err(SizeError::Overflow { .. })));
-        assert!(matches!(parse_size("0x10000000000000000", Suffix::B), Err(SizeError::Overflow { .. })));
-        for bad in ["abc", "4GiB", "4 G", " 4G", "4G ", "1x", "0x", "0x10K", "0x1.5", ".", "G", "1..5", "+5", "4Q", "1e3"] {
+        assert!(matches!(
+            parse_size("-1", Suffix::B),
+            Err(SizeError::Negative { .. })
+        ));
+        assert!(matches!(
+            parse_size("16E", Suffix::B),
+            Err(SizeError::Overflow { .. })
+        ));
+        assert!(matches!(
+            parse_size("18446744073709551616", Suffix::B),
+            Err(SizeError::Overflow { .. })
+        ));
+        assert!(matches!(
+            parse_size("0x10000000000000000", Suffix::B),
+            Err(SizeError::Overflow { .. })
+        ));
+        for bad in [
+            "abc", "4GiB", "4 G", " 4G", "4G ", "1x", "0x", "0x10K", "0x1.5", ".", "G", "1..5",
+            "+5", "4Q", "1e3",
+        ] {
             assert!(
                 matches!(parse_size(bad, Suffix::B), Err(SizeError::Invalid { .. })),
                 "{bad} should be rejected as invalid: {:?}",
@@ -330,7 +389,10 @@ mod tests {
         assert!(e.contains("'4GiB'"), "{e}");
         assert!(e.contains("4G"), "{e}");
         let e = parse_size("-5M", Suffix::B).unwrap_err().to_string();
-        assert!(e.starts_with("invalid size '-5M': sizes cannot be negative"), "{e}");
+        assert!(
+            e.starts_with("invalid size '-5M': sizes cannot be negative"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -18,7 +18,9 @@
 
 use crate::error::{LayoutError, SizingError};
 use crate::split::nvdimm_split;
-use crate::{OVIRT_LABEL_SIZE, PAGE_SIZE, X86_MEMORY_BLOCK, align_down, alignment_warning, format_size};
+use crate::{
+    OVIRT_LABEL_SIZE, PAGE_SIZE, X86_MEMORY_BLOCK, align_down, alignment_warning, format_size,
+};
 
 /// The result of [`guest_nvdimm_size`]. Invariants (property-tested):
 /// `backend_size <= device_size`, `pmem_size % 128 MiB == 0`, `pmem_size > 0`,
@@ -66,7 +68,8 @@ pub fn minimum_device_size(align: Option<u64>) -> Result<u64, SizingError> {
     if X86_MEMORY_BLOCK.is_multiple_of(a) {
         Ok(2 * X86_MEMORY_BLOCK)
     } else {
-        a.checked_add(X86_MEMORY_BLOCK).ok_or(SizingError::BadAlign { align: a })
+        a.checked_add(X86_MEMORY_BLOCK)
+            .ok_or(SizingError::BadAlign { align: a })
     }
 }
 
@@ -77,7 +80,11 @@ pub fn guest_nvdimm_size(device_size: u64, align: Option<u64>) -> Result<GuestSi
     const L: u64 = OVIRT_LABEL_SIZE;
     let a = effective_align(align)?;
     let minimum = minimum_device_size(Some(a))?;
-    let too_small = SizingError::DeviceTooSmall { device_size, align: a, minimum };
+    let too_small = SizingError::DeviceTooSmall {
+        device_size,
+        align: a,
+        minimum,
+    };
 
     let s0 = align_down(device_size, H);
     if s0 == 0 {
@@ -166,7 +173,9 @@ mod tests {
         assert_eq!(g.pmem_size, 15_360 * MIB);
         assert_eq!(g.label_offset, 127 * 128 * MIB - 128 * KIB);
         assert_eq!(g.warnings.len(), 1, "{:?}", g.warnings);
-        assert!(g.warnings[0].starts_with("align 1 GiB: the backend size 16256 MiB is not a multiple"));
+        assert!(
+            g.warnings[0].starts_with("align 1 GiB: the backend size 16256 MiB is not a multiple")
+        );
     }
 
     #[test]
@@ -174,13 +183,23 @@ mod tests {
         // A | H and A >= L: size = (N-1)H + A, pmem = (N-1)H.
         for a in [128 * KIB, 2 * MIB, 64 * MIB, 128 * MIB] {
             let g = guest_nvdimm_size(10 * 128 * MIB + 77, Some(a)).unwrap();
-            assert_eq!((g.backend_size, g.pmem_size), (9 * 128 * MIB + a, 9 * 128 * MIB), "A={a}");
+            assert_eq!(
+                (g.backend_size, g.pmem_size),
+                (9 * 128 * MIB + a, 9 * 128 * MIB),
+                "A={a}"
+            );
         }
         // A < L (4 KiB): size = (N-1)H + L.
         let g = guest_nvdimm_size(10 * 128 * MIB, Some(4 * KIB)).unwrap();
-        assert_eq!((g.backend_size, g.pmem_size, g.gap), (9 * 128 * MIB + 128 * KIB, 9 * 128 * MIB, 0));
+        assert_eq!(
+            (g.backend_size, g.pmem_size, g.gap),
+            (9 * 128 * MIB + 128 * KIB, 9 * 128 * MIB, 0)
+        );
         // Sub-page alignment is treated as 4 KiB.
-        assert_eq!(guest_nvdimm_size(10 * 128 * MIB, Some(512)).unwrap().align, 4 * KIB);
+        assert_eq!(
+            guest_nvdimm_size(10 * 128 * MIB, Some(512)).unwrap().align,
+            4 * KIB
+        );
     }
 
     #[test]
@@ -193,19 +212,40 @@ mod tests {
              larger namespace/partition"
         );
         assert!(guest_nvdimm_size(256 * MIB - 1, Some(2 * MIB)).is_err());
-        assert_eq!(guest_nvdimm_size(256 * MIB, Some(2 * MIB)).unwrap().pmem_size, 128 * MIB);
+        assert_eq!(
+            guest_nvdimm_size(256 * MIB, Some(2 * MIB))
+                .unwrap()
+                .pmem_size,
+            128 * MIB
+        );
         assert!(guest_nvdimm_size(0, None).is_err());
         assert!(guest_nvdimm_size(GIB + 127 * MIB, Some(GIB)).is_err());
-        assert_eq!(guest_nvdimm_size(GIB + 128 * MIB, Some(GIB)).unwrap().pmem_size, GIB);
+        assert_eq!(
+            guest_nvdimm_size(GIB + 128 * MIB, Some(GIB))
+                .unwrap()
+                .pmem_size,
+            GIB
+        );
         assert_eq!(minimum_device_size(Some(GIB)), Ok(GIB + 128 * MIB));
         assert_eq!(minimum_device_size(None), Ok(256 * MIB));
     }
 
     #[test]
     fn bad_align() {
-        assert_eq!(guest_nvdimm_size(GIB, Some(3 * MIB)), Err(SizingError::BadAlign { align: 3 * MIB }));
-        assert_eq!(guest_nvdimm_size(GIB, Some(0)), Err(SizingError::BadAlign { align: 0 }));
+        assert_eq!(
+            guest_nvdimm_size(GIB, Some(3 * MIB)),
+            Err(SizingError::BadAlign { align: 3 * MIB })
+        );
+        assert_eq!(
+            guest_nvdimm_size(GIB, Some(0)),
+            Err(SizingError::BadAlign { align: 0 })
+        );
         assert!(guest_nvdimm_size(1 << 63, Some(1 << 63)).is_err());
-        assert_eq!(guest_nvdimm_size(u64::MAX, Some(1 << 63)).unwrap().pmem_size, 1 << 63);
+        assert_eq!(
+            guest_nvdimm_size(u64::MAX, Some(1 << 63))
+                .unwrap()
+                .pmem_size,
+            1 << 63
+        );
     }
 }

@@ -30,11 +30,19 @@ pub struct NvdimmSplit {
 /// Validate an explicitly given `label-size=` property: QEMU rejects every
 /// value below 128 KiB, including an explicit 0 (omit the property instead).
 pub fn check_label_size_property(value: u64) -> Result<(), LayoutError> {
-    if value < MIN_LABEL_SIZE { Err(LayoutError::LabelTooSmall { label: value }) } else { Ok(()) }
+    if value < MIN_LABEL_SIZE {
+        Err(LayoutError::LabelTooSmall { label: value })
+    } else {
+        Ok(())
+    }
 }
 
 /// [`nvdimm_split_named`] without a backend id in the error message.
-pub fn nvdimm_split(backend_size: u64, label_size: u64, align: u64) -> Result<NvdimmSplit, LayoutError> {
+pub fn nvdimm_split(
+    backend_size: u64,
+    label_size: u64,
+    align: u64,
+) -> Result<NvdimmSplit, LayoutError> {
     nvdimm_split_named("(unnamed)", backend_size, label_size, align)
 }
 
@@ -79,7 +87,12 @@ pub fn nvdimm_split_named(
     if pmem_size == 0 {
         return Err(too_small());
     }
-    Ok(NvdimmSplit { pmem_size, label_offset, label_size, gap: label_offset - pmem_size })
+    Ok(NvdimmSplit {
+        pmem_size,
+        label_offset,
+        label_size,
+        gap: label_offset - pmem_size,
+    })
 }
 
 #[cfg(test)]
@@ -91,23 +104,47 @@ mod tests {
     fn qemu_doc_examples() {
         // 4 GiB file, L = 128 KiB, A = 4 KiB -> P = 4 GiB - 128 KiB, no gap.
         let s = nvdimm_split(4 * GIB, 128 * KIB, 4 * KIB).unwrap();
-        assert_eq!(s, NvdimmSplit { pmem_size: 4 * GIB - 128 * KIB, label_offset: 4 * GIB - 128 * KIB, label_size: 128 * KIB, gap: 0 });
+        assert_eq!(
+            s,
+            NvdimmSplit {
+                pmem_size: 4 * GIB - 128 * KIB,
+                label_offset: 4 * GIB - 128 * KIB,
+                label_size: 128 * KIB,
+                gap: 0
+            }
+        );
         // Same with align=2M -> P = 4 GiB - 2 MiB, gap = 2 MiB - 128 KiB.
         let s = nvdimm_split(4 * GIB, 128 * KIB, 2 * MIB).unwrap();
         assert_eq!(s.pmem_size, 4 * GIB - 2 * MIB);
         assert_eq!(s.gap, 2 * MIB - 128 * KIB);
         assert_eq!(s.label_offset, 4 * GIB - 128 * KIB);
         // memory-backend-ram 128 MiB, L = 128 KiB (A = 2 MiB) -> 126 MiB.
-        assert_eq!(nvdimm_split(128 * MIB, 128 * KIB, 2 * MIB).unwrap().pmem_size, 126 * MIB);
+        assert_eq!(
+            nvdimm_split(128 * MIB, 128 * KIB, 2 * MIB)
+                .unwrap()
+                .pmem_size,
+            126 * MIB
+        );
         // Seed: size=4G, label-size=2M, file backend (4 KiB pages).
         let s = nvdimm_split(4 * GIB, 2 * MIB, 4 * KIB).unwrap();
-        assert_eq!((s.pmem_size, s.label_offset, s.gap), (0xFFE0_0000, 0xFFE0_0000, 0));
+        assert_eq!(
+            (s.pmem_size, s.label_offset, s.gap),
+            (0xFFE0_0000, 0xFFE0_0000, 0)
+        );
     }
 
     #[test]
     fn label_less() {
         let s = nvdimm_split(4 * GIB + 5, 0, 4 * KIB).unwrap();
-        assert_eq!(s, NvdimmSplit { pmem_size: 4 * GIB, label_offset: 4 * GIB + 5, label_size: 0, gap: 5 });
+        assert_eq!(
+            s,
+            NvdimmSplit {
+                pmem_size: 4 * GIB,
+                label_offset: 4 * GIB + 5,
+                label_size: 0,
+                gap: 5
+            }
+        );
         assert!(nvdimm_split(4095, 0, 4 * KIB).is_err());
     }
 
@@ -136,8 +173,16 @@ mod tests {
         assert!(nvdimm_split(256 * KIB, 128 * KIB, 4 * KIB).is_ok());
         // Alignment larger than what is left: P = 0.
         let e = nvdimm_split(4 * MIB, 128 * KIB, 4 * MIB).unwrap_err();
-        assert!(matches!(e, LayoutError::MemdevTooSmall { needed, .. } if needed == 4 * MIB + 128 * KIB));
-        assert!(matches!(nvdimm_split(GIB, 0, 3 * KIB), Err(LayoutError::BadAlign { .. })));
-        assert!(matches!(nvdimm_split(GIB, 0, 0), Err(LayoutError::BadAlign { .. })));
+        assert!(
+            matches!(e, LayoutError::MemdevTooSmall { needed, .. } if needed == 4 * MIB + 128 * KIB)
+        );
+        assert!(matches!(
+            nvdimm_split(GIB, 0, 3 * KIB),
+            Err(LayoutError::BadAlign { .. })
+        ));
+        assert!(matches!(
+            nvdimm_split(GIB, 0, 0),
+            Err(LayoutError::BadAlign { .. })
+        ));
     }
 }

@@ -125,14 +125,22 @@ struct Dev {
 }
 
 fn dev_strategy() -> impl Strategy<Value = Dev> {
-    (1u64..64, 12u32..31, any::<bool>()).prop_map(|(size_units, align_shift, nvdimm)| Dev { size_units, align_shift, nvdimm })
+    (1u64..64, 12u32..31, any::<bool>()).prop_map(|(size_units, align_shift, nvdimm)| Dev {
+        size_units,
+        align_shift,
+        nvdimm,
+    })
 }
 
 fn request(i: usize, d: &Dev) -> MemoryDeviceRequest {
     let align = 1u64 << d.align_shift;
     MemoryDeviceRequest {
         id: format!("dev{i}"),
-        kind: if d.nvdimm { DeviceKind::Nvdimm } else { DeviceKind::PcDimm },
+        kind: if d.nvdimm {
+            DeviceKind::Nvdimm
+        } else {
+            DeviceKind::PcDimm
+        },
         size: d.size_units * align.max(128 * MIB),
         align,
         slot: None,
@@ -142,7 +150,10 @@ fn request(i: usize, d: &Dev) -> MemoryDeviceRequest {
 
 fn plan(ram: u64, slots: u32, maxmem: u64, devs: &[Dev]) -> Vec<Result<Placement, LayoutError>> {
     let mut dm = DeviceMemory::new(ram, slots, maxmem).unwrap();
-    devs.iter().enumerate().map(|(i, d)| dm.plug(&request(i, d))).collect()
+    devs.iter()
+        .enumerate()
+        .map(|(i, d)| dm.plug(&request(i, d)))
+        .collect()
 }
 
 proptest! {
