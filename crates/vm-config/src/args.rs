@@ -310,5 +310,6 @@ pub fn parse_args(argv: &[String]) -> Result<Action, ConfigError> {
         force_label_area: cfg_flags.5,
     };
     crate::validate::validate(&cfg)?;
+    crate::plan::plan_devices(&cfg)?;
     Ok(Action::Run(Box::new(cfg)))
 }

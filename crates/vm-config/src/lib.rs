@@ -7,10 +7,12 @@
 mod args;
 mod keyval;
 mod objects;
+mod plan;
 
 pub use args::{HELP, parse_args};
 pub use keyval::{Props, parse as parse_keyval, parse_bool};
 pub use objects::{BackendConfig, BackendKind, DeviceConfig, NvdimmConfig, PcDimmConfig};
+pub use plan::{DevicePlan, device_memory, plan_device, plan_devices};
 
 use std::path::PathBuf;
 
