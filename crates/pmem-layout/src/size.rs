@@ -79,7 +79,7 @@ impl Suffix {
         }
     }
 
-    /// Letter used on a QEMU command line ("" for bytes is never used: `B`).
+    /// Letter used on a QEMU command line (`B` for bytes).
     pub const fn letter(self) -> char {
         match self {
             Suffix::B => 'B',
@@ -127,7 +127,7 @@ pub enum SizeError {
     /// A fraction that does not give a whole number of bytes.
     #[error(
         "invalid size '{value}': the fraction does not give a whole number of bytes; \
-         use a larger unit or an integer (e.g. 1536M instead of 1.5G is also fine)"
+         write it as an integer in a smaller unit (e.g. 1331K instead of 1.3M)"
     )]
     Fraction {
         /// The offending input.
