@@ -11,7 +11,7 @@
 #   l2_value KEY          value of the first "KEY=value" token on the last L2 console.
 #   median N...           median of numbers.
 #
-# Settings: L2_TIMEOUT (s, default 180) per VMM run; L2_SAMPLE (s, default 0.25) smaps
+# Settings: L2_TIMEOUT (s, default 180) per VMM run; L2_SAMPLE (s, default 0.5) smaps
 # sampling period; L2_LOG_DIR (default $HIB_OUT/l2 or a temp dir) for console files.
 
 E2E_PASS=0
@@ -142,7 +142,7 @@ _boot_l2_once() {
 			kill -KILL "$vpid" 2>/dev/null
 			break
 		fi
-		sleep "${L2_SAMPLE:-0.25}"
+		sleep "${L2_SAMPLE:-0.5}"
 	done
 	wait "$sub"
 	local rc t1
