@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use kvm_bindings::{KVM_PIT_SPEAKER_DUMMY, kvm_pit_config};
 use kvm_ioctls::{Kvm, VmFd};
-use vm_config::{SerialConfig, VmConfig};
+use vm_config::{DeviceConfig, PersistenceDomain, SerialConfig, VmConfig};
 use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::EventFd;
 
@@ -18,6 +18,9 @@ use crate::arch::x86_64::{cpu, regs};
 use crate::bus::PioBus;
 use crate::devices::acpi_pm::{AcpiPm, AcpiPmAml, Ged, GedNotifier};
 use crate::devices::i8042::I8042;
+use crate::devices::nvdimm::backend::Backend;
+use crate::devices::nvdimm::controller::NvdimmController;
+use crate::devices::nvdimm::{Nvdimm, label_safety};
 use crate::devices::serial::{Serial, SerialAml};
 use crate::devices::{EventSink, IrqLine, VmEvent};
 use crate::error::{Error, Result};
@@ -45,6 +48,34 @@ pub struct Vm {
     start_paused: bool,
     /// Raises power-button and hotplug events.
     pub ged: GedNotifier,
+    /// The NVDIMM root device, when `-machine nvdimm=on`.
+    pub nvdimm: Option<Arc<Mutex<NvdimmController>>>,
+    /// Slots and addresses of memory devices (hotplug plugs into it).
+    pub device_memory: pmem_layout::DeviceMemory,
+    /// Next free KVM memory slot.
+    pub next_slot: u32,
+}
+
+/// Opens every backend, checks the label areas and builds the cold-plugged NVDIMMs.
+fn build_nvdimms(cfg: &VmConfig) -> Result<(pmem_layout::DeviceMemory, Vec<Nvdimm>)> {
+    let (dm, plans) = vm_config::plan_devices(cfg).map_err(|e| Error::Config(e.to_string()))?;
+    let mut dimms = Vec::new();
+    for (plan, dev) in plans.into_iter().zip(&cfg.devices) {
+        let backend_cfg = cfg
+            .backend(&plan.memdev)
+            .ok_or_else(|| Error::Config(format!("memdev '{}' not found", plan.memdev)))?;
+        if let DeviceConfig::PcDimm(_) = dev {
+            return Err(Error::Config(format!(
+                "-device pc-dimm,id={}: RAM DIMMs are not supported yet; use -m for RAM",
+                plan.id
+            )));
+        }
+        let backend = Arc::new(Backend::open(backend_cfg, cfg.require_persistence)?);
+        let dimm = Nvdimm { plan, backend, hotplugged: false };
+        label_safety::check(&dimm, cfg.force_label_area)?;
+        dimms.push(dimm);
+    }
+    Ok((dm, dimms))
 }
 
 fn irq_line(vm: &VmFd, gsi: u32) -> Result<IrqLine> {
@@ -79,9 +110,15 @@ impl Vm {
 
         let ram = pmem_layout::RamLayout::new(cfg.memory.size);
         let split = RamSplit { below_4g: ram.below_4g, above_4g: ram.above_4g };
-        let mailbox_size = 0u64;
+        let mailbox_size = if cfg.machine.nvdimm { nvdimm_acpi::MAILBOX_SIZE as u64 } else { 0 };
         let mem = create_guest_memory(split, mailbox_size)?;
-        register_memory(&vm, &mem)?;
+        let mut next_slot = register_memory(&vm, &mem)?;
+        let (device_memory, dimms) = build_nvdimms(cfg)?;
+        for d in &dimms {
+            d.map_into_guest(&vm, next_slot)?;
+            next_slot += 1;
+            eprintln!("pmvm: {}", d.describe());
+        }
 
         let (tx, rx) = channel();
         let sink = EventSink(tx);
@@ -100,9 +137,27 @@ impl Vm {
         bus.insert(ports::ACPI_SLEEP_CONTROL, 3, Arc::new(Mutex::new(AcpiPm::new(sink.clone()))));
         let (ged_dev, ged) = Ged::new(irq_line(&vm, irqs::GED)?);
         bus.insert(ports::GED_EVENT, 4, Arc::new(Mutex::new(ged_dev)));
-        dsdt.extend(acpi::aml_bytes(&[&AcpiPmAml { nvdimm: false, memory_hotplug: false }]));
+        dsdt.extend(acpi::aml_bytes(&[&AcpiPmAml { nvdimm: cfg.machine.nvdimm, memory_hotplug: false }]));
 
-        let rsdp = acpi::write_tables(&mem, &AcpiInput { cpus: cfg.cpus, dsdt_body: &dsdt, extra_tables: &[] })?;
+        let mut extra_tables = Vec::new();
+        let nvdimm = if cfg.machine.nvdimm {
+            let persistence = cfg.machine.nvdimm_persistence.map(|p| match p {
+                PersistenceDomain::Cpu => nvdimm_acpi::Persistence::Cpu,
+                PersistenceDomain::MemCtrl => nvdimm_acpi::Persistence::MemCtrl,
+            });
+            let ctl = NvdimmController::new(mem.clone(), dimms, persistence);
+            if cfg.memory.slots > 0 {
+                extra_tables.push(ctl.ssdt(cfg.memory.slots)?);
+            }
+            extra_tables.extend(ctl.nfit());
+            let ctl = Arc::new(Mutex::new(ctl));
+            bus.insert(nvdimm_acpi::DOORBELL_PORT, 4, ctl.clone());
+            Some(ctl)
+        } else {
+            None
+        };
+
+        let rsdp = acpi::write_tables(&mem, &AcpiInput { cpus: cfg.cpus, dsdt_body: &dsdt, extra_tables: &extra_tables })?;
         let e820 = e820_map(split, mailbox_size);
         let entry = load_kernel(
             &mem,
@@ -141,6 +196,9 @@ impl Vm {
             events_rx: rx,
             start_paused: cfg.start_paused,
             ged,
+            nvdimm,
+            device_memory,
+            next_slot,
         })
     }
 

@@ -1,0 +1,291 @@
+//! Memory backends: a host file, device DAX or anonymous RAM, mapped once into pmvm. The whole
+//! backend is mapped (pmem part + label area); only the pmem part becomes guest memory.
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileTypeExt;
+use std::path::Path;
+
+use pmem_probe::{BackendClass, MAP_SHARED_VALIDATE, MAP_SYNC, Probe};
+use vm_config::{BackendConfig, BackendKind};
+
+use crate::error::{Error, Result};
+
+/// A mapped memory backend.
+pub struct Backend {
+    pub id: String,
+    /// Start of the backend mapping (aligned to the backend's alignment).
+    ptr: *mut u8,
+    len: usize,
+    /// The whole reservation (alignment padding included), for munmap.
+    reservation: (*mut libc::c_void, usize),
+    pub shared: bool,
+    pub readonly: bool,
+    pub pmem: bool,
+    /// MAP_SYNC is in effect: stores are persistent once flushed from the CPU cache.
+    pub map_sync: bool,
+    pub probe: Probe,
+    discard_data: bool,
+    _file: Option<File>,
+}
+
+// SAFETY: the mapping is process-wide memory; Backend only hands out copies through bounds-checked
+// methods and the raw pointer is never dereferenced outside them.
+unsafe impl Send for Backend {}
+// SAFETY: see above; concurrent label accesses are serialised by the NVDIMM controller's lock.
+unsafe impl Sync for Backend {}
+
+fn open_file(cfg: &BackendConfig, path: &Path, readonly: bool) -> Result<File> {
+    let ctx = |what: &str| format!("-object {}: mem-path={}: {what}", cfg.id, path.display());
+    let exists = path.exists();
+    let writable = !readonly;
+    let mut opts = OpenOptions::new();
+    opts.read(true).write(writable);
+    if !exists {
+        if readonly {
+            return Err(Error::Config(ctx("does not exist (readonly=on cannot create it)")));
+        }
+        opts.create(true);
+    }
+    let file = match opts.open(path) {
+        Ok(f) => f,
+        // share=off never writes the file: a read-only file can still back a private mapping.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && !cfg.share && exists => OpenOptions::new()
+            .read(true)
+            .open(path)
+            .map_err(|e| Error::io(ctx("cannot open"), e))?,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Err(Error::Config(ctx(
+                "is not writable; share=on needs write access (fix the permissions, or use readonly=on with unarmed=on)",
+            )));
+        }
+        Err(e) => return Err(Error::io(ctx("cannot open"), e)),
+    };
+    let meta = file.metadata().map_err(|e| Error::io(ctx("cannot stat"), e))?;
+    if meta.file_type().is_file() {
+        let len = meta.len();
+        if len == 0 && !readonly {
+            file.set_len(cfg.size).map_err(|e| Error::io(ctx("cannot size the new file"), e))?;
+        } else if len < cfg.size {
+            // Growing a used backend would move its label area (the last label-size bytes) and
+            // expose stale bytes as guest data, so refuse as QEMU >= 2.8 does.
+            return Err(Error::Config(ctx(&format!(
+                "backing store size {len:#x} is too small for 'size' option {:#x}; use size={len} or grow the file deliberately (truncate -s)",
+                cfg.size
+            ))));
+        }
+    }
+    Ok(file)
+}
+
+impl Backend {
+    /// Opens and maps a backend. `require_persistence` turns the pmem=on-without-MAP_SYNC
+    /// warning into an error.
+    pub fn open(cfg: &BackendConfig, require_persistence: bool) -> Result<Backend> {
+        let (file, probe, align, pmem, readonly, discard) = match &cfg.kind {
+            BackendKind::Ram => (None, pmem_probe::probe_ram(), cfg.align(), false, false, false),
+            BackendKind::File { mem_path, pmem, readonly, discard_data, .. } => {
+                let file = open_file(cfg, mem_path, *readonly)?;
+                let probe = pmem_probe::probe_path(mem_path)
+                    .map_err(|e| Error::io(format!("-object {}: probing {}", cfg.id, mem_path.display()), e))?;
+                let mut align = cfg.align();
+                if let BackendClass::DeviceDax { align: dev_align, size } = &probe.class {
+                    if let Some(a) = dev_align.filter(|a| *a > align) {
+                        return Err(Error::Config(format!(
+                            "-object {}: backing store align {a:#x} is larger than 'align' option {align:#x}; add align={}",
+                            cfg.id,
+                            pmem_layout::format_size_arg(a)
+                        )));
+                    }
+                    if let Some(s) = size.filter(|s| *s < cfg.size) {
+                        return Err(Error::Config(format!(
+                            "-object {}: {} has {s} bytes, less than size={}",
+                            cfg.id,
+                            mem_path.display(),
+                            cfg.size
+                        )));
+                    }
+                    align = align.max(dev_align.unwrap_or(0));
+                }
+                (Some(file), probe, align, *pmem, *readonly, *discard_data)
+            }
+        };
+        let len = usize::try_from(cfg.size).map_err(|_| Error::Config(format!("-object {}: size too large", cfg.id)))?;
+        let align = usize::try_from(align).unwrap_or(4096).max(4096);
+        // Reserve len + align of address space, then map the backend at an aligned address
+        // inside it (device DAX refuses unaligned mappings; the guest range must be aligned too).
+        let resv_len = len.checked_add(align).ok_or_else(|| Error::Config(format!("-object {}: size too large", cfg.id)))?;
+        // SAFETY: an anonymous PROT_NONE reservation; no existing memory is affected.
+        let resv = unsafe {
+            libc::mmap(std::ptr::null_mut(), resv_len, libc::PROT_NONE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE, -1, 0)
+        };
+        if resv == libc::MAP_FAILED {
+            return Err(Error::io(format!("-object {}: cannot reserve address space", cfg.id), std::io::Error::last_os_error()));
+        }
+        let aligned = ((resv as usize).div_ceil(align) * align) as *mut libc::c_void;
+        let prot = if readonly { libc::PROT_READ } else { libc::PROT_READ | libc::PROT_WRITE };
+        let populate = if cfg.prealloc { libc::MAP_POPULATE } else { 0 };
+        let map = |flags: libc::c_int, fd: libc::c_int| {
+            // SAFETY: MAP_FIXED inside our own reservation [resv, resv+resv_len), which covers
+            // [aligned, aligned+len); nothing else lives there.
+            unsafe { libc::mmap(aligned, len, prot, flags | libc::MAP_FIXED | libc::MAP_NORESERVE | populate, fd, 0) }
+        };
+        let mut map_sync = false;
+        let ptr = match &file {
+            None => {
+                let share = if cfg.share { libc::MAP_SHARED } else { libc::MAP_PRIVATE };
+                map(share | libc::MAP_ANONYMOUS, -1)
+            }
+            Some(f) if cfg.share => {
+                let fd = f.as_raw_fd();
+                let is_char = f.metadata().map(|m| m.file_type().is_char_device()).unwrap_or(false);
+                if pmem && !is_char && !readonly {
+                    let p = map(MAP_SHARED_VALIDATE | MAP_SYNC, fd);
+                    if p != libc::MAP_FAILED {
+                        map_sync = true;
+                        p
+                    } else {
+                        let msg = format!(
+                            "-object {}: pmem=on but {} cannot be mapped with MAP_SYNC ({}): guest writes are NOT guaranteed to survive a host crash; use device DAX or a file on a filesystem mounted with -o dax",
+                            cfg.id,
+                            probe.path.as_deref().unwrap_or(Path::new("?")).display(),
+                            probe.explanation
+                        );
+                        if require_persistence {
+                            // SAFETY: unmapping our own reservation.
+                            unsafe { libc::munmap(resv, resv_len) };
+                            return Err(Error::Config(format!("{msg} (refused because of -require-persistence)")));
+                        }
+                        tracing::warn!("{msg}");
+                        eprintln!("pmvm: warning: {msg}");
+                        map(libc::MAP_SHARED, fd)
+                    }
+                } else {
+                    map(libc::MAP_SHARED, fd)
+                }
+            }
+            Some(f) => map(libc::MAP_PRIVATE, f.as_raw_fd()),
+        };
+        if ptr == libc::MAP_FAILED {
+            let e = std::io::Error::last_os_error();
+            // SAFETY: unmapping our own reservation.
+            unsafe { libc::munmap(resv, resv_len) };
+            return Err(Error::io(format!("-object {}: cannot map the backend ({} bytes, align {align:#x})", cfg.id, len), e));
+        }
+        if require_persistence && !(probe.crash_persistent && (map_sync || matches!(probe.class, BackendClass::DeviceDax { .. }))) {
+            // SAFETY: unmapping our own reservation.
+            unsafe { libc::munmap(resv, resv_len) };
+            return Err(Error::Config(format!(
+                "-object {}: -require-persistence: {}; use device DAX, or a DAX file with pmem=on,share=on",
+                cfg.id, probe.explanation
+            )));
+        }
+        Ok(Backend {
+            id: cfg.id.clone(),
+            ptr: ptr.cast(),
+            len,
+            reservation: (resv, resv_len),
+            shared: cfg.share,
+            readonly,
+            pmem,
+            map_sync,
+            probe,
+            discard_data: discard,
+            _file: file,
+        })
+    }
+
+    /// Host address of the mapping.
+    pub fn host_addr(&self) -> u64 {
+        self.ptr as u64
+    }
+
+    /// Backend size in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the backend is empty (never: sizes are checked to be > 0).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn range(&self, offset: u64, len: usize) -> Option<usize> {
+        let off = usize::try_from(offset).ok()?;
+        (off.checked_add(len)? <= self.len).then_some(off)
+    }
+
+    /// Copies bytes out of the backend; None when out of range.
+    pub fn read(&self, offset: u64, out: &mut [u8]) -> Option<()> {
+        let off = self.range(offset, out.len())?;
+        // SAFETY: [off, off+len) is inside the live mapping (checked by `range`).
+        unsafe { std::ptr::copy_nonoverlapping(self.ptr.add(off), out.as_mut_ptr(), out.len()) };
+        Some(())
+    }
+
+    /// Copies bytes into the backend and makes them durable: msync for page-cache files, a
+    /// cache-line write-back for MAP_SYNC/device DAX. None when out of range or read-only.
+    pub fn write_durable(&self, offset: u64, data: &[u8]) -> Option<std::io::Result<()>> {
+        if self.readonly {
+            return None;
+        }
+        let off = self.range(offset, data.len())?;
+        // SAFETY: [off, off+len) is inside the live, writable mapping (checked above).
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.add(off), data.len()) };
+        Some(self.flush(off, data.len()))
+    }
+
+    fn flush(&self, off: usize, len: usize) -> std::io::Result<()> {
+        if !self.shared || len == 0 {
+            return Ok(()); // private or anonymous memory: nothing to make durable
+        }
+        if self.map_sync || matches!(self.probe.class, BackendClass::DeviceDax { .. }) {
+            flush_cache_lines(self.ptr as usize + off, len);
+            return Ok(());
+        }
+        if self.probe.class == BackendClass::Ram {
+            return Ok(());
+        }
+        let page = 4096usize;
+        let start = (off / page) * page;
+        let end = (off + len).div_ceil(page) * page;
+        // SAFETY: [start, end) lies within the page-aligned mapping (`range` checked off+len).
+        let rc = unsafe { libc::msync(self.ptr.add(start).cast(), end.min(self.len) - start, libc::MS_SYNC) };
+        if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+    }
+}
+
+/// Writes back every cache line of [addr, addr+len) with CLWB when available, else CLFLUSHOPT or
+/// CLFLUSH, then fences.
+fn flush_cache_lines(addr: usize, len: usize) {
+    let start = addr & !63;
+    let end = addr + len;
+    // CPUID.(7,0):EBX[24] = CLWB.
+    let clwb = std::arch::x86_64::__cpuid_count(7, 0).ebx & (1 << 24) != 0;
+    let mut p = start;
+    while p < end {
+        // SAFETY: p points into a mapping we own; cache write-back instructions do not change
+        // memory contents.
+        unsafe {
+            if clwb {
+                std::arch::asm!("clwb [{0}]", in(reg) p, options(nostack, preserves_flags));
+            } else {
+                std::arch::asm!("clflush [{0}]", in(reg) p, options(nostack, preserves_flags));
+            }
+        }
+        p += 64;
+    }
+    // SAFETY: sfence has no preconditions.
+    unsafe { std::arch::asm!("sfence", options(nostack, preserves_flags)) };
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        if self.discard_data && self.shared && !self.readonly {
+            // SAFETY: the range is our live mapping; MADV_REMOVE punches the backing file.
+            unsafe { libc::madvise(self.ptr.cast(), self.len, libc::MADV_REMOVE) };
+        }
+        // SAFETY: unmapping the reservation this Backend created and still owns.
+        unsafe { libc::munmap(self.reservation.0, self.reservation.1) };
+    }
+}

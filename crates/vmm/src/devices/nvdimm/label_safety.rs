@@ -1,0 +1,53 @@
+//! Label-area safety at start-up. QEMU silently reinterprets the last `label-size` bytes of a
+//! backend as labels (the seed warns this can corrupt a guest file system that lived there) and
+//! silently exposes old labels as data when `label-size` is dropped. pmvm looks first.
+
+use nvlabel::{AreaState, classify};
+
+use super::Nvdimm;
+use crate::error::{Error, Result};
+
+/// The label area a device without `label-size` would have had under oVirt's fixed 128 KiB.
+const PROBE_SIZE: u64 = 128 << 10;
+
+/// Refuses a label area holding foreign data (unless `force`), warns about a labelled backend
+/// started without `label-size`.
+pub fn check(dimm: &Nvdimm, force: bool) -> Result<()> {
+    let len = dimm.backend.len() as u64;
+    match dimm.label_area() {
+        Some((off, size)) => {
+            let mut area = vec![0u8; size as usize];
+            if dimm.backend.read(off, &mut area).is_none() {
+                return Ok(());
+            }
+            if classify(&area) == AreaState::Foreign {
+                let msg = format!(
+                    "nvdimm {}: the last {} bytes of backend '{}' (offset {off:#x}) hold data that is neither zero nor a \
+                     namespace label index; using them as the label area would destroy that data (a file system \
+                     written without label-size?). Start without label-size to keep the data, or add -force-label-area \
+                     to overwrite it",
+                    dimm.plan.id, size, dimm.backend.id
+                );
+                if !force {
+                    return Err(Error::Config(msg));
+                }
+                eprintln!("pmvm: warning: {msg} (forced)");
+            }
+        }
+        None if len >= PROBE_SIZE * 2 => {
+            let mut tail = vec![0u8; PROBE_SIZE as usize];
+            if dimm.backend.read(len - PROBE_SIZE, &mut tail).is_some() {
+                if let AreaState::Labels { active, .. } = classify(&tail) {
+                    eprintln!(
+                        "pmvm: warning: nvdimm {}: backend '{}' ends with a valid namespace label area ({active} labels) \
+                         but the device has no label-size: the guest sees the old labels as data and its namespaces \
+                         are gone; add label-size=128K to use them",
+                        dimm.plan.id, dimm.backend.id
+                    );
+                }
+            }
+        }
+        None => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,122 @@
+//! Virtual NVDIMMs: one [`Nvdimm`] per `-device nvdimm`, each with its backend, guest range,
+//! label area and FIT fragment; the [`controller::NvdimmController`] owns them all, answers the
+//! `_DSM` doorbell and serves the FIT.
+
+pub mod backend;
+pub mod controller;
+pub mod label_safety;
+
+use std::sync::Arc;
+
+use kvm_bindings::{KVM_MEM_READONLY, kvm_userspace_memory_region};
+use kvm_ioctls::VmFd;
+use nvdimm_acpi::{LabelArea, LabelIoError, NvdimmAcpiInfo};
+use vm_config::DevicePlan;
+
+use crate::error::{Error, Result};
+use backend::Backend;
+
+/// One virtual NVDIMM.
+pub struct Nvdimm {
+    pub plan: DevicePlan,
+    pub backend: Arc<Backend>,
+    pub hotplugged: bool,
+}
+
+impl Nvdimm {
+    /// The device's NFIT identity and range.
+    pub fn acpi_info(&self) -> NvdimmAcpiInfo {
+        NvdimmAcpiInfo {
+            slot: self.plan.slot,
+            gpa: self.plan.gpa,
+            pmem_size: self.plan.size,
+            node: self.plan.node,
+            unarmed: self.plan.unarmed,
+        }
+    }
+
+    /// Label area (offset in the backend, size), if the device has one.
+    pub fn label_area(&self) -> Option<(u64, u64)> {
+        self.plan.nvdimm.filter(|s| s.label_size > 0).map(|s| (s.label_offset, s.label_size))
+    }
+
+    /// Maps the pmem part (never the label area) into the guest as memory slot `slot`.
+    pub fn map_into_guest(&self, vm: &VmFd, slot: u32) -> Result<()> {
+        let region = kvm_userspace_memory_region {
+            slot,
+            flags: if self.backend.readonly { KVM_MEM_READONLY } else { 0 },
+            guest_phys_addr: self.plan.gpa,
+            memory_size: self.plan.size,
+            userspace_addr: self.backend.host_addr(),
+        };
+        // SAFETY: [userspace_addr, +memory_size) lies inside the backend mapping (pmem size <=
+        // backend size), which the Nvdimm keeps alive as long as the VM exists.
+        unsafe { vm.set_user_memory_region(region) }.map_err(Error::Kvm)
+    }
+
+    /// The start-up report line: backend, persistence, layout.
+    pub fn describe(&self) -> String {
+        let p = &self.backend.probe;
+        let path = p.path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "anonymous RAM".into());
+        let sync = if self.backend.map_sync { ", MAP_SYNC" } else { "" };
+        let labels = match self.label_area() {
+            Some((off, size)) => format!("label area {} at backend offset {off:#x}", pmem_layout::format_size(size)),
+            None => "no label area".into(),
+        };
+        format!(
+            "nvdimm {}: {} of pmem at {:#x} (slot {}), {labels}; backend {} = {path}{sync}{}: {}",
+            self.plan.id,
+            pmem_layout::format_size(self.plan.size),
+            self.plan.gpa,
+            self.plan.slot,
+            self.backend.id,
+            if self.backend.shared { ", share=on" } else { ", share=off (guest writes stay private)" },
+            p.explanation
+        )
+    }
+}
+
+/// The label area of one NVDIMM as the `_DSM` dispatcher sees it.
+pub struct Labels<'a>(pub &'a Nvdimm);
+
+impl LabelArea for Labels<'_> {
+    fn label_size(&self) -> u32 {
+        self.0.label_area().map(|(_, s)| s as u32).unwrap_or(0)
+    }
+
+    fn read_only(&self) -> bool {
+        self.0.backend.readonly
+    }
+
+    fn read(&self, offset: u32, out: &mut [u8]) -> std::result::Result<(), LabelIoError> {
+        let base = self.check(offset, out.len())?;
+        self.0.backend.read(base + u64::from(offset), out).ok_or_else(|| self.oob(offset, out.len()))
+    }
+
+    fn write(&mut self, offset: u32, data: &[u8]) -> std::result::Result<(), LabelIoError> {
+        let base = self.check(offset, data.len())?;
+        match self.0.backend.write_durable(base + u64::from(offset), data) {
+            None => Err(LabelIoError::ReadOnly),
+            Some(Ok(())) => Ok(()),
+            Some(Err(source)) => {
+                tracing::error!("nvdimm {}: label write not durable: {source}", self.0.plan.id);
+                Err(LabelIoError::Io { offset, source })
+            }
+        }
+    }
+}
+
+impl Labels<'_> {
+    fn oob(&self, offset: u32, len: usize) -> LabelIoError {
+        LabelIoError::OutOfRange { offset, len, size: self.label_size() }
+    }
+
+    /// Bounds-checks an access against the label area; returns the area's backend offset.
+    fn check(&self, offset: u32, len: usize) -> std::result::Result<u64, LabelIoError> {
+        let (base, size) = self.0.label_area().ok_or_else(|| self.oob(offset, len))?;
+        if u64::from(offset) + len as u64 > size {
+            return Err(self.oob(offset, len));
+        }
+        Ok(base)
+    }
+}
