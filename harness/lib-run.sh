@@ -130,7 +130,9 @@ run_l1_once() {
 	lsz=$(to_bytes "${HIB_LABEL_SIZE:-128K}") || { hlog "error: bad HIB_LABEL_SIZE"; ATTEMPT_RC=126; return; }
 
 	mkdir -p "$RUN/out" "$RUN/xroot"
-	rm -f "$RUN/out/rc" "$RUN/out/output.log" "$RUN/console.log" "$RUN/console.ts"
+	rm -f "$RUN/out/rc" "$RUN/out/output.log"
+	: >"$RUN/console.log"
+	: >"$RUN/console.ts"
 	stage_extra "$RUN/xroot" "$script" || { ATTEMPT_RC=126; return; }
 	mk_cpio_zst "$RUN/xroot" "$RUN/extra.cpio.zst"
 	cat "$BUILD/l1-base.cpio.zst" "$BUILD/l1-opt.cpio.zst" "$RUN/extra.cpio.zst" >"$RUN/initrd.img"
