@@ -188,3 +188,62 @@ boot_l2() {
 	fi
 	return "$L2_RC"
 }
+
+# json_flat [FILE...]: flatten JSON (e.g. ndctl/daxctl output; several top-level documents
+# allowed) into sorted "path=value" lines, strings unquoted. Array elements that are objects
+# whose first key is "dev" or "dimm" are named by that value instead of their index, so the
+# order ndctl happens to list objects in does not matter:
+#   {"regions":[{"dev":"region0","size":5,"mappings":[{"dimm":"nmem0","position":0}]}]}
+#   -> .regions[region0].dev=region0  .regions[region0].mappings[nmem0].position=0 ...
+# L1 has busybox awk only (no jq, no python).
+json_flat() {
+	cat "$@" | tr -d '\r' | awk '
+	function ws() { while (pos <= n && index(" \t\r\n", substr(s, pos, 1)) > 0) pos++ }
+	function str(   out, c) {
+		pos++; out = ""
+		while (pos <= n) {
+			c = substr(s, pos, 1)
+			if (c == "\\") { out = out substr(s, pos, 2); pos += 2; continue }
+			pos++
+			if (c == "\"") return out
+			out = out c
+		}
+		return out
+	}
+	function val(path,   c, k, v, i, first, p, save) {
+		ws(); c = substr(s, pos, 1)
+		if (c == "{") {
+			pos++; ws()
+			if (substr(s, pos, 1) == "}") { pos++; return }
+			first = 1; p = path
+			while (pos <= n) {
+				ws(); k = str(); ws(); pos++; ws()
+				if (first && (k == "dev" || k == "dimm") && p ~ /\[[0-9]+\]$/ && substr(s, pos, 1) == "\"") {
+					save = pos; v = str(); pos = save
+					sub(/\[[0-9]+\]$/, "[" v "]", p)
+				}
+				first = 0
+				val(p "." k)
+				ws(); c = substr(s, pos, 1); pos++
+				if (c != ",") return
+			}
+			return
+		}
+		if (c == "[") {
+			pos++; ws()
+			if (substr(s, pos, 1) == "]") { pos++; return }
+			for (i = 0; pos <= n; i++) {
+				val(path "[" i "]")
+				ws(); c = substr(s, pos, 1); pos++
+				if (c != ",") return
+			}
+			return
+		}
+		if (c == "\"") { print path "=" str(); return }
+		v = ""
+		while (pos <= n && index(",}] \t\r\n", substr(s, pos, 1)) == 0) { v = v substr(s, pos, 1); pos++ }
+		print path "=" v
+	}
+	{ s = s $0 "\n" }
+	END { n = length(s); pos = 1; while (1) { ws(); if (pos > n) break; val("") } }' | sort
+}
