@@ -247,3 +247,14 @@ json_flat() {
 	{ s = s $0 "\n" }
 	END { n = length(s); pos = 1; while (1) { ws(); if (pos > n) break; val("") } }' | sort
 }
+
+# l2_block NAME [FILE]: the L2 console lines between "@@NAME-BEGIN@@" and "@@NAME-END@@".
+l2_block() {
+	tr -d '\r' <"${2:-$L2_CONSOLE}" | awk -v b="@@$1-BEGIN@@" -v e="@@$1-END@@" '$0 == e { f = 0 } f { print } $0 == b { f = 1 }'
+}
+
+# l2_step NAME [FILE]: exit status the L2 script reported for step NAME ("@@STEP NAME rc=N@@");
+# empty if the step never ran.
+l2_step() {
+	tr -d '\r' <"${2:-$L2_CONSOLE}" | sed -n "s/^@@STEP $1 rc=\([0-9]*\)@@\$/\1/p" | tail -n 1
+}
