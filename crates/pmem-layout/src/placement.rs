@@ -85,6 +85,9 @@ pub struct DeviceMemory {
     machine: MachineMemory,
     window: Option<DeviceMemoryWindow>,
     rule: SlotRule,
+    /// Minimum alignment of automatically placed device start addresses (0: QEMU's, the
+    /// device's own alignment).
+    start_align: u64,
     /// In plug order.
     devices: Vec<PlacedDevice>,
 }
@@ -109,6 +112,7 @@ impl DeviceMemory {
             machine,
             window,
             rule: SlotRule::default(),
+            start_align: 0,
             devices: Vec::new(),
         })
     }
@@ -116,6 +120,17 @@ impl DeviceMemory {
     /// Choose the slot-count rule (default [`SlotRule::Seed`]).
     pub fn with_slot_rule(mut self, rule: SlotRule) -> DeviceMemory {
         self.rule = rule;
+        self
+    }
+
+    /// Places automatically addressed devices on `align` boundaries (a power of two) at least.
+    /// pmvm uses the 128 MiB memory block: QEMU packs devices at their own alignment, so a
+    /// second NVDIMM can start just short of a 16 MiB boundary (Linux then refuses fsdax and
+    /// devdax namespaces on it) and a DIMM plugged after it cannot be onlined.
+    pub fn with_start_alignment(mut self, align: u64) -> DeviceMemory {
+        if align.is_power_of_two() {
+            self.start_align = align;
+        }
         self
     }
 
@@ -327,6 +342,7 @@ impl DeviceMemory {
             id: req.id.clone(),
             size: req.size,
         };
+        let align = align.max(self.start_align);
         let mut start = align_up(window.base, align).ok_or_else(too_big)?;
         start.checked_add(req.size).ok_or_else(too_big)?;
         let fragmented = || LayoutError::Fragmented {

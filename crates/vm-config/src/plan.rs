@@ -27,7 +27,10 @@ pub struct DevicePlan {
 
 /// Creates the device-memory allocator for `-m`.
 pub fn device_memory(mem: &MemoryConfig) -> Result<DeviceMemory, ConfigError> {
-    DeviceMemory::new(mem.size, mem.slots, mem.maxmem).map_err(|e| ConfigError::new(format!("-m: {e}")))
+    // Devices start on 128 MiB memory-block boundaries (see DeviceMemory::with_start_alignment).
+    DeviceMemory::new(mem.size, mem.slots, mem.maxmem)
+        .map(|dm| dm.with_start_alignment(pmem_layout::X86_MEMORY_BLOCK))
+        .map_err(|e| ConfigError::new(format!("-m: {e}")))
 }
 
 /// Places one device (cold or hot plug); `index` names anonymous devices.
@@ -115,6 +118,7 @@ mod tests {
         assert_eq!(plans[0].nvdimm.unwrap().label_offset, (4 << 30) - (2 << 20));
         assert_eq!((plans[0].slot, plans[1].slot), (0, 1));
         assert!(plans[1].gpa >= plans[0].gpa + plans[0].size);
+        assert_eq!(plans[1].gpa % (128 << 20), 0, "devices start on memory-block boundaries");
         // Same command line, same layout.
         let (_, again) = super::plan_devices(&c).unwrap();
         assert_eq!(plans, again);

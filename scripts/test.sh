@@ -1,0 +1,17 @@
+#!/bin/bash
+# scripts/test.sh: runs every test of pmvm.
+#   1. unit, golden and property tests of every crate (cargo test --workspace --release);
+#   2. the end-to-end tests: real Linux guests under pmvm and QEMU with real ndctl, in the
+#      nested harness (tests/e2e/run.sh; directly on the host when its KVM can boot guests).
+# A test that cannot run fails; nothing is skipped silently. Exit status 0 only if all pass.
+set -uo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+"$repo/scripts/deps.sh" || { echo "test: dependencies could not be installed"; exit 1; }
+rc=0
+echo "=== cargo test --workspace --release"
+cargo test --workspace --release || rc=1
+echo "=== end-to-end (tests/e2e/run.sh)"
+"$repo/tests/e2e/run.sh" "$@" || rc=1
+if [[ $rc -eq 0 ]]; then echo "test: ALL PASSED"; else echo "test: FAILURES (see above)"; fi
+exit $rc
