@@ -221,16 +221,17 @@ run_l1_once() {
 run_direct() {
 	local script=$1 total=${HIB_TIMEOUT:-600} t0 x=$RUN/xroot
 	mkdir -p "$RUN/out"
-	hlog "direct mode: host KVM usable, running the script on this host"
+	hlog "direct mode: running the script on this host (HIB_OPT=$x/opt)"
 	[[ -z ${HIB_NVDIMMS:-} ]] || hlog "warning: HIB_NVDIMMS needs L1 (set HIB_MODE=l1)"
 	mkdir -p "$x"
 	cp -al "$BUILD/optroot/opt" "$x/opt" 2>/dev/null || cp -a "$BUILD/optroot/opt" "$x/opt"
 	[[ -n ${HIB_EXTRA_DIR:-} ]] && cp -a "$HIB_EXTRA_DIR/." "$x/opt/"
+	cp "$script" "$RUN/script" && chmod 0755 "$RUN/script"
 	t0=$EPOCHREALTIME
 	(
 		export HIB_OPT=$x/opt HIB_OUT=$RUN/out HIB_MODE=direct PATH=$x/opt/bin:$PATH
-		cd "$RUN/out" || exit 1
-		setsid timeout -k 10 "$total" bash -c '"$0" 2>&1; echo $? >"$HIB_OUT/rc"' "$(realpath "$script")" |
+		cd /tmp || exit 1
+		setsid timeout -k 10 "$total" bash -c '"$0" 2>&1; echo $? >"$HIB_OUT/rc"' "$RUN/script" |
 			tee "$RUN/out/output.log" >/dev/null
 	)
 	ATTEMPT_RC=$(cat "$RUN/out/rc" 2>/dev/null || echo 124)
