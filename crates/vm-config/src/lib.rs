@@ -140,3 +140,42 @@ pub(crate) fn size_prop(option: &str, key: &str, v: &str, mib_default: bool) -> 
     let unit = if mib_default { pmem_layout::Suffix::M } else { pmem_layout::Suffix::B };
     pmem_layout::parse_size(v, unit).map_err(|e| ConfigError::new(format!("{option}: {key}={v}: {e}")))
 }
+
+/// Fuzz entry: arbitrary bytes as a command line (NUL-separated arguments) and as QMP-style
+/// property lists must parse or fail with an error, never panic.
+pub fn fuzz_cli_parse(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let argv: Vec<String> = text.split('\0').map(str::to_string).collect();
+    let _ = parse_args(&argv);
+    for line in text.split('\n') {
+        for implied in ["qom-type", "driver", "size"] {
+            if let Ok(p) = parse_keyval("-fuzz", line, Some(implied)) {
+                let kind = p.get(implied).unwrap_or_default().to_string();
+                let _ = BackendConfig::from_props(&kind, &p);
+                let _ = DeviceConfig::from_props(&kind, &p);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod fuzz_tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn random_command_lines_never_panic(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+            super::fuzz_cli_parse(&data);
+        }
+
+        #[test]
+        fn option_shaped_lines_never_panic(words in proptest::collection::vec(
+            prop_oneof![
+                Just("-m".to_string()), Just("-object".to_string()), Just("-device".to_string()),
+                Just("-machine".to_string()), Just("-smp".to_string()), Just("-kernel".to_string()),
+                "[a-z=,0-9.KMGx-]{0,24}".prop_map(|s| s),
+            ], 0..12)) {
+            super::fuzz_cli_parse(words.join("\0").as_bytes());
+        }
+    }
+}
