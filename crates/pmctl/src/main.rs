@@ -8,7 +8,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod host;
 mod label;
+mod probe;
+mod size;
 
 /// Command succeeded.
 pub const EXIT_OK: u8 = 0;
@@ -35,12 +38,22 @@ enum Command {
     /// Inspect, initialise and check the namespace label area of an NVDIMM backend file.
     #[command(subcommand)]
     Label(label::LabelCommand),
+    /// Host NVDIMM discovery from sysfs (namespaces, modes, sizes, regions, users).
+    #[command(subcommand)]
+    Host(host::HostCommand),
+    /// Exact guest NVDIMM sizing and pmvm arguments for a host device or file.
+    Size(size::SizeArgs),
+    /// Whether a backend gives crash persistence (exit 0 yes, 1 no).
+    Probe(probe::ProbeArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Label(cmd) => label::run(cmd),
+        Command::Host(cmd) => Ok(host::main(cmd)),
+        Command::Size(a) => Ok(size::main(a)),
+        Command::Probe(a) => Ok(probe::main(a)),
     };
     match result {
         Ok(code) => ExitCode::from(code),
