@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Host-side helper for tests/e2e/run.sh and bench/*.sh (sourced): build pmvm and stage an
-# HIB_EXTRA_DIR holding bin/pmvm and e2e/*.sh (the test scripts and lib.sh).
+# HIB_EXTRA_DIR holding bin/pmvm, bin/pmctl and e2e/*.sh (the test scripts and lib.sh).
 #
 #   stage_extra_dir DIR   sets STAGE_PMVM to the staged binary's source ("" if none)
 # Settings: E2E_NO_BUILD=1 (do not run cargo; use an existing binary), PMVM_BIN=/path
@@ -36,6 +36,23 @@ find_pmvm() {
 	return 1
 }
 
+# find_pmctl: the pmctl binary to stage as bin/pmctl (tests/e2e/pmctl-host.sh), built like
+# pmvm but separately, so a pmctl build failure never costs the pmvm cases. PMCTL_BIN=path overrides.
+find_pmctl() {
+	local tdir=${CARGO_TARGET_DIR:-$E2E_REPO/target} profile=${E2E_PROFILE:-release} c flag=()
+	[[ -n ${PMCTL_BIN:-} ]] && { echo "$PMCTL_BIN"; return 0; }
+	[[ $profile == release ]] && flag=(--release)
+	if [[ ${E2E_NO_BUILD:-0} != 1 ]]; then
+		echo "stage: cargo build ${flag[*]} -p pmctl" >&2
+		(cd "$E2E_REPO" && cargo build "${flag[@]}" -p pmctl >&2) || { echo "stage: cargo build -p pmctl FAILED" >&2; return 1; }
+	fi
+	for c in "$tdir/$profile/pmctl" "$tdir/release/pmctl" "$tdir/debug/pmctl"; do
+		[[ -x $c ]] && { echo "$c"; return 0; }
+	done
+	echo "stage: no pmctl binary in $tdir" >&2
+	return 1
+}
+
 stage_extra_dir() {
 	local dir=$1
 	mkdir -p "$dir/bin" "$dir/e2e"
@@ -45,4 +62,7 @@ stage_extra_dir() {
 		cp "$STAGE_PMVM" "$dir/bin/pmvm"
 		echo "stage: pmvm = $STAGE_PMVM" >&2
 	fi
+	STAGE_PMCTL=$(find_pmctl) || STAGE_PMCTL=""
+	[[ -n $STAGE_PMCTL ]] && cp "$STAGE_PMCTL" "$dir/bin/pmctl" && echo "stage: pmctl = $STAGE_PMCTL" >&2
+	return 0
 }

@@ -250,7 +250,7 @@ fn print_text(out: &mut dyn Write, r: &Report<'_>, g: &GuestSizing) -> std::io::
         (k, _, _) => k.to_owned(),
     };
     writeln!(out, "{}: {what}", d.path.display())?;
-    writeln!(out, "  device size   {}", bytes(d.size))?;
+    writeln!(out, "  host size     {}", bytes(d.size))?;
     writeln!(out, "  align         {} ({})", format_size(g.align), d.align_source)?;
     writeln!(out, "  backend size  {}  (memory-backend-file size=)", bytes(g.backend_size))?;
     writeln!(out, "  guest pmem    {}  ({} x 128 MiB blocks)", bytes(g.pmem_size), g.pmem_size / (128 * MIB))?;
