@@ -7,6 +7,9 @@ pub mod inuse;
 pub mod lookup;
 pub mod sysfs;
 
+#[cfg(test)]
+mod props;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -81,12 +84,19 @@ fn nvdimms(a: &NvdimmsArgs) -> Result<u8, Box<dyn std::error::Error>> {
         .iter()
         .map(|ns| Entry {
             ns,
-            in_use_by: ns.device.as_deref().map(|d| inuse::users_of(&procs, d)).unwrap_or_default(),
+            in_use_by: ns
+                .device
+                .as_deref()
+                .map(|d| inuse::users_of(&procs, d))
+                .unwrap_or_default(),
         })
         .collect();
     let mut out = std::io::stdout().lock();
     if a.json {
-        let l = Listing { namespaces: entries, regions: &host.regions };
+        let l = Listing {
+            namespaces: entries,
+            regions: &host.regions,
+        };
         serde_json::to_writer_pretty(&mut out, &l)?;
         writeln!(out)?;
         return Ok(EXIT_OK);
@@ -107,17 +117,34 @@ fn nvdimms(a: &NvdimmsArgs) -> Result<u8, Box<dyn std::error::Error>> {
             [
                 n.dev.clone(),
                 n.mode.as_str().to_owned(),
-                n.device.as_deref().map(|d| d.display().to_string()).unwrap_or_else(|| n.state.into()),
+                n.device
+                    .as_deref()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_else(|| n.state.into()),
                 opt_size(n.size),
                 opt_size(n.align),
                 n.numa_node.to_string(),
                 n.region.dev.clone(),
                 n.region.persistence_domain.clone(),
-                if users.is_empty() { "-".into() } else { users.join(",") },
+                if users.is_empty() {
+                    "-".into()
+                } else {
+                    users.join(",")
+                },
             ]
         })
         .collect();
-    let head = ["NAMESPACE", "MODE", "DEVICE", "SIZE", "ALIGN", "NUMA", "REGION", "PERSISTENCE", "IN USE BY"];
+    let head = [
+        "NAMESPACE",
+        "MODE",
+        "DEVICE",
+        "SIZE",
+        "ALIGN",
+        "NUMA",
+        "REGION",
+        "PERSISTENCE",
+        "IN USE BY",
+    ];
     let mut w = head.map(str::len);
     for r in &rows {
         for (i, c) in r.iter().enumerate() {
@@ -148,7 +175,9 @@ fn nvdimms(a: &NvdimmsArgs) -> Result<u8, Box<dyn std::error::Error>> {
             opt_size(r.align),
             opt_size(r.available_size),
             r.persistence_domain,
-            r.iset_id.map(|c| format!("{c:#x}")).unwrap_or_else(|| "-".into()),
+            r.iset_id
+                .map(|c| format!("{c:#x}"))
+                .unwrap_or_else(|| "-".into()),
             r.numa_node,
             if r.enabled { "" } else { " (disabled)" }
         )?;

@@ -43,7 +43,11 @@ struct Report {
 
 /// Exit status for a probe answer.
 pub fn exit_status(p: &pmem_probe::Probe) -> u8 {
-    if p.crash_persistent { EXIT_OK } else { EXIT_PROBLEMS }
+    if p.crash_persistent {
+        EXIT_OK
+    } else {
+        EXIT_PROBLEMS
+    }
 }
 
 /// Run `pmctl probe`, print errors; returns the exit status.
@@ -80,7 +84,15 @@ fn run(a: &ProbeArgs) -> Result<u8, Box<dyn std::error::Error>> {
         .and_then(|k| k.as_str().map(str::to_owned))
         .unwrap_or_default();
     writeln!(out, "{}: {kind}", a.path.display())?;
-    writeln!(out, "  crash persistent: {}", if r.probe.crash_persistent { "yes" } else { "no" })?;
+    writeln!(
+        out,
+        "  crash persistent: {}",
+        if r.probe.crash_persistent {
+            "yes"
+        } else {
+            "no"
+        }
+    )?;
     writeln!(out, "  {}", r.probe.explanation)?;
     if let (Some(ns), Some(m)) = (&r.namespace, r.mode) {
         let pd = r.persistence_domain.as_deref().unwrap_or("unknown");

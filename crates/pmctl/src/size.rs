@@ -53,7 +53,9 @@ pub struct SizeArgs {
 fn parse_align(s: &str) -> Result<u64, String> {
     let v = pmem_layout::parse_size(s, Suffix::B).map_err(|e| e.to_string())?;
     if v == 0 || !v.is_power_of_two() {
-        return Err(format!("--align {s}: must be a power of two such as 2M or 1G"));
+        return Err(format!(
+            "--align {s}: must be a power of two such as 2M or 1G"
+        ));
     }
     Ok(v)
 }
@@ -133,16 +135,29 @@ pub fn main(a: SizeArgs) -> u8 {
 }
 
 fn namespace_device(ns: &sysfs::Namespace, size: Option<u64>) -> Result<Device, SizeError> {
-    let path = ns.device.clone().ok_or_else(|| SizeError::Disabled(ns.dev.clone()))?;
-    let size = size.or(ns.size).ok_or_else(|| SizeError::UnknownSize(ns.dev.clone()))?;
+    let path = ns
+        .device
+        .clone()
+        .ok_or_else(|| SizeError::Disabled(ns.dev.clone()))?;
+    let size = size
+        .or(ns.size)
+        .ok_or_else(|| SizeError::UnknownSize(ns.dev.clone()))?;
     Ok(Device {
-        kind: if ns.mode == sysfs::Mode::Devdax { "device-dax" } else { "block" },
+        kind: if ns.mode == sysfs::Mode::Devdax {
+            "device-dax"
+        } else {
+            "block"
+        },
         path,
         namespace: Some(ns.dev.clone()),
         mode: Some(ns.mode.as_str()),
         size,
         align: ns.align,
-        align_source: if ns.align.is_some() { "namespace" } else { "default" },
+        align_source: if ns.align.is_some() {
+            "namespace"
+        } else {
+            "default"
+        },
         persistence_domain: Some(ns.region.persistence_domain.clone()),
     })
 }
@@ -150,7 +165,8 @@ fn namespace_device(ns: &sysfs::Namespace, size: Option<u64>) -> Result<Device, 
 fn resolve(a: &SizeArgs) -> Result<Device, SizeError> {
     let root = &a.sysfs_root;
     if sysfs::dev_numbers(&a.target, "namespace").is_some() && !Path::new(&a.target).exists() {
-        let host = sysfs::discover(root).map_err(|_| SizeError::NoNamespace(a.target.clone(), root.clone()))?;
+        let host = sysfs::discover(root)
+            .map_err(|_| SizeError::NoNamespace(a.target.clone(), root.clone()))?;
         let ns = lookup::namespace_by_name(&host, &a.target)
             .ok_or_else(|| SizeError::NoNamespace(a.target.clone(), root.clone()))?;
         return namespace_device(ns, None);
@@ -171,7 +187,16 @@ fn resolve(a: &SizeArgs) -> Result<Device, SizeError> {
                 Some(x) => (Some(x), "device"),
                 None => (ns.as_ref().and_then(|n| n.align), "namespace"),
             };
-            Device { path, kind: "device-dax", namespace: nsname, mode, size, align, align_source: src, persistence_domain: pd }
+            Device {
+                path,
+                kind: "device-dax",
+                namespace: nsname,
+                mode,
+                size,
+                align,
+                align_source: src,
+                persistence_domain: pd,
+            }
         }
         Target::Block(b) => {
             // A whole namespace disk: ndctl's size; a partition: its own size.
@@ -181,15 +206,37 @@ fn resolve(a: &SizeArgs) -> Result<Device, SizeError> {
             }
             .ok_or_else(|| SizeError::UnknownSize(b.disk.clone()))?;
             let align = ns.as_ref().and_then(|n| n.align);
-            let src = if align.is_some() { "namespace" } else { "default" };
-            Device { path, kind: "block", namespace: nsname, mode, size, align, align_source: src, persistence_domain: pd }
+            let src = if align.is_some() {
+                "namespace"
+            } else {
+                "default"
+            };
+            Device {
+                path,
+                kind: "block",
+                namespace: nsname,
+                mode,
+                size,
+                align,
+                align_source: src,
+                persistence_domain: pd,
+            }
         }
         Target::File { len, .. } => {
             let (align, src) = match ns.as_ref().and_then(|n| n.align) {
                 Some(x) => (Some(x), "namespace"),
                 None => (Some(DAX_FILE_DEFAULT_ALIGN), "default"),
             };
-            Device { path, kind: "file", namespace: nsname, mode, size: *len, align, align_source: src, persistence_domain: pd }
+            Device {
+                path,
+                kind: "file",
+                namespace: nsname,
+                mode,
+                size: *len,
+                align,
+                align_source: src,
+                persistence_domain: pd,
+            }
         }
     })
 }
@@ -201,19 +248,28 @@ fn run(a: &SizeArgs) -> Result<u8, SizeError> {
         dev.align_source = "option";
     }
     let shown = dev.path.display().to_string();
-    let sizing: GuestSizing = guest_nvdimm_size(dev.size, dev.align)
-        .map_err(|source| SizeError::Sizing { target: shown.clone(), source })?;
+    let sizing: GuestSizing =
+        guest_nvdimm_size(dev.size, dev.align).map_err(|source| SizeError::Sizing {
+            target: shown.clone(),
+            source,
+        })?;
     // pmem=on only where MAP_SYNC can work (device DAX, DAX files): on other
     // backends QEMU warns that persistence is not guaranteed.
     // A namespace given by name may have no node here (e.g. --sysfs-root fixtures).
-    let probe = if dev.path.exists() { pmem_probe::probe_path(&dev.path).ok() } else { None };
+    let probe = if dev.path.exists() {
+        pmem_probe::probe_path(&dev.path).ok()
+    } else {
+        None
+    };
     let persistent = probe.as_ref().map(|p| p.crash_persistent);
     let mut spec = NvdimmArgsSpec::new(&a.id, &shown);
     spec.pmem = persistent.unwrap_or(dev.kind == "device-dax");
     spec.slot = a.slot;
     spec.node = a.node;
-    let args = nvdimm_cli_args(&spec, &sizing)
-        .map_err(|source| SizeError::Sizing { target: shown.clone(), source })?;
+    let args = nvdimm_cli_args(&spec, &sizing).map_err(|source| SizeError::Sizing {
+        target: shown.clone(),
+        source,
+    })?;
     let report = Report {
         device: &dev,
         backend_size: sizing.backend_size,
@@ -225,7 +281,12 @@ fn run(a: &SizeArgs) -> Result<u8, SizeError> {
         warnings: &sizing.warnings,
         crash_persistent: persistent,
         persistence: probe.map(|p| p.explanation),
-        args: ["-object".into(), args.object.clone(), "-device".into(), args.device.clone()],
+        args: [
+            "-object".into(),
+            args.object.clone(),
+            "-device".into(),
+            args.device.clone(),
+        ],
         object: args.object,
         device_arg: args.device,
     };
@@ -251,10 +312,29 @@ fn print_text(out: &mut dyn Write, r: &Report<'_>, g: &GuestSizing) -> std::io::
     };
     writeln!(out, "{}: {what}", d.path.display())?;
     writeln!(out, "  host size     {}", bytes(d.size))?;
-    writeln!(out, "  align         {} ({})", format_size(g.align), d.align_source)?;
-    writeln!(out, "  backend size  {}  (memory-backend-file size=)", bytes(g.backend_size))?;
-    writeln!(out, "  guest pmem    {}  ({} x 128 MiB blocks)", bytes(g.pmem_size), g.pmem_size / (128 * MIB))?;
-    writeln!(out, "  label area    {} at offset {}", format_size(g.label_size), g.label_offset)?;
+    writeln!(
+        out,
+        "  align         {} ({})",
+        format_size(g.align),
+        d.align_source
+    )?;
+    writeln!(
+        out,
+        "  backend size  {}  (memory-backend-file size=)",
+        bytes(g.backend_size)
+    )?;
+    writeln!(
+        out,
+        "  guest pmem    {}  ({} x 128 MiB blocks)",
+        bytes(g.pmem_size),
+        g.pmem_size / (128 * MIB)
+    )?;
+    writeln!(
+        out,
+        "  label area    {} at offset {}",
+        format_size(g.label_size),
+        g.label_offset
+    )?;
     writeln!(
         out,
         "  unused        {} between pmem and label, {} of the device never mapped",

@@ -16,7 +16,10 @@ fn fixture(name: &str) -> String {
 }
 
 fn pmctl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pmctl")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_pmctl"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn out(o: &Output) -> String {
@@ -55,16 +58,33 @@ const MIB: u64 = 1 << 20;
 
 #[test]
 fn nvdimms_json_on_l1_capture() {
-    let o = pmctl(&["host", "nvdimms", "--json", "--sysfs-root", &fixture("l1-four-modes")]);
+    let o = pmctl(&[
+        "host",
+        "nvdimms",
+        "--json",
+        "--sysfs-root",
+        &fixture("l1-four-modes"),
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     let j = json(&o);
     let ns = j["namespaces"].as_array().unwrap();
     let devs: Vec<&str> = ns.iter().map(|n| n["dev"].as_str().unwrap()).collect();
-    assert_eq!(devs, ["namespace0.0", "namespace0.1", "namespace1.0", "namespace1.1"]);
+    assert_eq!(
+        devs,
+        [
+            "namespace0.0",
+            "namespace0.1",
+            "namespace1.0",
+            "namespace1.1"
+        ]
+    );
     let modes: Vec<&str> = ns.iter().map(|n| n["mode"].as_str().unwrap()).collect();
     assert_eq!(modes, ["devdax", "raw", "fsdax", "sector"]);
     let paths: Vec<&str> = ns.iter().map(|n| n["device"].as_str().unwrap()).collect();
-    assert_eq!(paths, ["/dev/dax0.0", "/dev/pmem0.1", "/dev/pmem1", "/dev/pmem1.1s"]);
+    assert_eq!(
+        paths,
+        ["/dev/dax0.0", "/dev/pmem0.1", "/dev/pmem1", "/dev/pmem1.1s"]
+    );
     let sizes: Vec<u64> = ns.iter().map(|n| n["size"].as_u64().unwrap()).collect();
     assert_eq!(sizes, [526_385_152, 536_870_912, 526_385_152, 535_265_280]);
     assert_eq!(ns[0]["align"], 2_097_152);
@@ -83,10 +103,32 @@ fn nvdimms_text_on_quirks() {
     let o = pmctl(&["host", "nvdimms", "--sysfs-root", &fixture("quirks")]);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     let t = out(&o);
-    let row = |dev: &str| t.lines().find(|l| l.starts_with(dev)).unwrap().split_whitespace().collect::<Vec<_>>();
-    assert_eq!(row("namespace0.0"), ["namespace0.0", "devdax", "/dev/dax0.0", "502M", "1G", "unknown", "region0", "unknown", "-"]);
+    let row = |dev: &str| {
+        t.lines()
+            .find(|l| l.starts_with(dev))
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        row("namespace0.0"),
+        [
+            "namespace0.0",
+            "devdax",
+            "/dev/dax0.0",
+            "502M",
+            "1G",
+            "unknown",
+            "region0",
+            "unknown",
+            "-"
+        ]
+    );
     assert_eq!(row("namespace0.1")[2], "disabled");
-    assert_eq!(row("namespace1.1")[..4], ["namespace1.1", "sector", "/dev/pmem1.1s", "522720K"]);
+    assert_eq!(
+        row("namespace1.1")[..4],
+        ["namespace1.1", "sector", "/dev/pmem1.1s", "522720K"]
+    );
     assert!(t.contains("region1: size 1G, align 16M, available 0B, persistence_domain cpu_cache"));
     assert!(t.contains("region0: size 1G, align -,"));
 }
@@ -95,12 +137,25 @@ fn nvdimms_text_on_quirks() {
 fn nvdimms_errors_and_empty() {
     let o = pmctl(&["host", "nvdimms", "--sysfs-root", "/nonexistent/pmctl"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(err(&o).contains("sysfs root /nonexistent/pmctl does not exist"), "{}", err(&o));
+    assert!(
+        err(&o).contains("sysfs root /nonexistent/pmctl does not exist"),
+        "{}",
+        err(&o)
+    );
     let empty = std::env::temp_dir().join(format!("pmctl-empty-sys-{}", std::process::id()));
     std::fs::create_dir_all(&empty).unwrap();
-    let o = pmctl(&["host", "nvdimms", "--json", "--sysfs-root", empty.to_str().unwrap()]);
+    let o = pmctl(&[
+        "host",
+        "nvdimms",
+        "--json",
+        "--sysfs-root",
+        empty.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(0));
-    assert_eq!(json(&o), serde_json::json!({"namespaces": [], "regions": []}));
+    assert_eq!(
+        json(&o),
+        serde_json::json!({"namespaces": [], "regions": []})
+    );
     let o = pmctl(&["host", "nvdimms", "--sysfs-root", empty.to_str().unwrap()]);
     assert!(out(&o).starts_with("no NVDIMM regions"), "{}", out(&o));
     std::fs::remove_dir_all(&empty).unwrap();
@@ -108,17 +163,39 @@ fn nvdimms_errors_and_empty() {
 
 #[test]
 fn size_of_a_devdax_namespace_golden() {
-    let o = pmctl(&["size", "namespace0.0", "--sysfs-root", &fixture("l1-four-modes")]);
+    let o = pmctl(&[
+        "size",
+        "namespace0.0",
+        "--sysfs-root",
+        &fixture("l1-four-modes"),
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     let t = out(&o);
     assert!(
         t.contains("  -object memory-backend-file,id=memnvdimm0,share=on,mem-path=/dev/dax0.0,size=258M,align=2M,pmem=on\n"),
         "{t}"
     );
-    assert!(t.contains("  -device nvdimm,id=nvdimm0,memdev=memnvdimm0,label-size=128K\n"), "{t}");
-    assert!(t.contains("guest pmem    256 MiB (268435456 bytes)  (2 x 128 MiB blocks)"), "{t}");
-    let o = pmctl(&["size", "namespace0.0", "--json", "--id", "nv3", "--slot", "3", "--node", "0",
-        "--sysfs-root", &fixture("l1-four-modes")]);
+    assert!(
+        t.contains("  -device nvdimm,id=nvdimm0,memdev=memnvdimm0,label-size=128K\n"),
+        "{t}"
+    );
+    assert!(
+        t.contains("guest pmem    256 MiB (268435456 bytes)  (2 x 128 MiB blocks)"),
+        "{t}"
+    );
+    let o = pmctl(&[
+        "size",
+        "namespace0.0",
+        "--json",
+        "--id",
+        "nv3",
+        "--slot",
+        "3",
+        "--node",
+        "0",
+        "--sysfs-root",
+        &fixture("l1-four-modes"),
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     let j = json(&o);
     assert_eq!(j["device"]["size"], 526_385_152);
@@ -130,17 +207,36 @@ fn size_of_a_devdax_namespace_golden() {
     assert_eq!(j["label_offset"], 258 * MIB - 128 * 1024);
     assert_eq!(j["gap"], 2 * MIB - 128 * 1024);
     assert_eq!(j["unused_tail"], 526_385_152 - 258 * MIB);
-    assert_eq!(j["args"][1], "memory-backend-file,id=memnv3,share=on,mem-path=/dev/dax0.0,size=258M,align=2M,pmem=on");
-    assert_eq!(j["args"][3], "nvdimm,id=nv3,memdev=memnv3,label-size=128K,slot=3,node=0");
+    assert_eq!(
+        j["args"][1],
+        "memory-backend-file,id=memnv3,share=on,mem-path=/dev/dax0.0,size=258M,align=2M,pmem=on"
+    );
+    assert_eq!(
+        j["args"][3],
+        "nvdimm,id=nv3,memdev=memnv3,label-size=128K,slot=3,node=0"
+    );
 }
 
 #[test]
 fn size_of_a_sector_namespace_uses_the_128m_default() {
-    let o = pmctl(&["size", "namespace1.1", "--sysfs-root", &fixture("l1-four-modes")]);
+    let o = pmctl(&[
+        "size",
+        "namespace1.1",
+        "--sysfs-root",
+        &fixture("l1-four-modes"),
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     // 535265280 B = 3 blocks + rest; A = 128M: backend 384M, pmem 256M
-    assert!(out(&o).contains("mem-path=/dev/pmem1.1s,size=384M,align=128M\n"), "{}", out(&o));
-    assert!(out(&o).contains("align         128 MiB (default)"), "{}", out(&o));
+    assert!(
+        out(&o).contains("mem-path=/dev/pmem1.1s,size=384M,align=128M\n"),
+        "{}",
+        out(&o)
+    );
+    assert!(
+        out(&o).contains("align         128 MiB (default)"),
+        "{}",
+        out(&o)
+    );
 }
 
 #[test]
@@ -158,10 +254,18 @@ fn size_refusals_exit_2() {
     let small = TempFile::sized("small", 100 * MIB);
     let o = pmctl(&["size", small.path()]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(err(&o).contains("too small") && err(&o).contains("256 MiB"), "{}", err(&o));
+    assert!(
+        err(&o).contains("too small") && err(&o).contains("256 MiB"),
+        "{}",
+        err(&o)
+    );
     let o = pmctl(&["size", "/nonexistent/pmctl.img"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(err(&o).contains("cannot stat /nonexistent/pmctl.img"), "{}", err(&o));
+    assert!(
+        err(&o).contains("cannot stat /nonexistent/pmctl.img"),
+        "{}",
+        err(&o)
+    );
     let big = TempFile::sized("badid", 1 << 30);
     let o = pmctl(&["size", big.path(), "--id", "9x"]);
     assert_eq!(o.status.code(), Some(2));
@@ -198,7 +302,10 @@ fn probe_exit_codes() {
     assert_eq!(o.status.code(), Some(1), "{}", err(&o));
     let j = json(&o);
     assert_eq!(j["crash_persistent"], false);
-    assert!(["page-cache", "volatile"].contains(&j["kind"].as_str().unwrap()), "{j}");
+    assert!(
+        ["page-cache", "volatile"].contains(&j["kind"].as_str().unwrap()),
+        "{j}"
+    );
     assert!(j["explanation"].as_str().unwrap().len() > 20);
     let o = pmctl(&["probe", f.path()]);
     assert!(out(&o).contains("crash persistent: no"), "{}", out(&o));

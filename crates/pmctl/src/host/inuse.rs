@@ -51,13 +51,17 @@ pub fn arg_mentions(arg: &str, path: &str) -> bool {
 /// Read the VMM processes under `proc_root` (normally `/proc`). Processes
 /// that vanish or cannot be read are skipped.
 pub fn vmm_processes(proc_root: &Path) -> Vec<VmmProcess> {
-    let Ok(rd) = std::fs::read_dir(proc_root) else { return Vec::new() };
+    let Ok(rd) = std::fs::read_dir(proc_root) else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     for e in rd.flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
-        let Ok(raw) = std::fs::read(e.path().join("cmdline")) else { continue };
+        let Ok(raw) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
         let mut args = raw
             .split(|&b| b == 0)
             .filter(|a| !a.is_empty())
@@ -67,7 +71,11 @@ pub fn vmm_processes(proc_root: &Path) -> Vec<VmmProcess> {
         if !(program.contains("pmvm") || program.contains("qemu")) {
             continue;
         }
-        out.push(VmmProcess { pid, program, args: args.collect() });
+        out.push(VmmProcess {
+            pid,
+            program,
+            args: args.collect(),
+        });
     }
     out.sort_by_key(|p| p.pid);
     out
@@ -75,11 +83,16 @@ pub fn vmm_processes(proc_root: &Path) -> Vec<VmmProcess> {
 
 /// The processes among `procs` whose arguments mention `device`.
 pub fn users_of(procs: &[VmmProcess], device: &Path) -> Vec<User> {
-    let Some(d) = device.to_str() else { return Vec::new() };
+    let Some(d) = device.to_str() else {
+        return Vec::new();
+    };
     procs
         .iter()
         .filter(|p| p.args.iter().any(|a| arg_mentions(a, d)))
-        .map(|p| User { pid: p.pid, program: p.program.clone() })
+        .map(|p| User {
+            pid: p.pid,
+            program: p.program.clone(),
+        })
         .collect()
 }
 
@@ -116,18 +129,44 @@ mod tests {
             }
             std::fs::write(root.join(pid).join("cmdline"), b).unwrap();
         };
-        mk("10", &["/opt/bin/pmvm", "-object", "memory-backend-file,id=m,mem-path=/dev/dax0.0,size=258M"]);
-        mk("11", &["qemu-system-x86_64", "-object", "memory-backend-file,mem-path=/dev/pmem1,size=1G"]);
+        mk(
+            "10",
+            &[
+                "/opt/bin/pmvm",
+                "-object",
+                "memory-backend-file,id=m,mem-path=/dev/dax0.0,size=258M",
+            ],
+        );
+        mk(
+            "11",
+            &[
+                "qemu-system-x86_64",
+                "-object",
+                "memory-backend-file,mem-path=/dev/pmem1,size=1G",
+            ],
+        );
         mk("12", &["/usr/bin/cat", "/dev/dax0.0"]); // not a VMM
         mk("13", &[]); // kernel thread: empty cmdline
         std::fs::create_dir_all(root.join("self")).unwrap();
         let procs = vmm_processes(&root);
         assert_eq!(procs.len(), 2);
         let u = users_of(&procs, Path::new("/dev/dax0.0"));
-        assert_eq!(u, vec![User { pid: 10, program: "pmvm".into() }]);
+        assert_eq!(
+            u,
+            vec![User {
+                pid: 10,
+                program: "pmvm".into()
+            }]
+        );
         assert_eq!(u[0].to_string(), "pmvm[10]");
         let u = users_of(&procs, Path::new("/dev/pmem1"));
-        assert_eq!(u, vec![User { pid: 11, program: "qemu-system-x86_64".into() }]);
+        assert_eq!(
+            u,
+            vec![User {
+                pid: 11,
+                program: "qemu-system-x86_64".into()
+            }]
+        );
         assert!(users_of(&procs, Path::new("/dev/pmem1.1s")).is_empty());
         std::fs::remove_dir_all(&root).unwrap();
     }

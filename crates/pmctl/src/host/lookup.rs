@@ -54,10 +54,14 @@ pub enum LookupError {
         source: std::io::Error,
     },
     /// A character device that is not device DAX.
-    #[error("{0} is a character device but not device DAX (/dev/daxX.Y); NVDIMM backends are /dev/daxX.Y, /dev/pmemX or files")]
+    #[error(
+        "{0} is a character device but not device DAX (/dev/daxX.Y); NVDIMM backends are /dev/daxX.Y, /dev/pmemX or files"
+    )]
     NotDax(PathBuf),
     /// Sockets, fifos, directories.
-    #[error("{0} is not a device or a regular file; give /dev/daxX.Y, /dev/pmemX, a backend file or a namespace name")]
+    #[error(
+        "{0} is not a device or a regular file; give /dev/daxX.Y, /dev/pmemX, a backend file or a namespace name"
+    )]
     Unsupported(PathBuf),
 }
 
@@ -67,25 +71,41 @@ fn block_from_sysdir(dir: &Path) -> Option<BlockDev> {
     let size = sysfs::attr_u64(&real, "size").and_then(|s| s.checked_mul(512));
     if real.join("partition").exists() {
         let disk = real.parent()?.file_name()?.to_str()?.to_owned();
-        Some(BlockDev { disk, partition: Some(name), size })
+        Some(BlockDev {
+            disk,
+            partition: Some(name),
+            size,
+        })
     } else {
-        Some(BlockDev { disk: name, partition: None, size })
+        Some(BlockDev {
+            disk: name,
+            partition: None,
+            size,
+        })
     }
 }
 
 fn dev_dir(root: &Path, kind: &str, rdev: u64) -> PathBuf {
-    root.join("dev").join(kind).join(format!("{}:{}", libc::major(rdev), libc::minor(rdev)))
+    root.join("dev")
+        .join(kind)
+        .join(format!("{}:{}", libc::major(rdev), libc::minor(rdev)))
 }
 
 /// Classify `path` using sysfs under `root`.
 pub fn classify(root: &Path, path: &Path) -> Result<Target, LookupError> {
-    let meta = std::fs::metadata(path)
-        .map_err(|source| LookupError::Stat { path: path.to_owned(), source })?;
+    let meta = std::fs::metadata(path).map_err(|source| LookupError::Stat {
+        path: path.to_owned(),
+        source,
+    })?;
     let ft = meta.file_type();
     if ft.is_char_device() {
         let dir = dev_dir(root, "char", meta.rdev());
         let real = std::fs::canonicalize(&dir).map_err(|_| LookupError::NotDax(path.into()))?;
-        let name = real.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        let name = real
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned();
         let is_dax = std::fs::read_link(real.join("subsystem"))
             .ok()
             .and_then(|s| s.file_name().map(|f| f == "dax"))
@@ -99,7 +119,11 @@ pub fn classify(root: &Path, path: &Path) -> Result<Target, LookupError> {
     if ft.is_block_device() {
         let dir = dev_dir(root, "block", meta.rdev());
         let b = block_from_sysdir(&dir).unwrap_or_else(|| BlockDev {
-            disk: path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned(),
+            disk: path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_owned(),
             partition: None,
             size: None,
         });
@@ -107,7 +131,10 @@ pub fn classify(root: &Path, path: &Path) -> Result<Target, LookupError> {
     }
     if ft.is_file() {
         let fs_disk = block_from_sysdir(&dev_dir(root, "block", meta.dev()));
-        return Ok(Target::File { len: meta.len(), fs_disk });
+        return Ok(Target::File {
+            len: meta.len(),
+            fs_disk,
+        });
     }
     Err(LookupError::Unsupported(path.into()))
 }
@@ -115,7 +142,9 @@ pub fn classify(root: &Path, path: &Path) -> Result<Target, LookupError> {
 /// The namespace whose device node is `/dev/<name>`.
 pub fn namespace_by_device<'a>(host: &'a HostNvdimms, name: &str) -> Option<&'a Namespace> {
     let want = Path::new("/dev").join(name);
-    host.namespaces.iter().find(|n| n.device.as_deref() == Some(want.as_path()))
+    host.namespaces
+        .iter()
+        .find(|n| n.device.as_deref() == Some(want.as_path()))
 }
 
 /// The namespace behind a classified target (for a file: the one its filesystem is on).
@@ -123,9 +152,9 @@ pub fn namespace_of<'a>(host: &'a HostNvdimms, t: &Target) -> Option<&'a Namespa
     match t {
         Target::DaxChar { name, .. } => namespace_by_device(host, name),
         Target::Block(b) => namespace_by_device(host, &b.disk),
-        Target::File { fs_disk, .. } => {
-            fs_disk.as_ref().and_then(|b| namespace_by_device(host, &b.disk))
-        }
+        Target::File { fs_disk, .. } => fs_disk
+            .as_ref()
+            .and_then(|b| namespace_by_device(host, &b.disk)),
     }
 }
 

@@ -86,7 +86,18 @@ pub struct NumaNode(pub Option<u32>);
 
 impl NumaNode {
     fn from_attr(v: Option<String>) -> NumaNode {
-        NumaNode(v.and_then(|s| s.parse::<i64>().ok()).and_then(|n| u32::try_from(n).ok()))
+        v.map(|s| NumaNode::from_attr_text(&s))
+            .unwrap_or(NumaNode(None))
+    }
+
+    /// From the attribute text: a node number, or `-1`/garbage for unknown.
+    pub fn from_attr_text(s: &str) -> NumaNode {
+        NumaNode(
+            s.trim()
+                .parse::<i64>()
+                .ok()
+                .and_then(|n| u32::try_from(n).ok()),
+        )
     }
 }
 
@@ -202,7 +213,9 @@ pub enum DiscoveryError {
 
 /// One attribute, trimmed; `None` when missing or unreadable.
 pub fn attr(dir: &Path, name: &str) -> Option<String> {
-    std::fs::read_to_string(dir.join(name)).ok().map(|s| s.trim().to_owned())
+    std::fs::read_to_string(dir.join(name))
+        .ok()
+        .map(|s| s.trim().to_owned())
 }
 
 /// A numeric attribute: decimal or `0x` hex (`set_cookie`, `resource`).
@@ -222,7 +235,10 @@ fn parse_u64(s: &str) -> Option<u64> {
 pub fn attr_selected(dir: &Path, name: &str) -> Option<u64> {
     let v = attr(dir, name)?;
     let mut words = v.split_whitespace();
-    if let Some(sel) = v.split_whitespace().find_map(|w| w.strip_prefix('[')?.strip_suffix(']')) {
+    if let Some(sel) = v
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix('[')?.strip_suffix(']'))
+    {
         return parse_u64(sel);
     }
     match (words.next(), words.next()) {
@@ -250,9 +266,13 @@ pub fn dev_numbers(name: &str, prefix: &str) -> Option<(u32, u32)> {
 
 /// Names of the entries of a directory (empty when it does not exist).
 fn list(dir: &Path) -> Vec<String> {
-    let Ok(rd) = std::fs::read_dir(dir) else { return Vec::new() };
-    let mut v: Vec<String> =
-        rd.filter_map(|e| e.ok()).filter_map(|e| e.file_name().into_string().ok()).collect();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut v: Vec<String> = rd
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
     v.sort();
     v
 }
@@ -312,7 +332,10 @@ fn read_region(dir: &Path, dev: &str) -> Region {
 /// dax-bus device whose sysfs parent is this personality.
 fn dax_chardev(root: &Path, nd_dax: &Path, nd_name: &str) -> Option<String> {
     let is_dax = |n: &str| dev_numbers(n, "dax").is_some();
-    if let Some(c) = list(nd_dax).into_iter().find(|n| is_dax(n) && nd_dax.join(n).is_dir()) {
+    if let Some(c) = list(nd_dax)
+        .into_iter()
+        .find(|n| is_dax(n) && nd_dax.join(n).is_dir())
+    {
         return Some(c);
     }
     let bus = root.join(DAX_DEVICES);
@@ -334,7 +357,10 @@ pub fn discover(root: &Path) -> Result<HostNvdimms, DiscoveryError> {
         // libnvdimm not loaded (or no NVDIMMs at all): nothing to report.
         return Ok(HostNvdimms::default());
     }
-    std::fs::read_dir(&nd).map_err(|source| DiscoveryError::List { path: nd.clone(), source })?;
+    std::fs::read_dir(&nd).map_err(|source| DiscoveryError::List {
+        path: nd.clone(),
+        source,
+    })?;
     let names = list(&nd);
 
     let mut regions: BTreeMap<u32, Region> = BTreeMap::new();
@@ -346,7 +372,10 @@ pub fn discover(root: &Path) -> Result<HostNvdimms, DiscoveryError> {
             regions.insert(r, read_region(&dir, name));
         } else if let Some(n) = dev_numbers(name, "namespace") {
             namespaces.push((n, name.clone()));
-        } else if ["btt", "pfn", "dax"].iter().any(|p| dev_numbers(name, p).is_some()) {
+        } else if ["btt", "pfn", "dax"]
+            .iter()
+            .any(|p| dev_numbers(name, p).is_some())
+        {
             let namespace = attr_nonempty(&dir, "namespace");
             personalities.insert(name.clone(), Personality { dir, namespace });
         }
@@ -389,7 +418,9 @@ pub fn discover(root: &Path) -> Result<HostNvdimms, DiscoveryError> {
             }
             _ => {
                 let disk = block_child(owner).or_else(|| block_child(&dir));
-                let sz = disk.as_deref().and_then(|d| block_size(owner, d).or_else(|| block_size(&dir, d)));
+                let sz = disk
+                    .as_deref()
+                    .and_then(|d| block_size(owner, d).or_else(|| block_size(&dir, d)));
                 (disk, sz)
             }
         };
@@ -441,7 +472,11 @@ pub fn discover(root: &Path) -> Result<HostNvdimms, DiscoveryError> {
             dev: name.clone(),
             mode,
             map,
-            device: if enabled { device_name.map(|d| PathBuf::from("/dev").join(d)) } else { None },
+            device: if enabled {
+                device_name.map(|d| PathBuf::from("/dev").join(d))
+            } else {
+                None
+            },
             size,
             raw_size,
             align,
@@ -453,7 +488,10 @@ pub fn discover(root: &Path) -> Result<HostNvdimms, DiscoveryError> {
             region,
         });
     }
-    Ok(HostNvdimms { namespaces: out, regions: regions.into_values().collect() })
+    Ok(HostNvdimms {
+        namespaces: out,
+        regions: regions.into_values().collect(),
+    })
 }
 
 #[cfg(test)]

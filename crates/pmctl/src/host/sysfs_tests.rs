@@ -8,11 +8,16 @@ use serde_json::Value;
 use super::*;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 fn ns<'a>(h: &'a HostNvdimms, dev: &str) -> &'a Namespace {
-    h.namespaces.iter().find(|n| n.dev == dev).unwrap_or_else(|| panic!("{dev} missing: {h:#?}"))
+    h.namespaces
+        .iter()
+        .find(|n| n.dev == dev)
+        .unwrap_or_else(|| panic!("{dev} missing: {h:#?}"))
 }
 
 #[test]
@@ -24,13 +29,20 @@ fn matches_ndctl_field_by_field() {
     assert_eq!(host.regions.len(), regions.len());
     let mut seen = 0;
     for r in regions {
-        let mine = host.regions.iter().find(|x| x.dev == r["dev"].as_str().unwrap()).unwrap();
+        let mine = host
+            .regions
+            .iter()
+            .find(|x| x.dev == r["dev"].as_str().unwrap())
+            .unwrap();
         assert_eq!(mine.size, r["size"].as_u64());
         assert_eq!(mine.align, r["align"].as_u64());
         assert_eq!(mine.available_size, r["available_size"].as_u64());
         assert_eq!(mine.kind.as_deref(), r["type"].as_str());
         assert_eq!(mine.iset_id, r["iset_id"].as_u64());
-        assert_eq!(Some(mine.persistence_domain.as_str()), r["persistence_domain"].as_str());
+        assert_eq!(
+            Some(mine.persistence_domain.as_str()),
+            r["persistence_domain"].as_str()
+        );
         assert_eq!(mine.numa_node.to_string(), r["numa_node"].to_string());
         for n in r["namespaces"].as_array().unwrap() {
             seen += 1;
@@ -49,12 +61,21 @@ fn matches_ndctl_field_by_field() {
                 .or_else(|| n["chardev"].as_str())
                 .or_else(|| n["daxregion"]["devices"][0]["chardev"].as_str())
                 .unwrap();
-            assert_eq!(m.device, Some(PathBuf::from("/dev").join(node)), "{}", m.dev);
+            assert_eq!(
+                m.device,
+                Some(PathBuf::from("/dev").join(node)),
+                "{}",
+                m.dev
+            );
             assert_eq!(m.state, "enabled");
         }
     }
     assert_eq!(seen, 4);
-    assert_eq!(host.namespaces.len(), 4, "idle seed namespaces (size 0) are skipped");
+    assert_eq!(
+        host.namespaces.len(),
+        4,
+        "idle seed namespaces (size 0) are skipped"
+    );
 }
 
 #[test]
@@ -68,14 +89,23 @@ fn golden_l1_values() {
     assert_eq!(d.device.as_deref(), Some(Path::new("/dev/dax0.0")));
     // btt1.0 claims namespace1.1: personality numbers need not match the namespace's
     let s = ns(&h, "namespace1.1");
-    assert_eq!((s.mode, s.holder.as_deref()), (Mode::Sector, Some("btt1.0")));
+    assert_eq!(
+        (s.mode, s.holder.as_deref()),
+        (Mode::Sector, Some("btt1.0"))
+    );
     assert_eq!(s.sector_size, Some(4096));
-    assert_eq!(s.region.iset_id, Some(0x2468_ae00_1234_57));
+    assert_eq!(s.region.iset_id, Some(0x0024_68ae_0012_3457));
     let r = ns(&h, "namespace0.1");
-    assert_eq!((r.mode, r.size, r.align, r.map.as_deref()), (Mode::Raw, Some(1 << 29), None, None));
+    assert_eq!(
+        (r.mode, r.size, r.align, r.map.as_deref()),
+        (Mode::Raw, Some(1 << 29), None, None)
+    );
     let json = serde_json::to_value(&h).unwrap();
     assert_eq!(json["namespaces"][0]["numa_node"], "0");
-    assert_eq!(json["namespaces"][0]["region"]["persistence_domain"], "unknown");
+    assert_eq!(
+        json["namespaces"][0]["region"]["persistence_domain"],
+        "unknown"
+    );
 }
 
 #[test]
@@ -96,16 +126,27 @@ fn quirks_numa_unknown_missing_attributes_and_fallbacks() {
     assert_eq!(s.size, Some(1_045_440 * 512));
     // disabled, label-less raw namespace
     let r = ns(&h, "namespace0.1");
-    assert_eq!((r.state, r.device.as_deref(), r.uuid.as_deref()), ("disabled", None, None));
+    assert_eq!(
+        (r.state, r.device.as_deref(), r.uuid.as_deref()),
+        ("disabled", None, None)
+    );
     assert_eq!(r.sector_size, None);
     let r1 = h.regions.iter().find(|r| r.dev == "region1").unwrap();
     assert_eq!(r1.persistence_domain, "cpu_cache");
-    assert_eq!(ns(&h, "namespace1.0").region.persistence_domain, "cpu_cache");
+    assert_eq!(
+        ns(&h, "namespace1.0").region.persistence_domain,
+        "cpu_cache"
+    );
 }
 
 #[test]
 fn mode_mapping() {
-    for (sys, m) in [("raw", Mode::Raw), ("safe", Mode::Sector), ("memory", Mode::Fsdax), ("dax", Mode::Devdax)] {
+    for (sys, m) in [
+        ("raw", Mode::Raw),
+        ("safe", Mode::Sector),
+        ("memory", Mode::Fsdax),
+        ("dax", Mode::Devdax),
+    ] {
         assert_eq!(Mode::from_sysfs(sys), Some(m));
     }
     assert_eq!(Mode::from_sysfs("bogus"), None);
