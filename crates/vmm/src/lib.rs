@@ -8,6 +8,7 @@ pub mod console;
 pub mod devices;
 pub mod error;
 pub mod memory;
+pub mod monitor;
 pub mod vcpu;
 pub mod vm;
 

@@ -27,6 +27,8 @@ use crate::error::{Error, Result};
 use crate::memory::{RamSplit, create_guest_memory, e820_map, register_memory};
 use crate::vcpu::{RunState, VcpuControl, spawn_vcpu};
 use crate::console;
+use crate::monitor::Monitor;
+use qmp::ShutdownCause;
 
 /// How a guest run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,12 +42,14 @@ pub enum ExitReason {
 pub struct Vm {
     // Field order matters for drop: vCPU fds and the VM fd go before the memory they map.
     vcpus: Vec<kvm_ioctls::VcpuFd>,
-    _vm: VmFd,
+    /// The VM file descriptor (hotplug adds memory slots through it).
+    pub vm_fd: Arc<VmFd>,
     _mem: GuestMemoryMmap,
     bus: Arc<PioBus>,
     events_tx: EventSink,
     events_rx: Receiver<VmEvent>,
-    start_paused: bool,
+    /// vCPU run state (QMP stop/cont).
+    pub control: Arc<VcpuControl>,
     /// Raises power-button and hotplug events.
     pub ged: GedNotifier,
     /// The NVDIMM root device, when `-machine nvdimm=on`.
@@ -189,17 +193,22 @@ impl Vm {
         }
         Ok(Vm {
             vcpus,
-            _vm: vm,
+            vm_fd: Arc::new(vm),
             _mem: mem,
             bus: Arc::new(bus),
             events_tx: sink,
             events_rx: rx,
-            start_paused: cfg.start_paused,
+            control: VcpuControl::new(if cfg.start_paused { RunState::Paused } else { RunState::Running }),
             ged,
             nvdimm,
             device_memory,
             next_slot,
         })
+    }
+
+    /// Number of vCPUs.
+    pub fn vcpu_count(&self) -> usize {
+        self.vcpus.len()
     }
 
     /// A sender for events into this VM's control loop.
@@ -210,8 +219,7 @@ impl Vm {
     /// Runs the guest until it powers off, resets or is told to quit.
     pub fn run(mut self) -> Result<ExitReason> {
         let count = self.vcpus.len();
-        let initial = if self.start_paused { RunState::Paused } else { RunState::Running };
-        let control = VcpuControl::new(initial);
+        let control = self.control.clone();
         let mut handles = Vec::with_capacity(count);
         for (i, vcpu) in self.vcpus.drain(..).enumerate() {
             let h = spawn_vcpu(i as u32, vcpu, self.bus.clone(), control.clone(), self.events_tx.clone())
@@ -231,32 +239,46 @@ impl Vm {
     }
 }
 
-/// Runs the configured VM, rebooting it on reset unless `-no-reboot`. Returns the process exit
-/// status.
+/// Runs the configured VM, rebooting it on reset unless `-no-reboot`, with the QMP and human
+/// monitors the command line asks for. Returns the process exit status.
 pub fn run_vm(cfg: &VmConfig) -> Result<i32> {
     let kvm = Kvm::new().map_err(Error::KvmOpen)?;
     crate::vcpu::install_kick_handler().map_err(|e| Error::io("cannot install the vCPU kick handler", e))?;
-    if cfg.serial == SerialConfig::Stdio {
+    let monitor = Monitor::new(cfg.clone());
+    let monitor_on_stdio = monitor.start_servers()?;
+    if cfg.serial == SerialConfig::Stdio && !monitor_on_stdio {
         console::enable_raw_mode();
         console::start_stdin_reader();
     }
     let result = loop {
-        let vm = match Vm::build(&kvm, cfg) {
+        let vm = match Vm::build(&kvm, &monitor.config()) {
             Ok(vm) => vm,
             Err(e) => break Err(e),
         };
-        match vm.run() {
-            Ok(ExitReason::Reset) if !cfg.no_reboot => {
+        monitor.attach(&vm);
+        let reason = vm.run();
+        monitor.detach();
+        match reason {
+            Ok(ExitReason::Reset) => {
+                monitor.emit(qmp::Event::reset(true, ShutdownCause::GuestReset));
+                if cfg.no_reboot {
+                    monitor.emit(qmp::Event::shutdown(true, ShutdownCause::GuestReset));
+                    break Ok(0);
+                }
                 tracing::info!("guest reset: rebooting");
-                continue;
             }
-            Ok(reason) => {
-                tracing::info!("guest stopped: {reason:?}");
+            Ok(ExitReason::Poweroff) => {
+                monitor.emit(qmp::Event::shutdown(true, ShutdownCause::GuestShutdown));
+                break Ok(0);
+            }
+            Ok(ExitReason::Quit) => {
+                monitor.emit(qmp::Event::shutdown(false, monitor.quit_cause()));
                 break Ok(0);
             }
             Err(e) => break Err(e),
         }
     };
+    monitor.shutdown();
     console::restore_terminal();
     result
 }

@@ -1,0 +1,362 @@
+//! The QMP and human monitors' view of the VM: queries, stop/cont, powerdown/reset/quit, and
+//! memory hotplug (`object-add` + `device_add nvdimm`), through the same configuration and
+//! layout code as the command line.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use qmp::{Command, Event, MemoryDeviceInfo, PcdimmDeviceInfo, QmpError, QmpHandler, QmpServer, ShutdownCause};
+use serde_json::{Value, json};
+use vm_config::{BackendConfig, DeviceConfig, Props, VmConfig};
+
+use crate::devices::acpi_pm::{GED_NVDIMM_HOTPLUG, GED_POWER_BUTTON};
+use crate::devices::nvdimm::backend::Backend;
+use crate::devices::nvdimm::{Nvdimm, label_safety};
+use crate::devices::{EventSink, VmEvent};
+use crate::error::{Error, Result};
+use crate::vcpu::RunState;
+use crate::vm::Vm;
+
+/// What the monitor holds of the running VM.
+struct Attached {
+    sink: EventSink,
+    control: Arc<crate::vcpu::VcpuControl>,
+    vcpus: usize,
+    vm_fd: Arc<kvm_ioctls::VmFd>,
+    nvdimm: Option<Arc<Mutex<crate::devices::nvdimm::controller::NvdimmController>>>,
+    ged: crate::devices::acpi_pm::GedNotifier,
+}
+
+struct State {
+    /// The configuration including hot-plugged objects and devices (a reset rebuilds from it).
+    cfg: VmConfig,
+    vm: Option<Attached>,
+    /// Device memory of the running VM.
+    dm: Option<pmem_layout::DeviceMemory>,
+    next_slot: u32,
+    /// Backends opened by `object-add`, waiting for a device.
+    pending: HashMap<String, Arc<Backend>>,
+    hotplugged: Vec<String>,
+    paused: bool,
+    quit_cause: ShutdownCause,
+}
+
+/// Shared between the QMP/HMP client threads and the main loop.
+pub struct Monitor {
+    state: Mutex<State>,
+    server: Mutex<Option<QmpServer>>,
+}
+
+fn generic(msg: impl Into<String>) -> QmpError {
+    QmpError::generic(msg.into())
+}
+
+impl Monitor {
+    /// A monitor for `cfg`.
+    pub fn new(cfg: VmConfig) -> Arc<Monitor> {
+        let paused = cfg.start_paused;
+        Arc::new(Monitor {
+            state: Mutex::new(State {
+                cfg,
+                vm: None,
+                dm: None,
+                next_slot: 0,
+                pending: HashMap::new(),
+                hotplugged: Vec::new(),
+                paused,
+                quit_cause: ShutdownCause::HostQmpQuit,
+            }),
+            server: Mutex::new(None),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts the `-qmp` and `-monitor` endpoints; returns whether a monitor owns stdio.
+    pub fn start_servers(self: &Arc<Self>) -> Result<bool> {
+        let cfg = self.config();
+        if cfg.qmp.is_empty() && cfg.monitor.is_empty() {
+            return Ok(false);
+        }
+        let handler: Arc<dyn QmpHandler> = self.clone();
+        let server = QmpServer::new(handler);
+        let mut on_stdio = false;
+        for (specs, hmp) in [(&cfg.qmp, false), (&cfg.monitor, true)] {
+            for spec in specs {
+                let opt = if hmp { "-monitor" } else { "-qmp" };
+                let parsed = qmp::parse_chardev_spec(&spec.0).map_err(|e| Error::Config(format!("{opt} {}: {e}", spec.0)))?;
+                if parsed.endpoint == qmp::Endpoint::Stdio {
+                    on_stdio = true;
+                    let s = server.clone();
+                    std::thread::Builder::new()
+                        .name("monitor-stdio".into())
+                        .spawn(move || {
+                            if hmp {
+                                let _ = s.serve_hmp(std::io::stdin(), std::io::stdout());
+                            } else {
+                                s.serve_qmp(std::io::stdin(), std::io::stdout());
+                            }
+                        })
+                        .map_err(|e| Error::io("cannot start the stdio monitor", e))?;
+                    continue;
+                }
+                let res = if hmp {
+                    server.listen_hmp(parsed.endpoint, parsed.server, parsed.wait)
+                } else {
+                    server.listen(parsed.endpoint, parsed.server, parsed.wait)
+                };
+                res.map_err(|e| Error::Config(format!("{opt} {}: {e}", spec.0)))?;
+            }
+        }
+        *self.server.lock().unwrap_or_else(|p| p.into_inner()) = Some(server);
+        Ok(on_stdio)
+    }
+
+    /// Sends an event to every negotiated QMP client.
+    pub fn emit(&self, ev: Event) {
+        if let Some(s) = self.server.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            s.emit(ev);
+        }
+    }
+
+    /// Closes the monitor sockets.
+    pub fn shutdown(&self) {
+        if let Some(s) = self.server.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            s.shutdown();
+        }
+    }
+
+    /// The current configuration (with hot-plugged devices).
+    pub fn config(&self) -> VmConfig {
+        self.lock().cfg.clone()
+    }
+
+    /// Why a Quit event happened.
+    pub fn quit_cause(&self) -> ShutdownCause {
+        self.lock().quit_cause
+    }
+
+    /// Connects the monitor to a freshly built VM.
+    pub fn attach(&self, vm: &Vm) {
+        let mut st = self.lock();
+        st.dm = Some(vm.device_memory.clone());
+        st.next_slot = vm.next_slot;
+        st.vm = Some(Attached {
+            sink: vm.event_sink(),
+            control: vm.control.clone(),
+            vcpus: vm.vcpu_count(),
+            vm_fd: vm.vm_fd.clone(),
+            nvdimm: vm.nvdimm.clone(),
+            ged: vm.ged.clone(),
+        });
+        // Hot-plugged devices are cold-plugged from now on (a rebuilt VM includes them).
+        st.hotplugged.clear();
+        st.paused = vm.control.state() == RunState::Paused;
+    }
+
+    /// Disconnects from a VM that stopped.
+    pub fn detach(&self) {
+        let mut st = self.lock();
+        st.vm = None;
+        st.dm = None;
+    }
+
+    fn memory_devices(st: &State) -> Vec<MemoryDeviceInfo> {
+        let Some(dm) = &st.dm else { return Vec::new() };
+        let mut out = Vec::new();
+        for placed in dm.iter() {
+            let dev = st.cfg.devices.iter().enumerate().find(|(i, d)| match d.id() {
+                Some(id) => id == placed.id,
+                None => format!("#dev{i}") == placed.id,
+            });
+            let Some((_, dev)) = dev else { continue };
+            let info = PcdimmDeviceInfo {
+                id: dev.id().map(str::to_string),
+                addr: placed.placement.gpa,
+                size: placed.placement.size,
+                slot: i64::from(placed.placement.slot),
+                node: i64::from(match dev {
+                    DeviceConfig::Nvdimm(n) => n.node,
+                    DeviceConfig::PcDimm(d) => d.node,
+                }),
+                memdev: format!("/objects/{}", dev.memdev()),
+                hotplugged: st.hotplugged.iter().any(|h| h == &placed.id),
+                hotpluggable: true,
+            };
+            out.push(match dev {
+                DeviceConfig::Nvdimm(_) => MemoryDeviceInfo::Nvdimm(info),
+                DeviceConfig::PcDimm(_) => MemoryDeviceInfo::Dimm(info),
+            });
+        }
+        out
+    }
+
+    fn object_add(st: &mut State, add: qmp::ObjectAdd) -> std::result::Result<Value, QmpError> {
+        let mut props: Props = Props(vec![("qom-type".into(), add.qom_type.clone()), ("id".into(), add.id.clone())]);
+        props.0.extend(add.props);
+        let backend = BackendConfig::from_props(&add.qom_type, &props).map_err(|e| generic(e.to_string()))?;
+        if st.cfg.backend(&backend.id).is_some() {
+            return Err(generic(format!("attempt to add duplicate property '{}' to object (type 'container')", backend.id)));
+        }
+        let opened = Backend::open(&backend, st.cfg.require_persistence).map_err(|e| generic(e.to_string()))?;
+        st.pending.insert(backend.id.clone(), Arc::new(opened));
+        st.cfg.objects.push(backend);
+        Ok(json!({}))
+    }
+
+    fn object_del(st: &mut State, id: &str) -> std::result::Result<Value, QmpError> {
+        if st.cfg.backend(id).is_none() {
+            return Err(generic(format!("object '{id}' not found")));
+        }
+        if st.cfg.devices.iter().any(|d| d.memdev() == id) {
+            return Err(generic(format!("object '{id}' is in use, can not be deleted")));
+        }
+        st.cfg.objects.retain(|o| o.id != id);
+        st.pending.remove(id);
+        Ok(json!({}))
+    }
+
+    fn device_add(st: &mut State, add: qmp::DeviceAdd) -> std::result::Result<Value, QmpError> {
+        let mut props = Props(vec![("driver".into(), add.driver.clone())]);
+        if let Some(id) = &add.id {
+            props.0.push(("id".into(), id.clone()));
+        }
+        props.0.extend(add.props);
+        let dev = DeviceConfig::from_props(&add.driver, &props).map_err(|e| generic(e.to_string()))?;
+        let DeviceConfig::Nvdimm(_) = &dev else {
+            return Err(generic("pc-dimm hotplug is not supported by pmvm yet; use nvdimm"));
+        };
+        if !st.cfg.machine.nvdimm {
+            return Err(generic("nvdimm is not enabled: missing 'nvdimm' in '-M'"));
+        }
+        if let Some(id) = dev.id() {
+            if st.cfg.devices.iter().any(|d| d.id() == Some(id)) {
+                return Err(generic(format!("Duplicate device ID '{id}'")));
+            }
+        }
+        let memdev = dev.memdev().to_string();
+        let Some(backend_cfg) = st.cfg.backend(&memdev).cloned() else {
+            return Err(generic(format!("Property 'nvdimm.memdev' can't find value '{memdev}'")));
+        };
+        if st.cfg.devices.iter().any(|d| d.memdev() == memdev) {
+            return Err(generic(format!("can't use already busy memdev: {memdev}")));
+        }
+        let Some(backend) = st.pending.get(&memdev).cloned() else {
+            return Err(generic(format!("can't use already busy memdev: {memdev}")));
+        };
+        let index = st.cfg.devices.len();
+        let (Some(dm), Some(vm)) = (st.dm.as_mut(), st.vm.as_ref()) else {
+            return Err(generic("the VM is not running"));
+        };
+        let Some(ctl) = vm.nvdimm.clone() else {
+            return Err(generic("nvdimm is not enabled: missing 'nvdimm' in '-M'"));
+        };
+        let plan = vm_config::plan_device(dm, &dev, &backend_cfg, index).map_err(|e| generic(e.to_string()))?;
+        let id = plan.id.clone();
+        let dimm = Nvdimm { plan, backend, hotplugged: true };
+        let mapped = label_safety::check(&dimm, st.cfg.force_label_area)
+            .and_then(|()| dimm.map_into_guest(&vm.vm_fd, st.next_slot));
+        if let Err(e) = mapped {
+            let _ = dm.forget(&id);
+            return Err(generic(e.to_string()));
+        }
+        eprintln!("pmvm: hotplug: {}", dimm.describe());
+        ctl.lock().unwrap_or_else(|p| p.into_inner()).add(dimm);
+        if let Err(e) = vm.ged.notify(GED_NVDIMM_HOTPLUG) {
+            tracing::warn!("cannot notify the guest of the new NVDIMM: {e}");
+        }
+        st.next_slot += 1;
+        st.pending.remove(&memdev);
+        st.hotplugged.push(id);
+        st.cfg.devices.push(dev);
+        Ok(json!({}))
+    }
+
+    fn execute_locked(&self, st: &mut State, cmd: Command) -> std::result::Result<Value, QmpError> {
+        match cmd {
+            Command::QueryStatus => {
+                let (running, status) = match (&st.vm, st.paused) {
+                    (None, _) => (false, qmp::RunState::Shutdown),
+                    (Some(_), true) => (false, qmp::RunState::Paused),
+                    (Some(_), false) => (true, qmp::RunState::Running),
+                };
+                Ok(serde_json::to_value(qmp::StatusInfo { running, singlestep: None, status }).unwrap_or(Value::Null))
+            }
+            Command::QueryName => Ok(serde_json::to_value(qmp::NameInfo { name: st.cfg.name.clone() }).unwrap_or(Value::Null)),
+            Command::QueryMemoryDevices => Ok(serde_json::to_value(Self::memory_devices(st)).unwrap_or(Value::Null)),
+            Command::QueryMemorySizeSummary => {
+                let plugged: u64 = Self::memory_devices(st)
+                    .iter()
+                    .filter_map(|d| match d {
+                        MemoryDeviceInfo::Dimm(i) => Some(i.size),
+                        MemoryDeviceInfo::Nvdimm(_) => None,
+                    })
+                    .sum();
+                Ok(json!({"base-memory": st.cfg.memory.size, "plugged-memory": plugged}))
+            }
+            Command::QueryMemdev => {
+                let list: Vec<Value> = st
+                    .cfg
+                    .objects
+                    .iter()
+                    .map(|o| {
+                        json!({"id": o.id, "size": o.size, "merge": true, "dump": true, "prealloc": o.prealloc,
+                               "share": o.share, "host-nodes": [], "policy": "default"})
+                    })
+                    .collect();
+                Ok(Value::Array(list))
+            }
+            Command::ObjectAdd(add) => Self::object_add(st, add),
+            Command::ObjectDel { id } => Self::object_del(st, &id),
+            Command::DeviceAdd(add) => Self::device_add(st, add),
+            Command::DeviceDel { id } => {
+                let found = st.cfg.devices.iter().find(|d| d.id() == Some(id.as_str()));
+                match found {
+                    Some(DeviceConfig::Nvdimm(_)) => Err(generic("nvdimm device hot unplug is not supported yet.")),
+                    Some(DeviceConfig::PcDimm(_)) => Err(generic("pc-dimm hot unplug is not supported by pmvm yet")),
+                    None => Err(QmpError::device_not_found(&id)),
+                }
+            }
+            Command::Stop | Command::Cont => {
+                let stop = matches!(cmd, Command::Stop);
+                let Some(vm) = &st.vm else { return Err(generic("the VM is not running")) };
+                let (control, n) = (vm.control.clone(), vm.vcpus);
+                if stop != st.paused {
+                    control.set(if stop { RunState::Paused } else { RunState::Running }, n);
+                    st.paused = stop;
+                    self.emit(if stop { Event::stop() } else { Event::resume() });
+                }
+                Ok(json!({}))
+            }
+            Command::SystemPowerdown => {
+                let Some(vm) = &st.vm else { return Err(generic("the VM is not running")) };
+                vm.ged.notify(GED_POWER_BUTTON).map_err(|e| generic(format!("power button: {e}")))?;
+                self.emit(Event::powerdown());
+                Ok(json!({}))
+            }
+            Command::SystemReset => {
+                let Some(vm) = &st.vm else { return Err(generic("the VM is not running")) };
+                vm.sink.send(VmEvent::Reset);
+                Ok(json!({}))
+            }
+            Command::Quit => {
+                st.quit_cause = ShutdownCause::HostQmpQuit;
+                if let Some(vm) = &st.vm {
+                    // A paused VM must be able to stop.
+                    vm.sink.send(VmEvent::Quit);
+                }
+                Ok(json!({}))
+            }
+            other => Err(QmpError::command_not_found(format!("The command {other:?} has not been found"))),
+        }
+    }
+}
+
+impl QmpHandler for Monitor {
+    fn execute(&self, cmd: Command) -> std::result::Result<Value, QmpError> {
+        let mut st = self.lock();
+        self.execute_locked(&mut st, cmd)
+    }
+}
