@@ -202,6 +202,34 @@ else
 	fail "QEMU exited ($?) with pmctl's arguments: $(tail -n 3 "$qlog")"
 fi
 
+echo "=== the guest sees the pmem size pmctl predicted (L2 boot with pmctl's arguments)"
+# QEMU counts; pmvm is informational unless PMCTL_E2E_PMVM=1 (its NVDIMM support is not pmctl's).
+cat >"$work/l2.sh" <<'L2EOF'
+i=0
+while [ ! -r /sys/bus/nd/devices/region0/size ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+echo "PMEM region_size=$(cat /sys/bus/nd/devices/region0/size 2>/dev/null || echo none)"
+L2EOF
+if mk-l2-initrd "$work/l2.sh" "$work/l2-initrd.img" >/dev/null 2>&1; then
+	for vmm in qemu pmvm; do
+		counted=1
+		[[ $vmm == pmvm && ${PMCTL_E2E_PMVM:-0} != 1 ]] && counted=0
+		if [[ $vmm == pmvm && ! -x $(vmm_bin pmvm) ]]; then echo "INFO: pmvm not staged, skipped"; continue; fi
+		boot_l2 "$vmm" -machine pc,accel=kvm,nvdimm=on -cpu host -m 256M,slots=2,maxmem=1G -smp 1 \
+			-kernel "$HIB_OPT/l2/vmlinux" -initrd "$work/l2-initrd.img" \
+			-append "console=ttyS0 quiet loglevel=3 panic=-1" -nographic -no-reboot \
+			-object "$obj" -device "$dev" >/dev/null
+		got=$(l2_value region_size)
+		msg="$vmm: guest region0 size ${got:-none} (pmctl predicted pmem_size $psize; vmm rc $L2_RC)"
+		if [[ $got == "$psize" ]]; then pass "$msg"
+		elif [[ $counted -eq 1 ]]; then
+			fail "$msg"
+			tail -n 5 "$L2_STDERR" 2>/dev/null | sed 's/^/    /'
+		else echo "INFO: $msg"; fi
+	done
+else
+	fail "mk-l2-initrd"
+fi
+
 echo "=== probe"
 run probe-dax "$PMCTL" probe /dev/dax0.0
 expect_rc probe-dax 0
