@@ -53,7 +53,7 @@ st remount mount -o dax "/dev/$pm" /mnt
 got=$(cat /mnt/hello); echo "READBACK got=$got"
 [ "$got" = "$want" ]; echo "@@STEP readback rc=$?@@"
 umount /mnt
-echo "@@RN-BEGIN@@"; ndctl list -RN; echo "@@RN-END@@"
+echo "@@RN-BEGIN@@"; ndctl list -DRN; echo "@@RN-END@@"
 EOF
 mk-l2-initrd "$work/l2.sh" "$work/initrd.img" || { fail "mk-l2-initrd"; summary; exit; }
 
@@ -61,7 +61,15 @@ mk-l2-initrd "$work/l2.sh" "$work/initrd.img" || { fail "mk-l2-initrd"; summary;
 REGION_KEYS='size|align|type|iset_id|persistence_domain|mappings\[[^]]*\]\.(dimm|offset|length|position)'
 NS_KEYS='mode|size|sector_size|align'
 cmp_fields() {
-	sed 's/^\.regions//' "$1" | grep -E "^\[region[0-9]+\]\.($REGION_KEYS|namespaces\[[^]]*\]\.($NS_KEYS))="
+	grep -E "^\[region[0-9]+\]\.($REGION_KEYS|namespaces\[[^]]*\]\.($NS_KEYS))=" "$1"
+}
+# dimm_view FILE: which DIMM backs which region, and each DIMM's interleave-set cookie, keyed by
+# the DIMM (handle) instead of the region number. Diagnostic: tells an ordering difference
+# (region N backed by another DIMM) from a content difference.
+dimm_view() {
+	awk -F= '/^\[region[0-9]+\]\.mappings\[[^]]*\]\.dimm=/ { split($1, p, "]"); r[substr(p[1], 2)] = $2 }
+		/^\[region[0-9]+\]\.iset_id=/ { split($1, p, "]"); i[substr(p[1], 2)] = $2 }
+		END { for (k in r) print "dimm " r[k] " iset_id=" i[k] " region=" k }' "$1" | sort
 }
 
 declare -A OK
@@ -95,14 +103,15 @@ for vmm in $VMMS; do
 	[[ $rc -eq 0 ]] && pass "$vmm: exit status 0" || fail "$vmm: exit status $rc (want 0)"
 	console_has '@@L2-RC=' || { fail "$vmm: guest script did not finish"; continue; }
 
-	l2_block DR | json_flat >"$work/$vmm.dr"
-	l2_block RN | json_flat >"$work/$vmm.rn"
+	# "[regionN]..." paths whether ndctl printed {"regions":[...]} or a bare array
+	l2_block DR | json_flat | sed 's/^\.regions\[/[/' >"$work/$vmm.dr"
+	l2_block RN | json_flat | sed 's/^\.regions\[/[/' >"$work/$vmm.rn"
 	ndimm=$(grep -c '^\.dimms\[[^]]*\]\.dev=' "$work/$vmm.dr")
-	nreg=$(grep -c '^\.regions\[[^]]*\]\.dev=' "$work/$vmm.dr")
+	nreg=$(grep -c '^\[region[0-9]*\]\.dev=' "$work/$vmm.dr")
 	[[ $ndimm -eq 2 ]] && pass "$vmm: ndctl list -DR: 2 DIMMs" || fail "$vmm: ndctl list -DR: $ndimm DIMMs (want 2)"
 	[[ $nreg -eq 2 ]] && pass "$vmm: ndctl list -DR: 2 regions" || fail "$vmm: ndctl list -DR: $nreg regions (want 2)"
 	for r in region0 region1; do
-		s=$(sed -n "s/^\.regions\[$r\]\.size=//p" "$work/$vmm.dr")
+		s=$(sed -n "s/^\[$r\]\.size=//p" "$work/$vmm.dr")
 		[[ $s == "$expect_pmem" ]] && pass "$vmm: $r size $s = align_down($size_b - $label_b, $align_b)" ||
 			fail "$vmm: $r size '${s}' (want $expect_pmem)"
 	done
@@ -115,7 +124,7 @@ for vmm in $VMMS; do
 	# the namespaces must exist in the final listing with the requested modes
 	for m in fsdax devdax sector raw; do
 		grep -qE "^\[region[0-9]+\]\.namespaces\[[^]]*\]\.mode=$m\$" "$work/$vmm.rn" &&
-			pass "$vmm: ndctl list -RN has a $m namespace" || { fail "$vmm: ndctl list -RN has no $m namespace"; all=0; }
+			pass "$vmm: ndctl list -DRN has a $m namespace" || { fail "$vmm: ndctl list -DRN has no $m namespace"; all=0; }
 	done
 	dalign=$(awk -F= '{ k = $1; sub(/\.[a-z_]+$/, "", k) }
 		$1 ~ /\]\.mode$/ && $2 == "devdax" { dev[k] = 1 } $1 ~ /\]\.align$/ { al[k] = $2 }
@@ -128,14 +137,30 @@ done
 # pmvm must give the guest what QEMU gives it.
 if [[ -n ${OK[qemu]:-} && -n ${OK[pmvm]:-} ]]; then
 	for f in dr rn; do
+		[[ $f == rn ]] || continue
+		dimm_view "$work/qemu.$f" >"$work/qd"
+		dimm_view "$work/pmvm.$f" >"$work/pd"
+		echo "    QEMU:  $(tr '\n' ';' <"$work/qd")"
+		echo "    pmvm:  $(tr '\n' ';' <"$work/pd")"
+		cut -d' ' -f1-3 "$work/qd" >"$work/qd3"
+		cut -d' ' -f1-3 "$work/pd" >"$work/pd3"
+		if [[ -s $work/qd3 ]] && diff "$work/qd3" "$work/pd3" >/dev/null; then
+			pass "each DIMM (by handle order) has the same interleave-set cookie under QEMU and pmvm"
+		else
+			fail "the DIMMs' interleave-set cookies differ between QEMU and pmvm"
+		fi
+	done
+	for f in dr rn; do
+		what="ndctl list -DR (before labels)"
+		[[ $f == rn ]] && what="ndctl list -DRN (after the namespaces)"
 		cmp_fields "$work/qemu.$f" >"$work/q.$f"
 		cmp_fields "$work/pmvm.$f" >"$work/p.$f"
 		n=$(wc -l <"$work/q.$f")
 		if [[ $n -gt 0 ]] && diff -u "$work/q.$f" "$work/p.$f" >"$work/diff.$f"; then
-			pass "ndctl list -${f^^} fields equal under QEMU and pmvm ($n values)"
+			pass "$what: fields equal under QEMU and pmvm ($n values)"
 			sed 's/^/    /' "$work/q.$f"
 		else
-			fail "ndctl list -${f^^} fields differ between QEMU (-) and pmvm (+) ($n QEMU values):"
+			fail "$what: fields differ between QEMU (-) and pmvm (+) ($n QEMU values):"
 			sed 's/^/    /' "$work/diff.$f"
 		fi
 	done
