@@ -106,7 +106,7 @@ mod tests {
 
     #[test]
     fn seed_example_two_4g_nvdimms_with_2m_labels() {
-        let c = cfg("-kernel k -m 4G,slots=4,maxmem=32G -smp 4 -machine pc,accel=kvm,nvdimm=on -enable-kvm \
+        let c = cfg("-kernel /proc/self/exe -m 4G,slots=4,maxmem=32G -smp 4 -machine pc,accel=kvm,nvdimm=on -enable-kvm \
             -object memory-backend-file,id=mem1,share,mem-path=/a,size=4G -device nvdimm,memdev=mem1,id=nv1,label-size=2M \
             -object memory-backend-file,id=mem2,share,mem-path=/b,size=4G -device nvdimm,memdev=mem2,id=nv2,label-size=2M")
         .unwrap();
@@ -126,7 +126,7 @@ mod tests {
 
     #[test]
     fn checks_name_the_option() {
-        let base = "-kernel k -machine pc,nvdimm=on -object memory-backend-file,id=m,mem-path=/a,size=1G";
+        let base = "-kernel /proc/self/exe -machine pc,nvdimm=on -object memory-backend-file,id=m,mem-path=/a,size=1G";
         let err = |extra: &str| cfg(&format!("{base} {extra}")).unwrap_err().to_string();
         assert!(err("-m 512M -device nvdimm,id=n,memdev=m").contains("maxmem"));
         assert!(err("-m 512M,slots=1,maxmem=2G -device nvdimm,id=n,memdev=m").contains("slots=2"));

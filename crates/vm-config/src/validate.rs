@@ -5,8 +5,37 @@ use std::collections::HashSet;
 use crate::objects::DeviceConfig;
 use crate::{ConfigError, VmConfig};
 
-/// Cross-object checks: machine options, backend references, duplicate ids.
+/// `-append`: the kernel splits its command line on spaces outside double quotes; an odd number
+/// of quotes makes it swallow the rest of the line into one parameter.
+fn check_append(append: &str) -> Result<(), ConfigError> {
+    if append.matches('"').count() % 2 == 1 {
+        return Err(ConfigError::new(format!(
+            "-append: unbalanced double quote in '{append}'; the kernel would misparse everything after it"
+        )));
+    }
+    if let Some(c) = append.chars().find(|c| c.is_control()) {
+        return Err(ConfigError::new(format!("-append: control character {:?} is not allowed", c)));
+    }
+    if append.len() >= 65536 {
+        return Err(ConfigError::new(format!("-append: {} bytes is too long (at most 65535)", append.len())));
+    }
+    Ok(())
+}
+
+/// `-kernel`/`-initrd` must be readable regular files (checked before KVM is touched).
+fn check_file(option: &str, path: &std::path::Path) -> Result<(), ConfigError> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => std::fs::File::open(path)
+            .map(|_| ())
+            .map_err(|e| ConfigError::new(format!("{option} '{}': {e}", path.display()))),
+        Ok(_) => Err(ConfigError::new(format!("{option} '{}': not a regular file", path.display()))),
+        Err(e) => Err(ConfigError::new(format!("{option} '{}': {e}", path.display()))),
+    }
+}
+
+/// Cross-object checks: machine options, backend references, duplicate ids, files.
 pub fn validate(cfg: &VmConfig) -> Result<(), ConfigError> {
+    check_append(&cfg.append)?;
     let mut ids = HashSet::new();
     let mut used = HashSet::new();
     for dev in &cfg.devices {
@@ -35,6 +64,10 @@ pub fn validate(cfg: &VmConfig) -> Result<(), ConfigError> {
                 "-device {driver}: can't use already busy memdev: {memdev} (each device needs its own -object)"
             )));
         }
+    }
+    check_file("-kernel", &cfg.kernel)?;
+    if let Some(initrd) = &cfg.initrd {
+        check_file("-initrd", initrd)?;
     }
     Ok(())
 }

@@ -1,0 +1,94 @@
+//! Bad command lines: one line on stderr that names the problem, a non-zero exit, and no KVM
+//! needed (everything here fails before /dev/kvm is opened).
+
+use std::process::Command;
+
+fn pmvm(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_pmvm")).args(args).output().expect("pmvm runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A real file to use as -kernel where the kernel is not what is being tested.
+fn kernel() -> String {
+    env!("CARGO_BIN_EXE_pmvm").to_string()
+}
+
+fn expect_error(args: &[&str], needle: &str) {
+    let (code, stdout, stderr) = pmvm(args);
+    assert_ne!(code, 0, "{args:?} should fail; stderr: {stderr}");
+    assert!(stdout.is_empty(), "{args:?}: nothing on stdout, got {stdout}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{args:?}: one line on stderr, got {stderr:?}");
+    assert!(lines[0].starts_with("pmvm: "), "{args:?}: {stderr}");
+    assert!(lines[0].contains(needle), "{args:?}: expected {needle:?} in {stderr:?}");
+}
+
+#[test]
+fn unknown_option() {
+    expect_error(&["-kernel", &kernel(), "-frobnicate"], "-frobnicate: invalid option");
+}
+
+#[test]
+fn unsupported_qemu_options_are_refused_by_name() {
+    for opt in ["-vnc", "-net", "-drive"] {
+        expect_error(&["-kernel", &kernel(), opt, "x"], &format!("{opt}: option not supported"));
+    }
+}
+
+#[test]
+fn malformed_sizes() {
+    expect_error(&["-kernel", &kernel(), "-m", "12X"], "-m: size=12X");
+    expect_error(&["-kernel", &kernel(), "-m", "4G,slots=2,maxmem=lots"], "maxmem=lots");
+    expect_error(
+        &["-kernel", &kernel(), "-object", "memory-backend-ram,id=m,size=-1"],
+        "size=-1",
+    );
+}
+
+#[test]
+fn zero_cpus_and_zero_memory() {
+    expect_error(&["-kernel", &kernel(), "-smp", "0"], "-smp: 0 CPUs");
+    expect_error(&["-kernel", &kernel(), "-m", "0"], "-m: memory size 0");
+}
+
+#[test]
+fn missing_kernel_and_initrd_files() {
+    expect_error(&["-kernel", "/nonexistent/vmlinuz"], "-kernel '/nonexistent/vmlinuz'");
+    expect_error(&["-kernel", &kernel(), "-initrd", "/nonexistent/initrd"], "-initrd '/nonexistent/initrd'");
+    expect_error(&["-m", "512M"], "no -kernel given");
+}
+
+#[test]
+fn unbalanced_append_quoting() {
+    expect_error(&["-kernel", &kernel(), "-append", "console=ttyS0 foo=\"bar baz"], "unbalanced double quote");
+}
+
+#[test]
+fn missing_option_argument() {
+    expect_error(&["-kernel"], "-kernel: requires an argument");
+}
+
+#[test]
+fn nvdimm_needs_machine_option() {
+    expect_error(
+        &[
+            "-kernel", &kernel(), "-m", "512M,slots=2,maxmem=4G",
+            "-object", "memory-backend-ram,id=m,size=256M", "-device", "nvdimm,id=n,memdev=m",
+        ],
+        "nvdimm is not enabled",
+    );
+}
+
+#[test]
+fn help_and_version_succeed() {
+    let (code, out, _) = pmvm(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("-device nvdimm"));
+    let (code, out, _) = pmvm(&["-version"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("pmvm version "));
+}
