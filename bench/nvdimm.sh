@@ -1,0 +1,150 @@
+#!/bin/bash
+# bench/nvdimm.sh [N]: NVDIMM benchmark, QEMU vs pmvm, in ONE L1 host (harness), N rounds
+# (default 3), VMM order alternating between rounds. Per round and VMM:
+#  - label VM: two NVDIMMs on tmpfs, nmem0 with label-size=128K, nmem1 with label-size=2M
+#    (1 GiB pmem each). Guest-timed (L2 /proc/uptime deltas, 10 ms resolution):
+#      read-labels   `ndctl read-labels nmemX -o /tmp/l`, repeated R (default 5) times, per call
+#      init+create   `ndctl init-labels -f nmemX` + `ndctl enable-region R` +
+#                    `ndctl create-namespace -r R -m raw` (the region disabled before, untimed;
+#                    enable-region is needed between the two and reads the new labels back)
+#  - boot VM: the seed's shape (two 1 GiB NVDIMMs, label-size=2M, labels not initialised), a
+#    guest that powers off at once: time from VMM start to its exit (L1 $EPOCHREALTIME) and the
+#    guest's uptime when its script runs.
+# Prints a markdown table (medians, pmvm/QEMU ratios) on stdout; raw BENCH lines on stderr.
+# pmvm is built and staged like tests/e2e/run.sh (E2E_NO_BUILD, PMVM_BIN apply).
+set -uo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/.." && pwd)
+. "$repo/tests/e2e/stage.sh"
+export BENCH_N=${1:-${BENCH_N:-3}} BENCH_R=${BENCH_R:-5}
+
+"$repo/harness/hib" setup >&2 || exit 1
+extra=$(mktemp -d)
+l1=$(mktemp)
+out=$(mktemp)
+trap 'rm -rf "$extra" "$l1" "$out"' EXIT
+stage_extra_dir "$extra"
+
+cat >"$l1" <<'L1EOF'
+#!/bin/bash
+# L1 part of bench/nvdimm.sh
+set -uo pipefail
+. "${E2E_LIB:-${HIB_OPT:-/opt}/e2e/lib.sh}"
+N=${BENCH_N:-3} R=${BENCH_R:-5}
+work=$(mktemp -d)
+mkdir -p "$work/nv"
+mount -t tmpfs -o size=2500M tmpfs "$work/nv"
+cat >"$work/l2.sh" <<EOF
+R=$R
+EOF
+cat >>"$work/l2.sh" <<'EOF'
+up() { read -r u _ </proc/uptime; echo "$u"; }
+read -r u0 _ </proc/uptime
+echo "BENCHL2 uptime_at_script=$u0"
+for a in $(cat /proc/cmdline); do case $a in nvmode=*) mode=${a#nvmode=} ;; esac; done
+[ "$mode" = boot ] && exit 0
+region_of() { for r in /sys/bus/nd/devices/region*; do
+	[ "$(cut -d, -f1 "$r/mapping0")" = "$1" ] && basename "$r"; done; }
+for d in nmem0 nmem1; do
+	r=$(region_of $d)
+	ls=$(cat /sys/bus/nd/devices/$d/available_slots 2>/dev/null)
+	ndctl disable-region "$r" >/dev/null 2>&1
+	t0=$(up)
+	ndctl init-labels -f "$d" >/dev/null 2>&1; rc1=$?
+	ndctl enable-region "$r" >/dev/null 2>&1; rc2=$?
+	ndctl create-namespace -r "$r" -m raw >/dev/null 2>&1; rc3=$?
+	t1=$(up)
+	i=0; rc4=0
+	while [ $i -lt $R ]; do ndctl read-labels "$d" -o /tmp/l >/dev/null 2>&1 || rc4=$?; i=$((i + 1)); done
+	t2=$(up)
+	sz=$(stat -c %s /tmp/l 2>/dev/null)
+	echo "BENCHL2 dimm=$d region=$r label_bytes=$sz init_create=$(awk -v a=$t0 -v b=$t1 'BEGIN{printf "%.3f", b-a}') read_labels=$(awk -v a=$t1 -v b=$t2 -v r=$R 'BEGIN{printf "%.4f", (b-a)/r}') rc=$rc1$rc2$rc3$rc4"
+done
+EOF
+mk-l2-initrd "$work/l2.sh" "$work/initrd.img" || exit 1
+boot() { # boot VMM MODE LABEL0 LABEL1
+	rm -f "$work"/nv/*.img
+	boot_l2 "$1" -machine pc,accel=kvm,nvdimm=on -cpu host -m 512M,slots=4,maxmem=4G -smp 1 \
+		-object "memory-backend-file,id=mem1,share=on,mem-path=$work/nv/a.img,size=$(((1 << 30) + $3))" \
+		-device "nvdimm,id=nv1,memdev=mem1,label-size=$3" \
+		-object "memory-backend-file,id=mem2,share=on,mem-path=$work/nv/b.img,size=$(((1 << 30) + $4))" \
+		-device "nvdimm,id=nv2,memdev=mem2,label-size=$4" \
+		-kernel "$HIB_OPT/l2/vmlinux" -initrd "$work/initrd.img" \
+		-append "console=ttyS0 quiet loglevel=3 panic=-1 nvmode=$2" -nographic -no-reboot >/dev/null
+}
+for ((round = 1; round <= N; round++)); do
+	order="qemu pmvm"
+	((round % 2 == 0)) && order="pmvm qemu"
+	for vmm in $order; do
+		boot "$vmm" labels $((128 << 10)) $((2 << 20))
+		ok=0
+		[[ $L2_RC -eq 0 ]] && console_has '@@L2-RC=0@@' && ok=1
+		tr -d '\r' <"$L2_CONSOLE" | grep '^BENCHL2 dimm=' | while read -r _ rest; do
+			lab=128K
+			[[ $rest == *dimm=nmem1* ]] && lab=2M
+			echo "BENCH kind=labels vmm=$vmm round=$round label=$lab ok=$ok $rest"
+		done
+		boot "$vmm" boot $((2 << 20)) $((2 << 20))
+		ok=0
+		[[ $L2_RC -eq 0 ]] && console_has '@@L2-RC=0@@' && ok=1
+		echo "BENCH kind=boot vmm=$vmm round=$round ok=$ok time=$L2_TIME guest_uptime=$(l2_value uptime_at_script) rss_kb=$L2_RSS_KB"
+	done
+done
+umount "$work/nv"
+rm -rf "$work"
+L1EOF
+
+HIB_EXTRA_DIR=$extra HIB_PASS_ENV="BENCH_N BENCH_R" HIB_SMP=${HIB_SMP:-2} \
+	HIB_TIMEOUT=${HIB_TIMEOUT:-$((300 + BENCH_N * 400))} \
+	"$repo/harness/hib" run "$l1" >"$out"
+rc=$?
+grep '^BENCH ' "$out" >&2
+[[ $rc -eq 0 ]] || { echo "bench: L1 run failed (rc $rc)" >&2; cat "$out" >&2; }
+
+awk -v n="$BENCH_N" -v r="$BENCH_R" -v when="$(date -u +%Y-%m-%dT%H:%MZ)" '
+function med(key,   m, i, j, t, a) {
+	m = cnt[key]
+	for (i = 1; i <= m; i++) a[i] = val[key, i]
+	if (m == 0) return "nan"
+	for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+	return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+}
+function add(key, v) { cnt[key]++; val[key, cnt[key]] = v }
+function fmt(v, d) { return v == "nan" ? "n/a" : sprintf("%." d "f", v) }
+function ratio(p, q) { return (p == "nan" || q == "nan" || q == 0) ? "n/a" : sprintf("%.2f", p / q) }
+/^BENCH / {
+	delete f
+	for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+	runs[f["kind"], f["vmm"], f["label"]]++
+	if (f["ok"] != 1) next
+	if (f["kind"] == "labels" && f["rc"] != "0000") next
+	ok[f["kind"], f["vmm"], f["label"]]++
+	if (f["kind"] == "labels") {
+		add("read" SUBSEP f["vmm"] SUBSEP f["label"], f["read_labels"])
+		add("init" SUBSEP f["vmm"] SUBSEP f["label"], f["init_create"])
+	} else {
+		add("boot" SUBSEP f["vmm"], f["time"]); add("up" SUBSEP f["vmm"], f["guest_uptime"])
+	}
+}
+END {
+	printf "NVDIMM benchmark: %d rounds, QEMU and pmvm alternated, in one L1 (QEMU TCG host, nested KVM); %s\n\n", n, when
+	print "| measurement | QEMU (s) | pmvm (s) | pmvm/QEMU | ok runs QEMU/pmvm |"
+	print "|---|---|---|---|---|"
+	split("128K 2M", L, " ")
+	for (i = 1; i <= 2; i++) {
+		q = med("read" SUBSEP "qemu" SUBSEP L[i]); p = med("read" SUBSEP "pmvm" SUBSEP L[i])
+		printf "| `ndctl read-labels` (%s label area, per call, median of %d-call averages) | %s | %s | %s | %d/%d |\n", L[i], r,
+			fmt(q, 3), fmt(p, 3), ratio(p, q), ok["labels", "qemu", L[i]], ok["labels", "pmvm", L[i]]
+	}
+	for (i = 1; i <= 2; i++) {
+		q = med("init" SUBSEP "qemu" SUBSEP L[i]); p = med("init" SUBSEP "pmvm" SUBSEP L[i])
+		printf "| `init-labels` + `enable-region` + `create-namespace -m raw` (%s) | %s | %s | %s | %d/%d |\n", L[i],
+			fmt(q, 2), fmt(p, 2), ratio(p, q), ok["labels", "qemu", L[i]], ok["labels", "pmvm", L[i]]
+	}
+	q = med("boot" SUBSEP "qemu"); p = med("boot" SUBSEP "pmvm")
+	printf "| boot to poweroff, 2 NVDIMMs (label-size=2M), VMM start to exit | %s | %s | %s | %d/%d |\n",
+		fmt(q, 2), fmt(p, 2), ratio(p, q), ok["boot", "qemu", ""], ok["boot", "pmvm", ""]
+	q = med("up" SUBSEP "qemu"); p = med("up" SUBSEP "pmvm")
+	printf "| (guest uptime when its script starts, same boots) | %s | %s | %s | |\n", fmt(q, 2), fmt(p, 2), ratio(p, q)
+}' "$out"
+[[ $rc -eq 0 && -n $STAGE_PMVM ]]
