@@ -163,7 +163,7 @@ start() {
 			fail "$name: exit $rc, want a refusal matching /$re/"
 	fi
 }
-obj() { echo "memory-backend-file,id=mem1,share=on,mem-path=$1,size=$2,pmem=on$3"; }
+obj() { echo "memory-backend-file,id=mem1,share=on,mem-path=$1,size=$2,pmem=on${3:-}"; }
 start "pmem=on on a tmpfs file" start 'warning.*(persist|MAP_SYNC)|(persist|MAP_SYNC).*warning' \
 	-object "$(obj "$work/tmpfs/p.img" 256M)" -device nvdimm,id=nv1,memdev=mem1
 start "pmem=on on a tmpfs file + -require-persistence" refuse 'persist' \
