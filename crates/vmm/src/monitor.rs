@@ -9,7 +9,7 @@ use qmp::{Command, Event, MemoryDeviceInfo, PcdimmDeviceInfo, QmpError, QmpHandl
 use serde_json::{Value, json};
 use vm_config::{BackendConfig, DeviceConfig, Props, VmConfig};
 
-use crate::devices::acpi_pm::{GED_NVDIMM_HOTPLUG, GED_POWER_BUTTON};
+use crate::devices::acpi_pm::{GED_MEMORY_HOTPLUG, GED_NVDIMM_HOTPLUG, GED_POWER_BUTTON};
 use crate::devices::nvdimm::backend::Backend;
 use crate::devices::nvdimm::{Nvdimm, label_safety};
 use crate::devices::{EventSink, VmEvent};
@@ -24,7 +24,10 @@ struct Attached {
     vcpus: usize,
     vm_fd: Arc<kvm_ioctls::VmFd>,
     nvdimm: Option<Arc<Mutex<crate::devices::nvdimm::controller::NvdimmController>>>,
+    memhp: Arc<Mutex<crate::devices::memhp::MemoryHotplug>>,
     ged: crate::devices::acpi_pm::GedNotifier,
+    /// Hot-added RAM DIMMs (their mappings live as long as this VM).
+    hot_ram: Vec<Nvdimm>,
 }
 
 struct State {
@@ -149,7 +152,9 @@ impl Monitor {
             vcpus: vm.vcpu_count(),
             vm_fd: vm.vm_fd.clone(),
             nvdimm: vm.nvdimm.clone(),
+            memhp: vm.memhp.clone(),
             ged: vm.ged.clone(),
+            hot_ram: Vec::new(),
         });
         // Hot-plugged devices are cold-plugged from now on (a rebuilt VM includes them).
         st.hotplugged.clear();
@@ -225,10 +230,8 @@ impl Monitor {
         }
         props.0.extend(add.props);
         let dev = DeviceConfig::from_props(&add.driver, &props).map_err(|e| generic(e.to_string()))?;
-        let DeviceConfig::Nvdimm(_) = &dev else {
-            return Err(generic("pc-dimm hotplug is not supported by pmvm yet; use nvdimm"));
-        };
-        if !st.cfg.machine.nvdimm {
+        let is_nvdimm = matches!(dev, DeviceConfig::Nvdimm(_));
+        if is_nvdimm && !st.cfg.machine.nvdimm {
             return Err(generic("nvdimm is not enabled: missing 'nvdimm' in '-M'"));
         }
         if let Some(id) = dev.id() {
@@ -238,7 +241,7 @@ impl Monitor {
         }
         let memdev = dev.memdev().to_string();
         let Some(backend_cfg) = st.cfg.backend(&memdev).cloned() else {
-            return Err(generic(format!("Property 'nvdimm.memdev' can't find value '{memdev}'")));
+            return Err(generic(format!("Property '{}.memdev' can't find value '{memdev}'", add.driver)));
         };
         if st.cfg.devices.iter().any(|d| d.memdev() == memdev) {
             return Err(generic(format!("can't use already busy memdev: {memdev}")));
@@ -247,25 +250,33 @@ impl Monitor {
             return Err(generic(format!("can't use already busy memdev: {memdev}")));
         };
         let index = st.cfg.devices.len();
-        let (Some(dm), Some(vm)) = (st.dm.as_mut(), st.vm.as_ref()) else {
+        let (Some(dm), Some(vm)) = (st.dm.as_mut(), st.vm.as_mut()) else {
             return Err(generic("the VM is not running"));
-        };
-        let Some(ctl) = vm.nvdimm.clone() else {
-            return Err(generic("nvdimm is not enabled: missing 'nvdimm' in '-M'"));
         };
         let plan = vm_config::plan_device(dm, &dev, &backend_cfg, index).map_err(|e| generic(e.to_string()))?;
         let id = plan.id.clone();
         let dimm = Nvdimm { plan, backend, hotplugged: true };
-        let mapped = label_safety::check(&dimm, st.cfg.force_label_area)
-            .and_then(|()| dimm.map_into_guest(&vm.vm_fd, st.next_slot));
+        let checked = if is_nvdimm { label_safety::check(&dimm, st.cfg.force_label_area) } else { Ok(()) };
+        let mapped = checked.and_then(|()| dimm.map_into_guest(&vm.vm_fd, st.next_slot));
         if let Err(e) = mapped {
             let _ = dm.forget(&id);
             return Err(generic(e.to_string()));
         }
-        eprintln!("pmvm: hotplug: {}", dimm.describe());
-        ctl.lock().unwrap_or_else(|p| p.into_inner()).add(dimm);
-        if let Err(e) = vm.ged.notify(GED_NVDIMM_HOTPLUG) {
-            tracing::warn!("cannot notify the guest of the new NVDIMM: {e}");
+        let event = if is_nvdimm {
+            eprintln!("pmvm: hotplug: {}", dimm.describe());
+            let Some(ctl) = vm.nvdimm.clone() else {
+                return Err(generic("nvdimm is not enabled: missing 'nvdimm' in '-M'"));
+            };
+            ctl.lock().unwrap_or_else(|p| p.into_inner()).add(dimm);
+            GED_NVDIMM_HOTPLUG
+        } else {
+            let p = &dimm.plan;
+            vm.memhp.lock().unwrap_or_else(|p| p.into_inner()).plug(p.slot, p.gpa, p.size, p.node, true);
+            vm.hot_ram.push(dimm);
+            GED_MEMORY_HOTPLUG
+        };
+        if let Err(e) = vm.ged.notify(event) {
+            tracing::warn!("cannot notify the guest of the new memory device: {e}");
         }
         st.next_slot += 1;
         st.pending.remove(&memdev);

@@ -18,6 +18,7 @@ use crate::arch::x86_64::{cpu, regs};
 use crate::bus::PioBus;
 use crate::devices::acpi_pm::{AcpiPm, AcpiPmAml, Ged, GedNotifier};
 use crate::devices::i8042::I8042;
+use crate::devices::memhp::{MemoryHotplug, MemoryHotplugAml};
 use crate::devices::nvdimm::backend::Backend;
 use crate::devices::nvdimm::controller::NvdimmController;
 use crate::devices::nvdimm::{Nvdimm, label_safety};
@@ -54,32 +55,43 @@ pub struct Vm {
     pub ged: GedNotifier,
     /// The NVDIMM root device, when `-machine nvdimm=on`.
     pub nvdimm: Option<Arc<Mutex<NvdimmController>>>,
+    /// The memory-hotplug controller (RAM DIMM slots).
+    pub memhp: Arc<Mutex<MemoryHotplug>>,
+    /// Cold-plugged RAM DIMMs (kept alive with the VM).
+    pub ram_dimms: Vec<Nvdimm>,
     /// Slots and addresses of memory devices (hotplug plugs into it).
     pub device_memory: pmem_layout::DeviceMemory,
     /// Next free KVM memory slot.
     pub next_slot: u32,
 }
 
-/// Opens every backend, checks the label areas and builds the cold-plugged NVDIMMs.
-fn build_nvdimms(cfg: &VmConfig) -> Result<(pmem_layout::DeviceMemory, Vec<Nvdimm>)> {
-    let (dm, plans) = vm_config::plan_devices(cfg).map_err(|e| Error::Config(e.to_string()))?;
-    let mut dimms = Vec::new();
+/// The cold-plugged memory devices.
+struct MemoryDevices {
+    layout: pmem_layout::DeviceMemory,
+    nvdimms: Vec<Nvdimm>,
+    /// pc-dimms: same mapping code, no label area, announced through ACPI memory hotplug.
+    ram_dimms: Vec<Nvdimm>,
+}
+
+/// Opens every backend, checks the label areas and builds the cold-plugged devices.
+fn build_memory_devices(cfg: &VmConfig) -> Result<MemoryDevices> {
+    let (layout, plans) = vm_config::plan_devices(cfg).map_err(|e| Error::Config(e.to_string()))?;
+    let (mut nvdimms, mut ram_dimms) = (Vec::new(), Vec::new());
     for (plan, dev) in plans.into_iter().zip(&cfg.devices) {
         let backend_cfg = cfg
             .backend(&plan.memdev)
             .ok_or_else(|| Error::Config(format!("memdev '{}' not found", plan.memdev)))?;
-        if let DeviceConfig::PcDimm(_) = dev {
-            return Err(Error::Config(format!(
-                "-device pc-dimm,id={}: RAM DIMMs are not supported yet; use -m for RAM",
-                plan.id
-            )));
-        }
-        let backend = Arc::new(Backend::open(backend_cfg, cfg.require_persistence)?);
+        let backend = Arc::new(Backend::open(backend_cfg, cfg.require_persistence && matches!(dev, DeviceConfig::Nvdimm(_)))?);
         let dimm = Nvdimm { plan, backend, hotplugged: false };
-        label_safety::check(&dimm, cfg.force_label_area)?;
-        dimms.push(dimm);
+        match dev {
+            DeviceConfig::Nvdimm(_) => {
+                label_safety::check(&dimm, cfg.force_label_area)?;
+                nvdimms.push(dimm);
+            }
+            DeviceConfig::PcDimm(_) => ram_dimms.push(dimm),
+        }
     }
-    Ok((dm, dimms))
+    Ok(MemoryDevices { layout, nvdimms, ram_dimms })
 }
 
 fn irq_line(vm: &VmFd, gsi: u32) -> Result<IrqLine> {
@@ -105,6 +117,7 @@ fn serial_output(cfg: &SerialConfig) -> Result<Option<Box<dyn Write + Send>>> {
 impl Vm {
     /// Builds the VM: KVM objects, memory, devices, ACPI, kernel, vCPUs.
     pub fn build(kvm: &Kvm, cfg: &VmConfig) -> Result<Vm> {
+        let t0 = std::time::Instant::now();
         let vm = kvm.create_vm().map_err(Error::Kvm)?;
         vm.set_tss_address(KVM_TSS_ADDR as usize).map_err(Error::Kvm)?;
         vm.set_identity_map_address(KVM_IDENTITY_MAP_ADDR).map_err(Error::Kvm)?;
@@ -117,11 +130,20 @@ impl Vm {
         let mailbox_size = if cfg.machine.nvdimm { nvdimm_acpi::MAILBOX_SIZE as u64 } else { 0 };
         let mem = create_guest_memory(split, mailbox_size)?;
         let mut next_slot = register_memory(&vm, &mem)?;
-        let (device_memory, dimms) = build_nvdimms(cfg)?;
+        let devs = build_memory_devices(cfg)?;
+        let (device_memory, dimms) = (devs.layout, devs.nvdimms);
         for d in &dimms {
             d.map_into_guest(&vm, next_slot)?;
             next_slot += 1;
             eprintln!("pmvm: {}", d.describe());
+        }
+        let memhp = Arc::new(Mutex::new(MemoryHotplug::new(cfg.memory.slots)));
+        for d in &devs.ram_dimms {
+            d.map_into_guest(&vm, next_slot)?;
+            next_slot += 1;
+            if let Ok(mut m) = memhp.lock() {
+                m.plug(d.plan.slot, d.plan.gpa, d.plan.size, d.plan.node, false);
+            }
         }
 
         let (tx, rx) = channel();
@@ -141,7 +163,12 @@ impl Vm {
         bus.insert(ports::ACPI_SLEEP_CONTROL, 3, Arc::new(Mutex::new(AcpiPm::new(sink.clone()))));
         let (ged_dev, ged) = Ged::new(irq_line(&vm, irqs::GED)?);
         bus.insert(ports::GED_EVENT, 4, Arc::new(Mutex::new(ged_dev)));
-        dsdt.extend(acpi::aml_bytes(&[&AcpiPmAml { nvdimm: cfg.machine.nvdimm, memory_hotplug: false }]));
+        let memory_hotplug = cfg.memory.slots > 0;
+        if memory_hotplug {
+            bus.insert(ports::MEMHP_BASE, ports::MEMHP_LEN, memhp.clone());
+            dsdt.extend(acpi::aml_bytes(&[&MemoryHotplugAml { slots: cfg.memory.slots }]));
+        }
+        dsdt.extend(acpi::aml_bytes(&[&AcpiPmAml { nvdimm: cfg.machine.nvdimm, memory_hotplug }]));
 
         let mut extra_tables = Vec::new();
         let nvdimm = if cfg.machine.nvdimm {
@@ -175,6 +202,7 @@ impl Vm {
             },
         )?;
 
+        tracing::debug!("kernel loaded after {:?}", t0.elapsed());
         let base_cpuid = kvm
             .get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
             .map_err(Error::Kvm)?;
@@ -191,6 +219,7 @@ impl Vm {
             }
             vcpus.push(vcpu);
         }
+        tracing::debug!("VM built in {:?}", t0.elapsed());
         Ok(Vm {
             vcpus,
             vm_fd: Arc::new(vm),
@@ -201,6 +230,8 @@ impl Vm {
             control: VcpuControl::new(if cfg.start_paused { RunState::Paused } else { RunState::Running }),
             ged,
             nvdimm,
+            memhp,
+            ram_dimms: devs.ram_dimms,
             device_memory,
             next_slot,
         })
@@ -226,15 +257,18 @@ impl Vm {
                 .map_err(|e| Error::io("cannot start a vCPU thread", e))?;
             handles.push(h);
         }
+        tracing::debug!("vCPUs started");
         let reason = match self.events_rx.recv() {
             Ok(VmEvent::Poweroff) => ExitReason::Poweroff,
             Ok(VmEvent::Reset) => ExitReason::Reset,
             Ok(VmEvent::Quit) | Err(_) => ExitReason::Quit,
         };
+        let t_stop = std::time::Instant::now();
         control.set(RunState::Stopping, count);
         for h in handles {
             let _ = h.join();
         }
+        tracing::debug!("vCPUs stopped in {:?}", t_stop.elapsed());
         Ok(reason)
     }
 }

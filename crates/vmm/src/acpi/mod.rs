@@ -4,6 +4,8 @@
 
 mod madt;
 
+pub use madt::build_madt;
+
 use acpi_tables::fadt::{FADTBuilder, Flags};
 use acpi_tables::gas::{AccessSize, AddressSpace, GAS};
 use acpi_tables::rsdp::Rsdp;
