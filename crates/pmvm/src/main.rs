@@ -28,12 +28,11 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if let Some(p) = &cfg.pidfile {
-        if let Err(e) = std::fs::write(p, format!("{}\n", std::process::id())) {
+    if let Some(p) = &cfg.pidfile
+        && let Err(e) = std::fs::write(p, format!("{}\n", std::process::id())) {
             eprintln!("pmvm: -pidfile {}: {e}", p.display());
             return ExitCode::from(1);
         }
-    }
     let status = match vmm::run_vm(&cfg) {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {

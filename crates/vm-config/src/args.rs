@@ -168,11 +168,10 @@ fn parse_smp(s: &str) -> Result<u32, ConfigError> {
     if cpus > 255 {
         return Err(ConfigError::new(format!("-smp {cpus}: pmvm supports at most 255 vCPUs")));
     }
-    if let Some(max) = num("maxcpus")? {
-        if max < cpus {
+    if let Some(max) = num("maxcpus")?
+        && max < cpus {
             return Err(ConfigError::new(format!("-smp: maxcpus ({max}) must be at least cpus ({cpus})")));
         }
-    }
     Ok(cpus)
 }
 

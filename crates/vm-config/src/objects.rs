@@ -88,13 +88,12 @@ impl BackendConfig {
                 return Err(ConfigError::new(format!("{option} {id}: mem-path is empty")));
             }
             let align = props.get("align").map(|v| size_prop(option, "align", v, false)).transpose()?;
-            if let Some(a) = align {
-                if !a.is_power_of_two() || a < 4096 {
+            if let Some(a) = align
+                && (!a.is_power_of_two() || a < 4096) {
                     return Err(ConfigError::new(format!(
                         "{option} {id}: alignment {a:#x} must be a power of two and a multiple of the page size 0x1000"
                     )));
                 }
-            }
             BackendKind::File {
                 mem_path: PathBuf::from(mem_path),
                 align,
@@ -195,13 +194,12 @@ impl DeviceConfig {
             return Ok(DeviceConfig::PcDimm(PcDimmConfig { id, memdev, slot, node, addr }));
         }
         let label_size = props.get("label-size").map(|v| size_prop(option, "label-size", v, false)).transpose()?;
-        if let Some(l) = label_size {
-            if l < 128 << 10 {
+        if let Some(l) = label_size
+            && l < 128 << 10 {
                 return Err(ConfigError::new(format!(
                     "Property 'nvdimm.label-size' ({l:#x}) is required at least 0x20000: use label-size=128K or more"
                 )));
             }
-        }
         Ok(DeviceConfig::Nvdimm(NvdimmConfig {
             id,
             memdev,

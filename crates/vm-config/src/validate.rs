@@ -39,11 +39,10 @@ pub fn validate(cfg: &VmConfig) -> Result<(), ConfigError> {
     let mut ids = HashSet::new();
     let mut used = HashSet::new();
     for dev in &cfg.devices {
-        if let Some(id) = dev.id() {
-            if !ids.insert(id) {
+        if let Some(id) = dev.id()
+            && !ids.insert(id) {
                 return Err(ConfigError::new(format!("-device: Duplicate ID '{id}' for device")));
             }
-        }
         let driver = match dev {
             DeviceConfig::Nvdimm(_) => "nvdimm",
             DeviceConfig::PcDimm(_) => "pc-dimm",

@@ -93,11 +93,10 @@ pub fn start_stdin_reader() {
                     escape = false;
                     match b {
                         b'x' => {
-                            if let Ok(t) = target().lock() {
-                                if let Some((_, sink)) = t.as_ref() {
+                            if let Ok(t) = target().lock()
+                                && let Some((_, sink)) = t.as_ref() {
                                     sink.send(VmEvent::Quit);
                                 }
-                            }
                             return;
                         }
                         0x01 => pending.push(0x01),

@@ -234,11 +234,10 @@ impl Monitor {
         if is_nvdimm && !st.cfg.machine.nvdimm {
             return Err(generic("nvdimm is not enabled: missing 'nvdimm' in '-M'"));
         }
-        if let Some(id) = dev.id() {
-            if st.cfg.devices.iter().any(|d| d.id() == Some(id)) {
+        if let Some(id) = dev.id()
+            && st.cfg.devices.iter().any(|d| d.id() == Some(id)) {
                 return Err(generic(format!("Duplicate device ID '{id}'")));
             }
-        }
         let memdev = dev.memdev().to_string();
         let Some(backend_cfg) = st.cfg.backend(&memdev).cloned() else {
             return Err(generic(format!("Property '{}.memdev' can't find value '{memdev}'", add.driver)));

@@ -61,15 +61,14 @@ impl Rtc {
 impl PioDevice for Rtc {
     fn read(&mut self, offset: u16, data: &mut [u8]) {
         data.fill(0xff);
-        if offset == 1 {
-            if let Some(b) = data.first_mut() {
+        if offset == 1
+            && let Some(b) = data.first_mut() {
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_secs())
                     .unwrap_or(0);
                 *b = self.register(self.index, now);
             }
-        }
     }
 
     fn write(&mut self, offset: u16, data: &[u8]) {

@@ -34,7 +34,7 @@ const fn gdt_entry(flags: u16, base: u32, limit: u32) -> u64 {
 
 fn segment_from_gdt(entry: u64, table_index: u8) -> kvm_segment {
     let bit = |shift: u32, mask: u64| ((entry >> shift) & mask) as u8;
-    let base = (((entry >> 16) & 0x00ff_ffff) | ((entry >> 32) & 0xff00_0000)) as u64;
+    let base = ((entry >> 16) & 0x00ff_ffff) | ((entry >> 32) & 0xff00_0000);
     let limit_raw = ((entry & 0xffff) | ((entry >> 32) & 0x000f_0000)) as u32;
     let g = bit(55, 1);
     let limit = if g == 1 { (limit_raw << 12) | 0xfff } else { limit_raw };

@@ -36,8 +36,8 @@ pub fn check(dimm: &Nvdimm, force: bool) -> Result<()> {
         }
         None if len >= PROBE_SIZE * 2 => {
             let mut tail = vec![0u8; PROBE_SIZE as usize];
-            if dimm.backend.read(len - PROBE_SIZE, &mut tail).is_some() {
-                if let AreaState::Labels { active, .. } = classify(&tail) {
+            if dimm.backend.read(len - PROBE_SIZE, &mut tail).is_some()
+                && let AreaState::Labels { active, .. } = classify(&tail) {
                     eprintln!(
                         "pmvm: warning: nvdimm {}: backend '{}' ends with a valid namespace label area ({active} labels) \
                          but the device has no label-size: the guest sees the old labels as data and its namespaces \
@@ -45,7 +45,6 @@ pub fn check(dimm: &Nvdimm, force: bool) -> Result<()> {
                         dimm.plan.id, dimm.backend.id
                     );
                 }
-            }
         }
         None => {}
     }
