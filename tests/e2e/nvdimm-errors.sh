@@ -30,7 +30,9 @@ try() {
 	shift 2
 	local bin=$PMVM_BIN extra=()
 	[[ $vmm == qemu ]] && bin=$QEMU_BIN extra=(-L "${HIB_OPT:-/opt}/share/qemu" -nodefaults)
-	timeout -k 2 "$WAIT" "$bin" "${extra[@]}" "$@" -S -display none -serial none -kernel "$KERNEL" \
+	local wait=$WAIT
+	[[ $vmm == qemu ]] && wait=$((WAIT * 2))
+	timeout -k 2 "$wait" "$bin" "${extra[@]}" "$@" -S -display none -serial none -kernel "$KERNEL" \
 		</dev/null >"$pre.out" 2>"$pre.err"
 	TRY_RC=$?
 }
@@ -55,7 +57,7 @@ refuse() {
 		local msg
 		msg=$(first_msg "$d/run.err")
 		if [[ $vmm == qemu ]]; then
-			if [[ $TRY_RC -eq 124 ]]; then echo "    qemu: accepted (still running after ${WAIT}s)"; else
+			if [[ $TRY_RC -eq 124 ]]; then echo "    qemu: no exit within $((WAIT * 2))s (accepted)"; else
 				echo "    qemu: exit $TRY_RC: $msg"; fi
 			continue
 		fi
@@ -84,11 +86,13 @@ accept() {
 		"$setup" "$d" "$vmm" || { fail "$name: setup failed"; return; }
 		try "$vmm" "$d/run" "${@//@D@/$d}"
 		if [[ $vmm == qemu ]]; then
-			if [[ $TRY_RC -eq 124 ]]; then echo "    qemu: accepted"; else echo "    qemu: exit $TRY_RC: $(first_msg "$d/run.err")"; fi
+			if [[ $TRY_RC -eq 124 ]]; then echo "    qemu: no exit within $((WAIT * 2))s (accepted)"; else echo "    qemu: exit $TRY_RC: $(first_msg "$d/run.err")"; fi
 			continue
 		fi
-		if [[ $TRY_RC -eq 124 ]]; then
-			pass "$name: pmvm started"
+		# started = still running at the deadline AND past every check: the start-up line
+		# pmvm prints per NVDIMM after the configuration and backend checks
+		if [[ $TRY_RC -eq 124 ]] && grep -q 'nvdimm n1:' "$d/run.err"; then
+			pass "$name: pmvm started ($(grep -m1 'nvdimm n1:' "$d/run.err" | cut -c1-90)...)"
 			"$check" "$d" "$name"
 		else
 			fail "$name: pmvm exit $TRY_RC, want it to start: $(first_msg "$d/run.err")"
@@ -98,15 +102,16 @@ accept() {
 }
 
 M=(-machine pc,accel=kvm,nvdimm=on -cpu host)
-nv() { # nv N [backend-extra] [device-extra]: one backend (256M file) + NVDIMM
-	echo "-object"
-	echo "memory-backend-file,id=m$1,share=on,mem-path=@D@/nv$1.img,size=${NV_SZ:-256M}${2:+,$2}"
-	echo "-device"
-	echo "nvdimm,id=n$1,memdev=m$1${3:+,$3}"
+# nv VAR N [backend-extra] [device-extra]: VAR = one backend (NV_SZ, default 256M) + NVDIMM.
+# (No process substitution: L1 has no /dev/fd.)
+nv() {
+	local -n _out=$1
+	_out=(-object "memory-backend-file,id=m$2,share=on,mem-path=@D@/nv$2.img,size=${NV_SZ:-256M}${3:+,$3}"
+		-device "nvdimm,id=n$2,memdev=m$2${4:+,$4}")
 }
-mapfile -t NV1 < <(nv 1)
-mapfile -t NV2 < <(nv 2)
-mapfile -t NV1L < <(nv 1 "" label-size=128K)
+nv NV1 1
+nv NV2 2
+nv NV1L 1 "" label-size=128K
 
 echo "=== refused configurations"
 refuse "slots too small (slots=1, 2 NVDIMMs)" 'slot' : "${M[@]}" -m 512M,slots=1,maxmem=4G "${NV1[@]}" "${NV2[@]}"
@@ -114,13 +119,13 @@ refuse "no maxmem (no memory-device window)" 'maxmem' : "${M[@]}" -m 512M "${NV1
 refuse "maxmem too small (512M RAM + 256M NVDIMM, maxmem=600M)" 'maxmem' : "${M[@]}" -m 512M,slots=4,maxmem=600M "${NV1[@]}"
 refuse "slot= out of range (slot=4 with slots=4)" 'slot' : "${M[@]}" -m 512M,slots=4,maxmem=4G \
 	"${NV1[0]}" "${NV1[1]}" -device nvdimm,id=n1,memdev=m1,slot=4
-mapfile -t X < <(nv 1 "" label-size=64K)
+nv X 1 "" label-size=64K
 refuse "label-size=64K < 128K" 'label-size|0x20000|128' : "${M[@]}" -m 512M,slots=4,maxmem=4G "${X[@]}"
-mapfile -t X < <(NV_SZ=192K nv 1 "" label-size=128K)
+NV_SZ=192K nv X 1 "" label-size=128K
 refuse "backend 192K < label-size 128K + 128K" 'size|small' : "${M[@]}" -m 512M,slots=4,maxmem=4G "${X[@]}"
-mapfile -t X < <(NV_SZ=128K nv 1 "" label-size=128K)
+NV_SZ=128K nv X 1 "" label-size=128K
 refuse "backend 128K = label-size (no pmem left)" 'size|small' : "${M[@]}" -m 512M,slots=4,maxmem=4G "${X[@]}"
-mapfile -t X < <(NV_SZ=1152K nv 1 align=2M label-size=128K)
+NV_SZ=1152K nv X 1 align=2M label-size=128K
 refuse "align=2M leaves no pmem (size 1152K, label 128K)" 'size|small|align' : "${M[@]}" -m 512M,slots=4,maxmem=4G "${X[@]}"
 refuse "duplicate device id" 'duplicate|n1|already' : "${M[@]}" -m 512M,slots=4,maxmem=4G "${NV1[@]}" \
 	"${NV2[0]}" "${NV2[1]}" -device nvdimm,id=n1,memdev=m2
@@ -169,7 +174,7 @@ foreign_after() {
 AFTER=foreign_after refuse "label area holds foreign data (label-size=128K)" 'force-label-area' foreign_setup \
 	"${M[@]}" -m 512M,slots=4,maxmem=4G "${NV1L[@]}"
 
-mapfile -t X < <(nv 1 pmem=on)
+nv X 1 pmem=on
 refuse "-require-persistence with pmem=on on a tmpfs file" 'persist' : "${M[@]}" -m 512M,slots=4,maxmem=4G "${X[@]}" \
 	-require-persistence
 
