@@ -143,13 +143,13 @@ fn run_loop(index: u32, vcpu: &mut VcpuFd, bus: &PioBus, ctl: &VcpuControl, even
             }
             Ok(VcpuExit::FailEntry(reason, cpu)) => {
                 tracing::error!("vCPU {index}: KVM entry failed, hardware reason {reason:#x} on host CPU {cpu}");
-                events.send(VmEvent::Quit);
+                events.send(VmEvent::Crash);
                 park_until_stopped(ctl);
                 return;
             }
             Ok(VcpuExit::InternalError) => {
                 tracing::error!("vCPU {index}: KVM internal error (emulation failure)");
-                events.send(VmEvent::Quit);
+                events.send(VmEvent::Crash);
                 park_until_stopped(ctl);
                 return;
             }
@@ -157,7 +157,7 @@ fn run_loop(index: u32, vcpu: &mut VcpuFd, bus: &PioBus, ctl: &VcpuControl, even
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {}
             Err(e) => {
                 tracing::error!("vCPU {index}: KVM_RUN failed: {e}");
-                events.send(VmEvent::Quit);
+                events.send(VmEvent::Crash);
                 park_until_stopped(ctl);
                 return;
             }

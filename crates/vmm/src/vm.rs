@@ -37,6 +37,8 @@ pub enum ExitReason {
     Poweroff,
     Reset,
     Quit,
+    /// A vCPU failed (the reason was logged).
+    Crash,
 }
 
 /// A built VM, ready to run.
@@ -261,7 +263,8 @@ impl Vm {
         let reason = match self.events_rx.recv() {
             Ok(VmEvent::Poweroff) => ExitReason::Poweroff,
             Ok(VmEvent::Reset) => ExitReason::Reset,
-            Ok(VmEvent::Quit) | Err(_) => ExitReason::Quit,
+            Ok(VmEvent::Quit) => ExitReason::Quit,
+            Ok(VmEvent::Crash) | Err(_) => ExitReason::Crash,
         };
         let t_stop = std::time::Instant::now();
         control.set(RunState::Stopping, count);
@@ -308,6 +311,10 @@ pub fn run_vm(cfg: &VmConfig) -> Result<i32> {
             Ok(ExitReason::Quit) => {
                 monitor.emit(qmp::Event::shutdown(false, monitor.quit_cause()));
                 break Ok(0);
+            }
+            Ok(ExitReason::Crash) => {
+                monitor.emit(qmp::Event::shutdown(false, ShutdownCause::HostError));
+                break Err(Error::Vcpu { cpu: 0, what: "the guest stopped on an unrecoverable vCPU error (see above)".into() });
             }
             Err(e) => break Err(e),
         }

@@ -20,6 +20,8 @@ pub enum VmEvent {
     Reset,
     /// The user asked to quit (console escape, QMP quit).
     Quit,
+    /// A vCPU hit a condition pmvm cannot handle (KVM internal error, failed entry).
+    Crash,
 }
 
 /// A cloneable channel to the VM's control loop.
