@@ -24,10 +24,8 @@ fn run(args: &[String]) -> (i32, String) {
 /// Common arguments: machine with nvdimm=on (unless `machine` says otherwise), a real file as
 /// kernel (never reached), then `rest`.
 fn args(machine: &str, mem: &str, rest: &[String]) -> Vec<String> {
-    let mut v: Vec<String> = ["-machine", machine, "-m", mem, "-kernel", env!("CARGO_BIN_EXE_pmvm")]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut v: Vec<String> =
+        ["-machine", machine, "-m", mem, "-kernel", env!("CARGO_BIN_EXE_pmvm")].iter().map(|s| s.to_string()).collect();
     v.extend_from_slice(rest);
     v
 }
