@@ -127,6 +127,7 @@ impl Vm {
         let pit = kvm_pit_config { flags: KVM_PIT_SPEAKER_DUMMY, ..Default::default() };
         vm.create_pit2(pit).map_err(Error::Kvm)?;
 
+        tracing::debug!("KVM VM created after {:?}", t0.elapsed());
         let ram = pmem_layout::RamLayout::new(cfg.memory.size);
         let split = RamSplit { below_4g: ram.below_4g, above_4g: ram.above_4g };
         let mailbox_size = if cfg.machine.nvdimm { nvdimm_acpi::MAILBOX_SIZE as u64 } else { 0 };
@@ -148,6 +149,7 @@ impl Vm {
             }
         }
 
+        tracing::debug!("memory and devices mapped after {:?}", t0.elapsed());
         let (tx, rx) = channel();
         let sink = EventSink(tx);
         let mut bus = PioBus::default();

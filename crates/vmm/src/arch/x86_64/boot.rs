@@ -67,6 +67,18 @@ pub fn load_kernel(mem: &GuestMemoryMmap, spec: &BootSpec) -> Result<BootEntry> 
         .insert_str(spec.cmdline)
         .map_err(|e| Error::Config(format!("-append '{}': {e}", spec.cmdline)))?;
 
+    // Fast path: an ELF vmlinux with a PVH entry is mapped, not copied.
+    if let Some(segments) = super::elf_map::program_headers(&kernel) {
+        if let Some(entry) = super::elf_map::pvh_entry(&kernel, &segments) {
+            if let Some(kernel_end) = super::elf_map::map_segments(mem, &kernel, &segments) {
+                load_cmdline(mem, GuestAddress(CMDLINE_ADDR), &cmdline)
+                    .map_err(|e| Error::BootSetup(format!("cannot write the command line: {e}")))?;
+                let initrd = load_initrd(mem, spec, u64::from(u32::MAX), kernel_end)?;
+                write_pvh_start_info(mem, spec, initrd)?;
+                return Ok(BootEntry { entry, mode: EntryMode::Pvh });
+            }
+        }
+    }
     let elf = Elf::load(mem, None, &mut kernel, Some(GuestAddress(HIMEM_START)));
     let (setup_header, entry) = match elf {
         Ok(res) => match res.pvh_boot_cap {
