@@ -23,7 +23,9 @@ pub fn fuzz_label_area(data: &[u8]) {
     let _ = classify(data);
     for style in [JsonStyle::Plain, JsonStyle::Human] {
         if let Ok(j) = read_labels_json(data, "nmem0", style) {
-            let _ = to_ndctl_string(std::slice::from_ref(&j), style);
+            for terminal in [false, true] {
+                let _ = to_ndctl_string(std::slice::from_ref(&j), terminal);
+            }
         }
     }
     if let Ok(area) = parsed {

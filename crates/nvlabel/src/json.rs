@@ -9,7 +9,8 @@
 //! first three groups appear byte-swapped). With `-j` every number is a JSON
 //! number; with `-u` flags/isetcookie/dpa become `"%#llx"` strings and rawsize
 //! a human size string from 5000 KiB up. ndctl prints an array of DIMMs,
-//! except `-u` with exactly one DIMM prints the object alone.
+//! except that one DIMM is printed as a bare object when ndctl's stdout is a
+//! terminal (see [`to_ndctl_string`]).
 
 use serde::Serialize;
 use serde_json::Value;
@@ -258,16 +259,24 @@ impl serde_json::ser::Formatter for JsonCFormatter {
     }
 }
 
-/// Render like ndctl prints it: a pretty array of DIMMs, or, in human style
-/// with exactly one DIMM, that object alone. No trailing newline.
-pub fn to_ndctl_string(dimms: &[ReadLabelsJson], style: JsonStyle) -> String {
+/// Render like ndctl prints it: json-c pretty, no trailing newline.
+///
+/// The layout follows ndctl's `dimm_action` (since v67): it passes
+/// `UTIL_JSON_HUMAN` to `util_display_json_array` exactly when its stdout is a
+/// terminal, and that prints a single DIMM as a bare object; otherwise (a pipe
+/// or a file, what scripts see) it prints an array, even of one DIMM. `-u`
+/// does not change the layout, only the number formats. So `terminal` must be
+/// whether *our* stdout is a terminal. ndctl prints nothing for no DIMMs; so
+/// does this.
+pub fn to_ndctl_string(dimms: &[ReadLabelsJson], terminal: bool) -> String {
     let mut out = Vec::new();
     let fmt = JsonCFormatter {
         inner: serde_json::ser::PrettyFormatter::with_indent(b"  "),
     };
     let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
-    let res = match (style, dimms) {
-        (JsonStyle::Human, [one]) => one.serialize(&mut ser),
+    let res = match dimms {
+        [] => return String::new(),
+        [one] if terminal => one.serialize(&mut ser),
         _ => dimms.serialize(&mut ser),
     };
     // Serialising these plain structs into a Vec cannot fail; fall back to

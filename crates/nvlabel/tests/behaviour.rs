@@ -225,7 +225,7 @@ fn ndctl_json_plain_and_human() {
     init(&mut a, v).unwrap();
     add_label(&mut a, &label(0, 1 << 30, v)).unwrap();
     let j = read_labels_json(&a, "nmem0", JsonStyle::Plain).unwrap();
-    let text = to_ndctl_string(std::slice::from_ref(&j), JsonStyle::Plain);
+    let text = to_ndctl_string(std::slice::from_ref(&j), false);
     let want = r#"[
   {
     "dev":"nmem0",
@@ -272,8 +272,31 @@ fn ndctl_json_plain_and_human() {
     assert_eq!(l.flags, serde_json::json!("0"));
     assert_eq!(l.dpa, serde_json::json!("0"));
     assert_eq!(l.rawsize, serde_json::json!("1024.00 MiB (1073.74 MB)"));
-    let human = to_ndctl_string(&[h], JsonStyle::Human);
-    assert!(human.starts_with("{\n  \"dev\":\"nmem0\""), "{human}");
+    // -u does not change the layout: an array on a pipe, a bare object on a terminal.
+    let piped = to_ndctl_string(std::slice::from_ref(&h), false);
+    assert!(
+        piped.starts_with("[\n  {\n    \"dev\":\"nmem0\""),
+        "{piped}"
+    );
+    assert!(
+        piped.contains(r#""isetcookie":"0xba90120012b4dc""#),
+        "{piped}"
+    );
+    let tty = to_ndctl_string(std::slice::from_ref(&h), true);
+    assert!(tty.starts_with("{\n  \"dev\":\"nmem0\""), "{tty}");
+    assert_eq!(
+        to_ndctl_string(std::slice::from_ref(&j), true),
+        want.trim_start_matches("[\n")
+            .trim_end_matches("\n]")
+            .lines()
+            .map(|l| l.strip_prefix("  ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    // two DIMMs: an array even on a terminal; none: nothing
+    let two = to_ndctl_string(&[j.clone(), h], true);
+    assert!(two.starts_with("[\n  {"), "{two}");
+    assert_eq!(to_ndctl_string(&[], false), "");
 }
 
 #[test]
@@ -294,7 +317,7 @@ fn ndctl_json_v11_lists_stale_labels() {
     assert_eq!(j.index[0].minor, 1);
     assert_eq!(j.index[0].labelsize, 128);
     assert!(parse(&a).unwrap().labels.is_empty());
-    let text = to_ndctl_string(&[j], JsonStyle::Plain);
+    let text = to_ndctl_string(&[j], false);
     assert!(!text.contains("type_guid"));
 }
 
@@ -320,7 +343,7 @@ fn json_escapes_slash_like_json_c() {
     add_label(&mut a, &l).unwrap();
     let text = to_ndctl_string(
         &[read_labels_json(&a, "nmem0", JsonStyle::Plain).unwrap()],
-        JsonStyle::Plain,
+        false,
     );
     assert!(text.contains(r#""name":"a\/b""#), "{text}");
 }

@@ -5,7 +5,7 @@
 //! in the `nvlabel` crate; this module only does file I/O and presentation.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{IsTerminal, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
@@ -213,7 +213,9 @@ fn show(a: &ShowArgs) -> Result<u8, LabelCmdError> {
         };
         let j = nvlabel::read_labels_json(&area.bytes, &a.dev, style)
             .map_err(|e| LabelCmdError::Json(e.to_string()))?;
-        println!("{}", nvlabel::to_ndctl_string(&[j], style));
+        // ndctl prints one DIMM as a bare object only when stdout is a terminal.
+        let terminal = std::io::stdout().is_terminal();
+        println!("{}", nvlabel::to_ndctl_string(&[j], terminal));
         return Ok(EXIT_OK);
     }
     println!(
