@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Host-side helper for tests/e2e/run.sh and bench/*.sh (sourced): build pmvm and stage an
-# HIB_EXTRA_DIR holding bin/pmvm, bin/pmctl and e2e/*.sh (the test scripts and lib.sh).
+# HIB_EXTRA_DIR holding bin/pmvm, bin/pmctl and e2e/*.sh (the test scripts and lib.sh),
+# plus python/ and e2e/qmp/ for qmp.sh (tests/e2e/qmp/stage-hook.sh).
 #
 #   stage_extra_dir DIR   sets STAGE_PMVM to the staged binary's source ("" if none)
 # Settings: E2E_NO_BUILD=1 (do not run cargo; use an existing binary), PMVM_BIN=/path
@@ -64,5 +65,10 @@ stage_extra_dir() {
 	fi
 	STAGE_PMCTL=$(find_pmctl) || STAGE_PMCTL=""
 	[[ -n $STAGE_PMCTL ]] && cp "$STAGE_PMCTL" "$dir/bin/pmctl" && echo "stage: pmctl = $STAGE_PMCTL" >&2
+	# tests/e2e/qmp.sh, bench/hotplug.sh: python3 + qemu.qmp ($dir/python), e2e/qmp/, L2 modules
+	if [[ -f $E2E_REPO/tests/e2e/qmp/stage-hook.sh ]]; then
+		. "$E2E_REPO/tests/e2e/qmp/stage-hook.sh"
+		stage_qmp "$dir"
+	fi
 	return 0
 }
