@@ -3,7 +3,9 @@
 # QMP end to end with the real Python client `qemu.qmp` (PyPI), staged into L1 by stage.sh
 # (tests/e2e/qmp/stage-hook.sh: python3 + the stdlib modules it needs + qemu.qmp under
 # $HIB_OPT/python). Same scenario under QEMU (reference, results printed as INFO) and pmvm:
-# -m 512M,slots=2,maxmem=3G, one cold labelled NVDIMM, `-qmp unix:...,server=on,wait=off`;
+# -m 512M,slots=S,maxmem=3G with S giving room for exactly two memory devices (QEMU: S=2;
+# pmvm: S=3, it counts the RAM as a slot user: the seed's "slots >= RAM + NVDIMMs"), one cold
+# labelled NVDIMM, `-qmp unix:...,server=on,wait=off`;
 # tests/e2e/qmp/qmp_e2e.py connects and negotiates, checks query-memory-devices (QEMU's fields),
 # refuses an NVDIMM past maxmem, hot-adds a labelled NVDIMM (object-add + device_add), waits for
 # the guest to see region1 and create an fsdax namespace (/dev/pmem1), checks the listing
@@ -12,6 +14,7 @@
 # argument types, a 100 MB message, disconnects mid-message) while a second qemu.qmp client on
 # `-qmp tcp:` keeps working, then system_powerdown: POWERDOWN, the guest's power button, SHUTDOWN,
 # pmvm exits 0. Finally the two query-memory-devices answers are compared field by field.
+# Knob: QMP_VMMS (default "qemu pmvm"; pass it with HIB_PASS_ENV=QMP_VMMS).
 . "${E2E_LIB:-$HIB_OPT/e2e/lib.sh}"
 
 qdir=$HIB_OPT/e2e/qmp
@@ -45,19 +48,20 @@ feed() {
 
 # run_vm VMM: boot with one cold NVDIMM and QMP sockets, drive it with qmp_e2e.py.
 run_vm() {
-	local vmm=$1 bin extra=() full=() tcp=()
+	local vmm=$1 bin extra=() full=() tcp=() slots=3
 	bin=$(vmm_bin "$vmm")
 	local d=$work/$vmm
 	mkdir -p "$d"
 	local sock=$d/qmp.sock console=$d/console
 	if [[ $vmm == qemu ]]; then
 		extra=(-L "$HIB_OPT/share/qemu" -nodefaults -display none)
+		slots=2
 	else
 		full=(--full --tcp 127.0.0.1:4445)
 		tcp=(-qmp tcp:127.0.0.1:4445,server=on,wait=off)
 	fi
 	[[ -x $bin ]] || { fail "$vmm: $bin not found"; return; }
-	timeout 900 "$bin" -machine pc,accel=kvm,nvdimm=on -cpu host -m 512M,slots=2,maxmem=3G -smp 2 \
+	timeout 900 "$bin" -machine pc,accel=kvm,nvdimm=on -cpu host -m "512M,slots=$slots,maxmem=3G" -smp 2 \
 		-object "memory-backend-file,id=mem1,share=on,mem-path=$d/nv0.img,size=1G" \
 		-device nvdimm,id=nv1,memdev=mem1,label-size=128K \
 		-kernel "$HIB_OPT/l2/vmlinux" -initrd "$work/initrd.img" \
@@ -88,8 +92,7 @@ run_vm() {
 	cp "$d/py.out" "$HIB_OUT/qmp-$vmm.client" 2>/dev/null
 }
 
-run_vm qemu
-run_vm pmvm
+for vmm in ${QMP_VMMS:-qemu pmvm}; do run_vm "$vmm"; done
 if [[ -s $work/qemu/devices.json && -s $work/pmvm/devices.json ]]; then
 	echo "=== query-memory-devices: QEMU vs pmvm"
 	"$PY" "$qdir/qmp_e2e.py" compare "$work/qemu/devices.json" "$work/pmvm/devices.json" >"$work/cmp.out" 2>&1

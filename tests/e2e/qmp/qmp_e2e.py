@@ -6,7 +6,8 @@
   qmp_e2e.py compare QEMU.json PMVM.json
 
 `run` drives a VM started with one cold labelled NVDIMM (`nv1`/`mem1`, 1G backend, 128K
-labels), `-m 512M,slots=2,maxmem=3G`, and an L2 script (qmp.sh) that prints HP-WAITING, waits
+labels), `-m 512M,slots=S,maxmem=3G` with room for exactly two memory devices (QEMU: S=2;
+pmvm: S=3, as it counts the RAM as one slot user, the seed's rule), and an L2 script (qmp.sh) that prints HP-WAITING, waits
 for region1, creates an fsdax namespace (HP-NAMESPACE-OK), prints HP-DONE, then TICK lines
 every second until the power button is pressed (PWR-BUTTON) and powers off.
 Steps: negotiate, query-memory-devices (QEMU's fields), past-maxmem refusal, hot-add a labelled
@@ -140,7 +141,7 @@ async def hotplug(qmp, con, a):
         ok(False, f"{a.vmm}: guest never reached its script (HP-WAITING)")
         return None
 
-    # past maxmem (-m 512M,slots=2,maxmem=3G: 2.5G for devices, 1G used): a 2G NVDIMM
+    # past maxmem (maxmem=3G: 2.5G for devices, 1G used) with a slot free: a 2G NVDIMM
     await qmp.execute("object-add", {"qom-type": "memory-backend-file", "id": "membig", "share": True,
                                      "mem-path": f"{a.workdir}/big.img", "size": 2 * GIB})
     await expect_error(qmp, "device_add", {"driver": "nvdimm", "id": "nvbig", "memdev": "membig"},
@@ -150,10 +151,14 @@ async def hotplug(qmp, con, a):
     left = [d["data"]["id"] for d in await qmp.execute("query-memory-devices")]
     ok(left == ["nv1"], f"{a.vmm}: refused device left no trace ({left})")
 
-    await qmp.execute("object-add", {"qom-type": "memory-backend-file", "id": "mem3", "share": True,
-                                     "mem-path": f"{a.workdir}/nv3.img", "size": GIB})
-    await qmp.execute("device_add", {"driver": "nvdimm", "id": "nvdimm2", "memdev": "mem3",
-                                     "label-size": LABEL})
+    try:
+        await qmp.execute("object-add", {"qom-type": "memory-backend-file", "id": "mem3", "share": True,
+                                         "mem-path": f"{a.workdir}/nv3.img", "size": GIB})
+        await qmp.execute("device_add", {"driver": "nvdimm", "id": "nvdimm2", "memdev": "mem3",
+                                         "label-size": LABEL})
+    except ExecuteError as e:
+        ok(False, f"{a.vmm}: hot-add of a labelled 1G NVDIMM refused: {e.error_class}: {e}")
+        return None
     t0 = time.monotonic()
     t1 = await con.wait_for("HP-SEEN", 120)
     if not ok(t1 is not None, f"{a.vmm}: guest sees the hot-added region1 without a reboot"):
