@@ -92,3 +92,8 @@ fn help_and_version_succeed() {
     assert_eq!(code, 0);
     assert!(out.starts_with("pmvm version "));
 }
+
+#[test]
+fn daemonize_refuses_stdio() {
+    expect_error(&["-kernel", &kernel(), "-daemonize"], "-daemonize cannot be used with stdio");
+}
