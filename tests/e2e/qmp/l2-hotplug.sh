@@ -9,10 +9,14 @@ for e in /sys/class/input/event*; do
 	grep -q "Power Button" "$e/device/name" 2>/dev/null && ev=${e##*/}
 done
 echo "HP-POWER-BUTTON-DEV=${ev:-none}"
-echo "HP-WAITING uptime=$(cut -d' ' -f1 /proc/uptime)"
+# poll without forking (a fork+exec costs ~100 ms here): builtin `[`, 5 ms `read -t` on an idle FIFO
+mkfifo /tmp/idle && exec 3<>/tmp/idle
+read up _ </proc/uptime
+echo "HP-WAITING uptime=$up"
 i=0
-while [ ! -e /sys/bus/nd/devices/region1 ] && [ $i -lt 12000 ]; do sleep 0.01; i=$((i + 1)); done
-[ -e /sys/bus/nd/devices/region1 ] && echo "HP-SEEN polls=$i uptime=$(cut -d' ' -f1 /proc/uptime)" || echo "HP-TIMEOUT"
+while [ ! -e /sys/bus/nd/devices/region1 ] && [ $i -lt 24000 ]; do read -t 0.005 x <&3; i=$((i + 1)); done
+read up _ </proc/uptime
+[ -e /sys/bus/nd/devices/region1 ] && echo "HP-SEEN polls=$i uptime=$up" || echo "HP-TIMEOUT"
 if [ -e /sys/bus/nd/devices/region1 ]; then
 	ndctl disable-region region1 >/dev/null && ndctl init-labels -f nmem1 >/dev/null &&
 		ndctl enable-region region1 >/dev/null &&

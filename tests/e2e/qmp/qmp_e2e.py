@@ -44,17 +44,15 @@ class Console:
     """The guest serial console file, re-read as it grows."""
 
     def __init__(self, path):
-        self.path, self.pos, self.text = path, 0, ""
+        self.path, self.f, self.text = path, None, ""
 
     def read(self):
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.pos)
-                data = f.read()
-        except FileNotFoundError:
-            return self.text
-        self.pos += len(data)
-        self.text += data.decode("utf-8", "replace")
+        if self.f is None:
+            try:
+                self.f = open(self.path, "rb")  # kept open: polling must stay cheap under TCG
+            except FileNotFoundError:
+                return self.text
+        self.text += self.f.read().decode("utf-8", "replace")
         return self.text
 
     async def wait_for(self, marker, timeout, interval=0.002):
