@@ -44,7 +44,7 @@ function fmt(x) { return x == "nan" ? "n/a" : sprintf("%.0f", x) }
 function ratio(a, b) { return (a == "nan" || b == "nan" || b == 0) ? "n/a" : sprintf("%.2f", a / b) }
 END {
 	printf "NVDIMM hotplug latency: %d rounds, in one L1 (QEMU TCG host, nested KVM); %s\n\n", n, when
-	print "| VMM | ok/runs | median device_add reply -> region1 (ms) | median reply -> /dev/pmem1 (ms) | median region1 -> pmem1 in guest (ms) |"
+	print "| VMM | ok/runs | median device_add reply -> region1 (ms) | median reply -> /dev/pmem1 (ms) | median region1 -> pmem1, guest uptime (ms, 10 ms resolution) |"
 	print "|---|---|---|---|---|"
 	split("qemu pmvm", vs, " ")
 	for (b = 1; b <= 2; b++) {

@@ -68,6 +68,11 @@ async def main(a):
     t0 = time.monotonic()
     t1, l1 = await wait_marker(a.console, "BH-REGION", 120)
     t2, l2 = await wait_marker(a.console, "BH-PMEM", 120)
+    # the markers were timed as soon as their first bytes arrived; read the complete lines now
+    await wait_marker(a.console, "BH-DONE", 10, 0.05)
+    lines = {ln.split()[0]: ln for ln in TEXT.get(a.console, "").replace("\r", "").split("\n")
+             if ln.startswith("BH-")}
+    l1, l2 = lines.get("BH-REGION", ""), lines.get("BH-PMEM", "")
     if t1 is None or t2 is None:
         print(f"BENCH vmm={a.vmm} ok=0 why=no-region-or-pmem region={t1} pmem={t2}", flush=True)
     else:

@@ -14,4 +14,5 @@ j=0
 while [ ! -b /dev/pmem1 ] && [ $j -lt 60000 ]; do read -t 0.005 x <&3; j=$((j + 1)); done
 read up _ </proc/uptime
 echo "BH-PMEM polls=$j up=$up"
+echo "BH-DONE"
 sleep 1
