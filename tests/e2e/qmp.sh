@@ -3,8 +3,8 @@
 # QMP end to end with the real Python client `qemu.qmp` (PyPI), staged into L1 by stage.sh
 # (tests/e2e/qmp/stage-hook.sh: python3 + the stdlib modules it needs + qemu.qmp under
 # $HIB_OPT/python). Same scenario under QEMU (reference, results printed as INFO) and pmvm:
-# -m 512M,slots=S,maxmem=3G with S giving room for exactly two memory devices (QEMU: S=2;
-# pmvm: S=3, it counts the RAM as a slot user: the seed's "slots >= RAM + NVDIMMs"), one cold
+# -m 512M,slots=2,maxmem=3G (room for exactly two memory devices; both VMMs count devices
+# only, as QEMU does), one cold
 # labelled NVDIMM, `-qmp unix:...,server=on,wait=off`;
 # tests/e2e/qmp/qmp_e2e.py connects and negotiates, checks query-memory-devices (QEMU's fields),
 # refuses an NVDIMM past maxmem, hot-adds a labelled NVDIMM (object-add + device_add), waits for
@@ -48,14 +48,13 @@ feed() {
 
 # run_vm VMM: boot with one cold NVDIMM and QMP sockets, drive it with qmp_e2e.py.
 run_vm() {
-	local vmm=$1 bin extra=() full=() tcp=() slots=3
+	local vmm=$1 bin extra=() full=() tcp=() slots=2
 	bin=$(vmm_bin "$vmm")
 	local d=$work/$vmm
 	mkdir -p "$d"
 	local sock=$d/qmp.sock console=$d/console
 	if [[ $vmm == qemu ]]; then
 		extra=(-L "$HIB_OPT/share/qemu" -nodefaults -display none)
-		slots=2
 	else
 		full=(--full --tcp 127.0.0.1:4445)
 		tcp=(-qmp tcp:127.0.0.1:4445,server=on,wait=off)

@@ -28,11 +28,27 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if let Some(p) = &cfg.pidfile
-        && let Err(e) = std::fs::write(p, format!("{}\n", std::process::id())) {
-            eprintln!("pmvm: -pidfile {}: {e}", p.display());
+    if cfg.daemonize {
+        let stdio = cfg.serial == vm_config::SerialConfig::Stdio
+            || cfg.monitor.iter().chain(&cfg.qmp).any(|c| c.0 == "stdio");
+        if stdio {
+            eprintln!(
+                "pmvm: -daemonize cannot be used with stdio (the serial console or a monitor); use -serial file:PATH or -serial none"
+            );
             return ExitCode::from(1);
         }
+        // SAFETY: daemon() forks before any thread is started; the child continues alone.
+        if unsafe { libc::daemon(1, 0) } != 0 {
+            eprintln!("pmvm: -daemonize: {}", std::io::Error::last_os_error());
+            return ExitCode::from(1);
+        }
+    }
+    if let Some(p) = &cfg.pidfile
+        && let Err(e) = std::fs::write(p, format!("{}\n", std::process::id()))
+    {
+        eprintln!("pmvm: -pidfile {}: {e}", p.display());
+        return ExitCode::from(1);
+    }
     let status = match vmm::run_vm(&cfg) {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {

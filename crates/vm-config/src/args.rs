@@ -262,7 +262,7 @@ pub fn parse_args(argv: &[String]) -> Result<Action, ConfigError> {
                 let t = p.get("qom-type").unwrap_or_default().to_string();
                 let b = BackendConfig::from_props(&t, &p)?;
                 if objects.iter().any(|o| o.id == b.id) {
-                    return Err(ConfigError::new(format!("-object: attempt to add duplicate property '{}'", b.id)));
+                    return Err(ConfigError::new(format!("-object: Duplicate ID '{}' for object", b.id)));
                 }
                 objects.push(b);
             }

@@ -28,8 +28,10 @@ pub struct DevicePlan {
 /// Creates the device-memory allocator for `-m`.
 pub fn device_memory(mem: &MemoryConfig) -> Result<DeviceMemory, ConfigError> {
     // Devices start on 128 MiB memory-block boundaries (see DeviceMemory::with_start_alignment).
+    // Slots count memory devices (pc-dimm + nvdimm), as QEMU counts them: the seed's advice to
+    // also count the boot RAM would refuse command lines QEMU accepts.
     DeviceMemory::new(mem.size, mem.slots, mem.maxmem)
-        .map(|dm| dm.with_start_alignment(pmem_layout::X86_MEMORY_BLOCK))
+        .map(|dm| dm.with_start_alignment(pmem_layout::X86_MEMORY_BLOCK).with_slot_rule(pmem_layout::SlotRule::Qemu))
         .map_err(|e| ConfigError::new(format!("-m: {e}")))
 }
 
@@ -129,7 +131,13 @@ mod tests {
         let base = "-kernel /proc/self/exe -machine pc,nvdimm=on -object memory-backend-file,id=m,mem-path=/a,size=1G";
         let err = |extra: &str| cfg(&format!("{base} {extra}")).unwrap_err().to_string();
         assert!(err("-m 512M -device nvdimm,id=n,memdev=m").contains("maxmem"));
-        assert!(err("-m 512M,slots=1,maxmem=2G -device nvdimm,id=n,memdev=m").contains("slots=2"));
+        assert!(err("-m 512M,slots=0,maxmem=2G -device nvdimm,id=n,memdev=m").contains("slots"));
+        assert!(cfg(&format!("{base} -m 512M,slots=1,maxmem=2G -device nvdimm,id=n,memdev=m")).is_ok());
+        let two = format!(
+            "{base} -object memory-backend-file,id=m2,mem-path=/b,size=1G -m 512M,slots=1,maxmem=4G \
+             -device nvdimm,id=n,memdev=m -device nvdimm,id=n2,memdev=m2"
+        );
+        assert!(cfg(&two).unwrap_err().to_string().contains("no free slots available"));
         let m = err("-m 512M,slots=2,maxmem=1G -device nvdimm,id=n,memdev=m");
         assert!(m.contains("maxmem") || m.contains("space"), "{m}");
         assert!(err("-m 512M,slots=2,maxmem=2G -device nvdimm,id=n,memdev=m,label-size=64K").contains("0x20000"));

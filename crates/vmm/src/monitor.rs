@@ -203,7 +203,7 @@ impl Monitor {
         props.0.extend(add.props);
         let backend = BackendConfig::from_props(&add.qom_type, &props).map_err(|e| generic(e.to_string()))?;
         if st.cfg.backend(&backend.id).is_some() {
-            return Err(generic(format!("attempt to add duplicate property '{}' to object (type 'container')", backend.id)));
+            return Err(generic(format!("Duplicate ID '{}' for object", backend.id)));
         }
         let opened = Backend::open(&backend, st.cfg.require_persistence).map_err(|e| generic(e.to_string()))?;
         st.pending.insert(backend.id.clone(), Arc::new(opened));

@@ -10,6 +10,10 @@ use crate::error::{Error, Result};
 /// The label area a device without `label-size` would have had under oVirt's fixed 128 KiB.
 const PROBE_SIZE: u64 = 128 << 10;
 
+fn backend_path(dimm: &Nvdimm) -> String {
+    dimm.backend.probe.path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "anonymous RAM".into())
+}
+
 /// Refuses a label area holding foreign data (unless `force`), warns about a labelled backend
 /// started without `label-size`.
 pub fn check(dimm: &Nvdimm, force: bool) -> Result<()> {
@@ -22,11 +26,11 @@ pub fn check(dimm: &Nvdimm, force: bool) -> Result<()> {
             }
             if classify(&area) == AreaState::Foreign {
                 let msg = format!(
-                    "nvdimm {}: the last {} bytes of backend '{}' (offset {off:#x}) hold data that is neither zero nor a \
+                    "nvdimm {}: the last {} bytes of backend '{}' ({}, offset {off:#x}) hold data that is neither zero nor a \
                      namespace label index; using them as the label area would destroy that data (a file system \
                      written without label-size?). Start without label-size to keep the data, or add -force-label-area \
                      to overwrite it",
-                    dimm.plan.id, size, dimm.backend.id
+                    dimm.plan.id, size, dimm.backend.id, backend_path(dimm)
                 );
                 if !force {
                     return Err(Error::Config(msg));
@@ -39,10 +43,10 @@ pub fn check(dimm: &Nvdimm, force: bool) -> Result<()> {
             if dimm.backend.read(len - PROBE_SIZE, &mut tail).is_some()
                 && let AreaState::Labels { active, .. } = classify(&tail) {
                     eprintln!(
-                        "pmvm: warning: nvdimm {}: backend '{}' ends with a valid namespace label area ({active} labels) \
+                        "pmvm: warning: nvdimm {}: backend '{}' ({}) ends with a valid namespace label area ({active} labels) \
                          but the device has no label-size: the guest sees the old labels as data and its namespaces \
                          are gone; add label-size=128K to use them",
-                        dimm.plan.id, dimm.backend.id
+                        dimm.plan.id, dimm.backend.id, backend_path(dimm)
                     );
                 }
         }
