@@ -60,8 +60,24 @@ mk-l2-initrd "$work/l2.sh" "$work/initrd.img" || { fail "mk-l2-initrd"; summary;
 # Fields compared between QEMU and pmvm.
 REGION_KEYS='size|align|type|iset_id|persistence_domain|mappings\[[^]]*\]\.(dimm|offset|length|position)'
 NS_KEYS='mode|size|sector_size|align'
+# Regions are keyed by the DIMM that backs them, not by their number: QEMU lists NVDIMMs in the
+# NFIT in QOM hash order (slot 1 before slot 0 for two devices), pmvm in slot order, so
+# "region0" is a different DIMM under each (docs/acpi-nvdimm.md). Namespace names carry the
+# region number for the same reason and are normalised to their index.
 cmp_fields() {
-	grep -E "^\[region[0-9]+\]\.($REGION_KEYS|namespaces\[[^]]*\]\.($NS_KEYS))=" "$1"
+	awk -F= 'NR == FNR {
+			if ($1 ~ /^\[region[0-9]+\]\.mappings\[[^]]*\]\.dimm$/) { split($1, p, "]"); m[substr(p[1], 2)] = $2 }
+			next
+		}
+		{
+			line = $0
+			if (match(line, /^\[region[0-9]+\]/)) {
+				r = substr(line, 2, RLENGTH - 2)
+				if (r in m) line = "[" m[r] "]" substr(line, RLENGTH + 1)
+			}
+			gsub(/namespaces\[namespace[0-9]+\./, "namespaces[ns.", line)
+			print line
+		}' "$1" "$1" | grep -E "^\[[^]]*\]\.($REGION_KEYS|namespaces\[[^]]*\]\.($NS_KEYS))=" | sort
 }
 # dimm_view FILE: which DIMM backs which region, and each DIMM's interleave-set cookie, keyed by
 # the DIMM (handle) instead of the region number. Diagnostic: tells an ordering difference
