@@ -35,12 +35,16 @@ echo "@@DR-BEGIN@@"; ndctl list -DR; echo "@@DR-END@@"
 st disable-region ndctl disable-region all
 st init-labels ndctl init-labels -f all
 st enable-region ndctl enable-region all
-st ns-fsdax ndctl create-namespace -r region0 -m fsdax -s 512M
+# The region backed by each DIMM (region numbers differ between QEMU and pmvm, DIMMs do not).
+region_of() { for r in /sys/bus/nd/devices/region*; do grep -q "^$1," "$r/mapping0" && basename "$r"; done; }
+r0=$(region_of nmem0); r1=$(region_of nmem1)
+echo "REGIONS nmem0=$r0 nmem1=$r1"
+st ns-fsdax ndctl create-namespace -r "$r0" -m fsdax -s 512M
 pm=$(field blockdev)
-st ns-devdax ndctl create-namespace -r region0 -m devdax -a 2M
+st ns-devdax ndctl create-namespace -r "$r0" -m devdax -a 2M
 echo "DEVDAX chardev=$(field chardev) align=$(field align)"
-st ns-sector ndctl create-namespace -r region1 -m sector -s 512M
-st ns-raw ndctl create-namespace -r region1 -m raw
+st ns-sector ndctl create-namespace -r "$r1" -m sector -s 512M
+st ns-raw ndctl create-namespace -r "$r1" -m raw
 echo "FSDAX blockdev=$pm"
 st mkfs mkfs.ext4 -q -F -b 4096 "/dev/$pm"
 st mount-dax mount -o dax "/dev/$pm" /mnt
