@@ -71,8 +71,8 @@ size_to_bytes() {
 }
 
 # vmm_own_rss_kb PID RAM_BYTES EXCLUDE_PATHS: RSS (KiB) of PID's mappings, leaving out guest
-# RAM (any mapping at least RAM_BYTES long) and NVDIMM backends (paths, newline separated,
-# plus every /dev/dax* mapping).
+# RAM (any mapping at least RAM_BYTES long), the kernel image when it is mapped as guest RAM,
+# and NVDIMM backends (paths, newline separated, plus every /dev/dax* mapping).
 vmm_own_rss_kb() {
 	awk -v ram="$2" -v excl="$3" '
 	BEGIN { n = split(excl, ex, "\n"); for (i = 1; i <= n; i++) if (ex[i] != "") skip[ex[i]] = 1 }
@@ -104,6 +104,9 @@ _boot_l2_once() {
 	for ((i = 0; i < ${#args[@]}; i++)); do
 		a=${args[$i]}
 		if [[ $a == -m ]]; then ram_b=$(size_to_bytes "${args[$((i + 1))]}"); fi
+		# pmvm maps a PVH kernel's pages copy-on-write into guest RAM instead of copying them:
+		# such a mapping is guest memory (QEMU copies the image into its own heap, which counts).
+		if [[ $a == -kernel ]]; then excl+="$(realpath "${args[$((i + 1))]}" 2>/dev/null)"$'\n'; fi
 		if [[ $a == *mem-path=* ]]; then
 			a=${a#*mem-path=}
 			a=${a%%,*}
