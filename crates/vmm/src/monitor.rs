@@ -42,6 +42,9 @@ struct State {
     hotplugged: Vec<String>,
     paused: bool,
     quit_cause: ShutdownCause,
+    /// `quit` was asked for: also honoured while no VM is attached (between a reset and the
+    /// rebuilt VM), so it can never be lost.
+    quit_requested: bool,
 }
 
 /// Shared between the QMP/HMP client threads and the main loop.
@@ -68,6 +71,7 @@ impl Monitor {
                 hotplugged: Vec::new(),
                 paused,
                 quit_cause: ShutdownCause::HostQmpQuit,
+                quit_requested: false,
             }),
             server: Mutex::new(None),
         })
@@ -136,6 +140,11 @@ impl Monitor {
         self.lock().cfg.clone()
     }
 
+    /// Whether `quit` was requested (the main loop must not build another VM).
+    pub fn quit_requested(&self) -> bool {
+        self.lock().quit_requested
+    }
+
     /// Why a Quit event happened.
     pub fn quit_cause(&self) -> ShutdownCause {
         self.lock().quit_cause
@@ -159,6 +168,9 @@ impl Monitor {
         // Hot-plugged devices are cold-plugged from now on (a rebuilt VM includes them).
         st.hotplugged.clear();
         st.paused = vm.control.state() == RunState::Paused;
+        if st.quit_requested {
+            vm.event_sink().send(VmEvent::Quit);
+        }
     }
 
     /// Disconnects from a VM that stopped.
@@ -353,6 +365,7 @@ impl Monitor {
             }
             Command::Quit => {
                 st.quit_cause = ShutdownCause::HostQmpQuit;
+                st.quit_requested = true;
                 if let Some(vm) = &st.vm {
                     // A paused VM must be able to stop.
                     vm.sink.send(VmEvent::Quit);

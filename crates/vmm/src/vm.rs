@@ -300,6 +300,10 @@ pub fn run_vm(cfg: &VmConfig) -> Result<i32> {
         match reason {
             Ok(ExitReason::Reset) => {
                 monitor.emit(qmp::Event::reset(true, ShutdownCause::GuestReset));
+                if monitor.quit_requested() {
+                    monitor.emit(qmp::Event::shutdown(false, monitor.quit_cause()));
+                    break Ok(0);
+                }
                 if cfg.no_reboot {
                     monitor.emit(qmp::Event::shutdown(true, ShutdownCause::GuestReset));
                     break Ok(0);
