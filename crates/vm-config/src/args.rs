@@ -202,7 +202,6 @@ pub fn parse_args(argv: &[String]) -> Result<Action, ConfigError> {
     let mut devices = Vec::new();
     let mut qmp = Vec::new();
     let mut monitor = Vec::new();
-    let mut nographic = false;
 
     let mut it = argv.iter();
     while let Some(arg) = it.next() {
@@ -234,7 +233,8 @@ pub fn parse_args(argv: &[String]) -> Result<Action, ConfigError> {
             "kernel" => kernel = Some(PathBuf::from(value(&mut it, opt)?)),
             "initrd" => initrd = Some(PathBuf::from(value(&mut it, opt)?)),
             "append" => append = value(&mut it, opt)?.to_string(),
-            "nographic" => nographic = true,
+            // pmvm has no display: the serial console is on stdio unless -serial says otherwise.
+            "nographic" => {}
             "serial" => serial = Some(parse_serial(value(&mut it, opt)?)?),
             "display" => match value(&mut it, opt)? {
                 "none" => {}
@@ -283,9 +283,6 @@ pub fn parse_args(argv: &[String]) -> Result<Action, ConfigError> {
     }
 
     let kernel = kernel.ok_or_else(|| ConfigError::new("no -kernel given: pmvm boots a Linux kernel directly (-kernel FILE)"))?;
-    // pmvm has no display: the serial console is on stdio unless -serial says otherwise, with or
-    // without -nographic.
-    let _ = nographic;
     let serial = serial.unwrap_or(SerialConfig::Stdio);
     let cfg = VmConfig {
         name,

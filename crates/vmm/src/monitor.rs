@@ -266,7 +266,7 @@ impl Monitor {
         };
         let plan = vm_config::plan_device(dm, &dev, &backend_cfg, index).map_err(|e| generic(e.to_string()))?;
         let id = plan.id.clone();
-        let dimm = Nvdimm { plan, backend, hotplugged: true };
+        let dimm = Nvdimm { plan, backend };
         let checked = if is_nvdimm { label_safety::check(&dimm, st.cfg.force_label_area) } else { Ok(()) };
         let mapped = checked.and_then(|()| dimm.map_into_guest(&vm.vm_fd, st.next_slot));
         if let Err(e) = mapped {

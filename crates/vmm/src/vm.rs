@@ -84,7 +84,7 @@ fn build_memory_devices(cfg: &VmConfig) -> Result<MemoryDevices> {
             .backend(&plan.memdev)
             .ok_or_else(|| Error::Config(format!("memdev '{}' not found", plan.memdev)))?;
         let backend = Arc::new(Backend::open(backend_cfg, cfg.require_persistence && matches!(dev, DeviceConfig::Nvdimm(_)))?);
-        let dimm = Nvdimm { plan, backend, hotplugged: false };
+        let dimm = Nvdimm { plan, backend };
         match dev {
             DeviceConfig::Nvdimm(_) => {
                 label_safety::check(&dimm, cfg.force_label_area)?;

@@ -20,7 +20,6 @@ use backend::Backend;
 pub struct Nvdimm {
     pub plan: DevicePlan,
     pub backend: Arc<Backend>,
-    pub hotplugged: bool,
 }
 
 impl Nvdimm {
