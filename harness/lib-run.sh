@@ -119,6 +119,15 @@ print_panic() {
 	[[ -s $RUN/qemu.stderr ]] && { hlog "qemu stderr (tail):"; grep -v 'does not support\|not supported by TCG' "$RUN/qemu.stderr" | tail -n 10 >&2; }
 }
 
+# A hang: say where the script was (its output also goes to the L1 console) and what L1's
+# watchdog found, so a CI log shows the stuck step without the run directory.
+print_hang() {
+	hlog "HANG on attempt $1: last L1 console lines ($RUN/console.log):"
+	tail -n 30 "$RUN/console.log" 2>/dev/null | sed 's/^/  | /' >&2
+	[[ -s $RUN/qemu.stderr ]] && { hlog "qemu stderr (tail):"; tail -n 5 "$RUN/qemu.stderr" | sed 's/^/  | /' >&2; }
+	return 0
+}
+
 # One L1 attempt. Sets ATTEMPT_RC and HUNG (1 if it hung: boot deadline or hard timeout).
 run_l1_once() {
 	local script=$1 t total inner chan mem memb nv i sz lsz cmd=() mach
@@ -252,6 +261,7 @@ hib_run() {
 		if [[ $mode == direct ]]; then run_direct "$script"; else run_l1_once "$script"; fi
 		rc=$ATTEMPT_RC
 		if [[ $rc -eq 125 ]]; then print_panic; fi
+		if [[ $HUNG -eq 1 || $rc -eq 124 ]]; then print_hang "$attempt"; fi
 		if [[ $HUNG -eq 1 && $attempt -eq 1 && ${HIB_RETRY:-1} != 0 ]]; then
 			hlog "HANG on attempt 1 (see $RUN/console.log); retrying once"
 			continue

@@ -1,5 +1,5 @@
 #!/bin/bash
-# hib: HIB_NVDIMMS=1G,1G
+# hib: HIB_NVDIMMS=1G,1G HIB_TIMEOUT=300
 # Harness self-test (runs inside L1, QEMU only): the L1 host has working nested KVM and
 # emulated NVDIMMs (labels, devdax, fsdax + MAP_SYNC), and an L2 under QEMU sees an NVDIMM.
 # This is the reference behaviour the pmvm NVDIMM tests compare against.

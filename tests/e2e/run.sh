@@ -32,7 +32,7 @@ stage_extra_dir "$extra"
 HIB_PASS_ENV="${HIB_PASS_ENV:-} $(compgen -e | grep -E '^(BOOT|L2)_' | tr '\n' ' ')"
 export HIB_PASS_ENV
 
-npass=0 nfail=0 results=()
+npass=0 nfail=0 results=() faillogs=()
 for t in "${tests[@]}"; do
 	name=$(basename "$t" .sh)
 	if [[ ! -f $t ]]; then
@@ -57,10 +57,22 @@ for t in "${tests[@]}"; do
 	*) what="FAILED (rc $rc)" ;;
 	esac
 	results+=("$name: $what ${summ:-no SUMMARY line} ${secs}s")
-	if [[ $rc -eq 0 ]]; then npass=$((npass + 1)); else nfail=$((nfail + 1)); fi
-	rm -f "$log"
+	if [[ $rc -eq 0 ]]; then
+		npass=$((npass + 1))
+		rm -f "$log"
+	else
+		nfail=$((nfail + 1))
+		faillogs+=("$name:$log")
+	fi
 done
 
+# A CI log may keep only its tail: repeat what each failed test said last, next to the verdict.
+for f in "${faillogs[@]}"; do
+	echo
+	echo "=== e2e ${f%%:*} failed; its last lines:"
+	grep -v '^PASS: ' "${f#*:}" | tail -n 40 | sed 's/^/  /'
+	rm -f "${f#*:}"
+done
 echo
 echo "=== e2e results"
 printf '  %s\n' "${results[@]}"
