@@ -52,9 +52,9 @@ EOF
 # Read the serial console (fd $1) until EOF; stamps lines, watches markers, enforces the
 # boot deadline. Sets globals SEEN_INIT SEEN_READY SEEN_END BOOT_HANG CHANNEL T_* .
 watch_console() {
-	local fd=$1 t0=$2 qpid=$3 line buf="" now rc
-	local boot_deadline=${HIB_BOOT_TIMEOUT:-180}
-	SEEN_INIT=0 SEEN_READY=0 SEEN_END=0 BOOT_HANG=0 CHANNEL=none
+	local fd=$1 t0=$2 qpid=$3 line buf="" now rc last=$EPOCHREALTIME
+	local boot_deadline=${HIB_BOOT_TIMEOUT:-180} freeze=${HIB_FREEZE_TIMEOUT:-60}
+	SEEN_INIT=0 SEEN_READY=0 SEEN_END=0 BOOT_HANG=0 FROZEN=0 CHANNEL=none
 	T_L1_INIT="" T_L1_READY="" T_SCRIPT_END="" L1_UPTIME_AT_INIT=""
 	while :; do
 		IFS= read -r -t 2 -u "$fd" line
@@ -67,12 +67,22 @@ watch_console() {
 				BOOT_HANG=1
 				kill "$qpid" 2>/dev/null
 			fi
+			# L1 prints a heartbeat every 5 s once ready: silence means it froze.
+			if [[ $SEEN_READY -eq 1 && $SEEN_END -eq 0 && $BOOT_HANG -eq 0 ]] &&
+				awk -v a="$last" -v b="$EPOCHREALTIME" -v d="$freeze" 'BEGIN { exit !(b - a > d) }'; then
+				hlog "HANG: L1 froze (no console output, heartbeat included, for ${freeze}s); killing QEMU"
+				freeze_diag
+				BOOT_HANG=1 FROZEN=1
+				kill "$qpid" 2>/dev/null
+			fi
 			continue
 		fi
+		last=$EPOCHREALTIME
 		if [[ $rc -ne 0 && -z $line && -z $buf ]]; then break; fi
 		line=$buf$line
 		buf=""
 		line=${line%$'\r'}
+		[[ $line == *@@HIB-HB@@* ]] && { line=${line//@@HIB-HB@@/}; [[ -z $line ]] && continue; }
 		now=$(secs_since "$t0")
 		printf '%s\n' "$line" >>"$RUN/console.log"
 		printf '%s %s\n' "$now" "$line" >>"$RUN/console.ts"
@@ -93,6 +103,36 @@ watch_console() {
 		esac
 		[[ $rc -ne 0 ]] && break
 	done
+}
+
+# A frozen L1: where its vCPUs are, from QEMU's monitor, into the run dir and the log.
+freeze_diag() {
+	[[ -S $RUN/monitor.sock ]] || return 0
+	python3 - "$RUN/monitor.sock" >"$RUN/freeze-registers.txt" 2>&1 <<'PY'
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(5)
+s.connect(sys.argv[1])
+def drain():
+    out = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    except socket.timeout:
+        pass
+    return out.decode(errors="replace")
+drain()
+for cmd in ("info cpus", "info registers -a"):
+    s.sendall(cmd.encode() + b"\n")
+    time.sleep(1)
+    print(drain())
+PY
+	hlog "frozen L1 vCPUs (full registers in $RUN/freeze-registers.txt):"
+	grep -aE 'CPU #|RIP=' "$RUN/freeze-registers.txt" | head -n 8 | sed 's/^/  | /' >&2
+	return 0
 }
 
 # From console.log: the script output between the markers, the rc, and the files block.
@@ -179,7 +219,8 @@ run_l1_once() {
 	[[ ${HIB_KERNEL:-pvh} == bzimage ]] && kernel=$BZIMAGE
 	cmd+=(-kernel "$kernel" -initrd "$RUN/initrd.img"
 		-append "console=ttyS0 quiet loglevel=3 panic=-1 mitigations=off hib.timeout=$inner hib.channel=$chan"
-		-display none -nodefaults -no-user-config -no-reboot -serial stdio)
+		-display none -nodefaults -no-user-config -no-reboot -serial stdio
+		-monitor "unix:$RUN/monitor.sock,server=on,wait=off")
 	printf '%q ' timeout -k 10 "$total" "${cmd[@]}" >"$RUN/qemu.cmd"
 	echo >>"$RUN/qemu.cmd"
 
@@ -254,29 +295,32 @@ hib_run() {
 		if [[ -z ${HIB_NVDIMMS:-} ]] && direct_capable; then mode=direct; else mode=l1; fi
 	fi
 	mkdir -p "$CACHE/runs"
-	for attempt in 1 2; do
+	# A run that fails because the emulated host failed (hang, freeze, L1 kernel panic) is run
+	# again in a fresh L1: up to HIB_ATTEMPTS runs in all (default 3), never on a test failure.
+	local max=${HIB_ATTEMPTS:-3} why
+	[[ ${HIB_RETRY:-1} == 0 ]] && max=1
+	for ((attempt = 1; ; attempt++)); do
 		RUN=$CACHE/runs/$(date +%Y%m%d-%H%M%S)-$$-$attempt
 		mkdir -p "$RUN"
 		[[ ${HIB_QUIET:-0} == 1 ]] || hlog "run dir $RUN"
+		FROZEN=0
 		if [[ $mode == direct ]]; then run_direct "$script"; else run_l1_once "$script"; fi
 		rc=$ATTEMPT_RC
 		if [[ $rc -eq 125 ]]; then print_panic; fi
 		if [[ $HUNG -eq 1 || $rc -eq 124 ]]; then print_hang "$attempt"; fi
-		if [[ $HUNG -eq 1 && $attempt -eq 1 && ${HIB_RETRY:-1} != 0 ]]; then
-			hlog "HANG on attempt 1 (see $RUN/console.log); retrying once"
-			continue
+		why=""
+		if [[ $FROZEN -eq 1 ]]; then why="L1 FROZE"
+		elif [[ $HUNG -eq 1 ]]; then why="HANG"
+		# seen under TCG: "stack-protector: Kernel stack is corrupted" in L1's idle task
+		elif [[ $rc -eq 125 ]] && grep -q 'Kernel panic' "$RUN/console.log" 2>/dev/null; then why="L1 KERNEL PANIC"
 		fi
-		# The L1 kernel itself died (seen under TCG: "stack-protector: Kernel stack is
-		# corrupted" in L1's idle task). The emulated host is a test fixture: run again once,
-		# loudly; a second death fails the run.
-		if [[ $rc -eq 125 && $attempt -eq 1 && ${HIB_RETRY:-1} != 0 ]] && grep -q 'Kernel panic' "$RUN/console.log" 2>/dev/null; then
-			hlog "L1 KERNEL PANIC on attempt 1 (see $RUN/console.log); retrying once"
-			continue
-		fi
-		break
+		[[ -n $why && $attempt -lt $max ]] || break
+		# a plain hard timeout is expensive: retry it only once
+		[[ $why == HANG && $attempt -ge 2 ]] && break
+		hlog "$why on attempt $attempt (see $RUN/console.log); running the script again in a fresh L1"
 	done
 	[[ -f $RUN/out/output.log ]] && cat "$RUN/out/output.log"
-	[[ $HUNG -eq 1 ]] && hlog "HANG: no result after retry"
+	[[ $HUNG -eq 1 ]] && hlog "HANG: no result after $attempt attempts"
 	[[ ${HIB_QUIET:-0} == 1 ]] || hlog "rc=$rc total=$(sed -n 's/^T_TOTAL=//p' "$RUN/result.env")s"
 	if [[ $rc -eq 0 && ${HIB_KEEP:-0} != 1 ]]; then
 		rm -f "$RUN"/initrd.img "$RUN"/extra.cpio.zst "$RUN"/nvdimm*.img
