@@ -1,31 +1,21 @@
-//! `pmctl`: pmvm management tool (host NVDIMM discovery, guest sizing, label tools).
+//! `pmctl`: pmvm management tool (host NVDIMM discovery, guest sizing, label
+//! tools, VM definitions with NVDIMM assignments, REST API and web UI).
 //!
 //! Exit codes, for scripts: 0 success; 1 the command ran but found problems
 //! (e.g. `label check`); 2 usage error or I/O error. Each command group lives
-//! in its own module with a clap `Subcommand` enum and a `run` function.
+//! in its own library module with a clap `Subcommand` enum and a `run` function.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-
-mod host;
-mod label;
-mod probe;
-mod size;
-
-/// Command succeeded.
-pub const EXIT_OK: u8 = 0;
-/// Command ran and found problems (`check`).
-pub const EXIT_PROBLEMS: u8 = 1;
-/// Usage or I/O error (also clap's own exit code for bad arguments).
-pub const EXIT_ERROR: u8 = 2;
+use pmctl::{EXIT_ERROR, host, label, probe, serve, size, vm};
 
 /// pmvm management tool.
 #[derive(Debug, Parser)]
 #[command(
     name = "pmctl",
     version,
-    about = "pmvm management: NVDIMM backends, guest sizing, namespace labels",
+    about = "pmvm management: NVDIMM backends, guest sizing, namespace labels, VMs",
     after_help = "Exit status: 0 ok, 1 problems found (check commands), 2 usage or I/O error."
 )]
 struct Cli {
@@ -45,6 +35,10 @@ enum Command {
     Size(size::SizeArgs),
     /// Whether a backend gives crash persistence (exit 0 yes, 1 no).
     Probe(probe::ProbeArgs),
+    /// VM definitions with host NVDIMM assignments: create, attach, start, stop.
+    Vm(vm::cli::VmArgs),
+    /// Serve the JSON REST API and the web UI (loopback only unless --allow-remote).
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +48,8 @@ fn main() -> ExitCode {
         Command::Host(cmd) => Ok(host::main(cmd)),
         Command::Size(a) => Ok(size::main(a)),
         Command::Probe(a) => Ok(probe::main(a)),
+        Command::Vm(a) => Ok(vm::cli::main(a)),
+        Command::Serve(a) => Ok(serve::main(a)),
     };
     match result {
         Ok(code) => ExitCode::from(code),

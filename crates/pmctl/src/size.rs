@@ -91,19 +91,25 @@ pub enum SizeError {
     Json(#[from] serde_json::Error),
 }
 
-/// What is being sized.
-#[derive(Debug, Serialize)]
-struct Device {
-    path: PathBuf,
+/// What is being sized: a host device or file as `pmctl size` and `pmctl vm attach` see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Device {
+    /// Canonical path (symlinks resolved when possible).
+    pub path: PathBuf,
     /// `device-dax`, `block`, `file`.
-    kind: &'static str,
-    namespace: Option<String>,
-    mode: Option<&'static str>,
-    size: u64,
-    /// The alignment used and where it came from (`device`, `namespace`, `default`, `option`).
-    align: Option<u64>,
-    align_source: &'static str,
-    persistence_domain: Option<String>,
+    pub kind: &'static str,
+    /// The host namespace (`namespace0.0`) behind it, if known.
+    pub namespace: Option<String>,
+    /// That namespace's mode (ndctl name).
+    pub mode: Option<&'static str>,
+    /// Usable size in bytes.
+    pub size: u64,
+    /// The alignment used (None: the 128 MiB default of the sizing formula).
+    pub align: Option<u64>,
+    /// Where the alignment came from (`device`, `namespace`, `default`, `option`).
+    pub align_source: &'static str,
+    /// The region's persistence domain, if known.
+    pub persistence_domain: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -162,16 +168,17 @@ fn namespace_device(ns: &sysfs::Namespace, size: Option<u64>) -> Result<Device, 
     })
 }
 
-fn resolve(a: &SizeArgs) -> Result<Device, SizeError> {
-    let root = &a.sysfs_root;
-    if sysfs::dev_numbers(&a.target, "namespace").is_some() && !Path::new(&a.target).exists() {
+/// Resolve a `pmctl size` target (path or namespace name) to the device and
+/// its size/alignment, reading sysfs under `root`.
+pub fn resolve(root: &Path, target: &str) -> Result<Device, SizeError> {
+    if sysfs::dev_numbers(target, "namespace").is_some() && !Path::new(target).exists() {
         let host = sysfs::discover(root)
-            .map_err(|_| SizeError::NoNamespace(a.target.clone(), root.clone()))?;
-        let ns = lookup::namespace_by_name(&host, &a.target)
-            .ok_or_else(|| SizeError::NoNamespace(a.target.clone(), root.clone()))?;
+            .map_err(|_| SizeError::NoNamespace(target.to_owned(), root.to_owned()))?;
+        let ns = lookup::namespace_by_name(&host, target)
+            .ok_or_else(|| SizeError::NoNamespace(target.to_owned(), root.to_owned()))?;
         return namespace_device(ns, None);
     }
-    let given = PathBuf::from(&a.target);
+    let given = PathBuf::from(target);
     let t = lookup::classify(root, &given)?;
     let path = std::fs::canonicalize(&given).unwrap_or(given);
     let ns = host::namespace_for(root, &t);
@@ -242,7 +249,7 @@ fn resolve(a: &SizeArgs) -> Result<Device, SizeError> {
 }
 
 fn run(a: &SizeArgs) -> Result<u8, SizeError> {
-    let mut dev = resolve(a)?;
+    let mut dev = resolve(&a.sysfs_root, &a.target)?;
     if let Some(x) = a.align {
         dev.align = Some(x);
         dev.align_source = "option";

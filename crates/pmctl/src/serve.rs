@@ -1,0 +1,151 @@
+//! `pmctl serve`: the REST API and web UI over HTTP/1.1 (tiny_http, a small
+//! synchronous server: no async runtime to build on two cores). Routing is
+//! [`crate::api::handle`]; this file only moves bytes. There is no
+//! authentication, so only loopback addresses are accepted unless
+//! `--allow-remote` is given.
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::api::{ApiRequest, ApiResponse, MAX_BODY, handle};
+use crate::vm::Manager;
+use crate::vm::cli::CommonArgs;
+use crate::{EXIT_ERROR, EXIT_OK};
+
+/// Requests handled at once; more get 503.
+const MAX_IN_FLIGHT: usize = 16;
+
+/// Arguments of `pmctl serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the URL is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Allow a non-loopback address (the API has no authentication).
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// Seconds `stop` waits for the guest to power off before `quit`.
+    #[arg(long, default_value_t = 30)]
+    pub stop_timeout: u64,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+/// Failures before serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Bad --listen.
+    #[error("--listen {0}: give IP:PORT, e.g. 127.0.0.1:8080")]
+    BadAddr(String),
+    /// Non-loopback without --allow-remote.
+    #[error(
+        "--listen {0}: not a loopback address; the API has no authentication, so anyone who can \
+         reach it can start VMs and attach host devices. Use 127.0.0.1 (and an SSH tunnel), or \
+         add --allow-remote if the network is trusted"
+    )]
+    Remote(String),
+    /// Bind failure.
+    #[error("cannot listen on {0}: {1}")]
+    Bind(String, String),
+}
+
+/// Parse and check the listen address.
+pub fn listen_addr(s: &str, allow_remote: bool) -> Result<SocketAddr, ServeError> {
+    let a: SocketAddr = s.parse().map_err(|_| ServeError::BadAddr(s.into()))?;
+    if !a.ip().is_loopback() && !allow_remote {
+        return Err(ServeError::Remote(s.into()));
+    }
+    Ok(a)
+}
+
+/// Run `pmctl serve` until killed; returns the exit status on start-up failure.
+pub fn main(a: ServeArgs) -> u8 {
+    match run(&a) {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            eprintln!("pmctl: {e}");
+            EXIT_ERROR
+        }
+    }
+}
+
+fn read_body(req: &mut tiny_http::Request) -> Result<Vec<u8>, ApiResponse> {
+    let too_big = || ApiResponse::error(413, &format!("request body larger than {MAX_BODY} bytes"));
+    if req.body_length().is_some_and(|n| n > MAX_BODY) {
+        return Err(too_big());
+    }
+    let mut body = Vec::new();
+    req.as_reader()
+        .take(MAX_BODY as u64 + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| ApiResponse::error(400, &format!("cannot read request body: {e}")))?;
+    if body.len() > MAX_BODY {
+        return Err(too_big());
+    }
+    Ok(body)
+}
+
+fn respond(req: tiny_http::Request, r: ApiResponse) {
+    let mut resp = tiny_http::Response::from_data(r.body).with_status_code(r.status);
+    if let Ok(h) = tiny_http::Header::from_bytes(&b"Content-Type"[..], r.content_type.as_bytes()) {
+        resp.add_header(h);
+    }
+    if let Ok(h) = tiny_http::Header::from_bytes(&b"Cache-Control"[..], &b"no-store"[..]) {
+        resp.add_header(h);
+    }
+    // A client that went away is not our problem.
+    let _ = req.respond(resp);
+}
+
+fn serve_one(m: &Manager, mut req: tiny_http::Request) {
+    let r = match read_body(&mut req) {
+        Ok(body) => {
+            let method = req.method().to_string();
+            let url = req.url().to_owned();
+            handle(
+                m,
+                &ApiRequest {
+                    method: &method,
+                    url: &url,
+                    body: &body,
+                },
+            )
+        }
+        Err(r) => r,
+    };
+    respond(req, r);
+}
+
+fn run(a: &ServeArgs) -> Result<(), ServeError> {
+    let addr = listen_addr(&a.listen, a.allow_remote)?;
+    let mut m = a.common.manager();
+    m.stop_timeout = Duration::from_secs(a.stop_timeout);
+    let server = tiny_http::Server::http(addr)
+        .map_err(|e| ServeError::Bind(a.listen.clone(), e.to_string()))?;
+    let bound = server
+        .server_addr()
+        .to_ip()
+        .map_or_else(|| a.listen.clone(), |s| s.to_string());
+    println!("pmctl: serving http://{bound}/ (state {})", m.store.dir().display());
+    let _ = std::io::stdout().flush();
+    let m = Arc::new(m);
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    for req in server.incoming_requests() {
+        if in_flight.fetch_add(1, Ordering::SeqCst) >= MAX_IN_FLIGHT {
+            in_flight.fetch_sub(1, Ordering::SeqCst);
+            respond(req, ApiResponse::error(503, "too many requests at once; retry"));
+            continue;
+        }
+        let (m, n) = (Arc::clone(&m), Arc::clone(&in_flight));
+        std::thread::spawn(move || {
+            serve_one(&m, req);
+            n.fetch_sub(1, Ordering::SeqCst);
+        });
+    }
+    Ok(())
+}
