@@ -1,0 +1,264 @@
+//! `pmctl serve` end to end over real HTTP: a temp state dir, a fake pmvm that
+//! records its argv, and a plain std TcpStream client (no HTTP crate on the
+//! client side, so the server's framing is really exercised).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{Value, json};
+
+struct Server {
+    child: Child,
+    addr: String,
+    dir: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn start_server(tag: &str) -> Server {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("pmctl-api-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("state")).unwrap();
+    std::fs::write(dir.join("kernel"), b"kernel").unwrap();
+    let fake = dir.join("fake-pmvm");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done > {}\n",
+            dir.join("argv").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pmctl"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
+        .arg(dir.join("state"))
+        .arg("--pmvm")
+        .arg(&fake)
+        .args(["--sysfs-root", &fixture("l1-four-modes")])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    // "pmctl: serving http://127.0.0.1:PORT/ (state ...)"
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    Server { child, addr, dir }
+}
+
+/// One request on a fresh connection; returns (status, headers, body).
+fn raw(addr: &str, req: &[u8]) -> (u16, String, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(req).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(&out)));
+    let head = String::from_utf8_lossy(&out[..split]).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    (status, head, out[split + 4..].to_vec())
+}
+
+fn http(addr: &str, method: &str, path: &str, body: Option<&[u8]>) -> (u16, Value) {
+    let body = body.unwrap_or_default();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    )
+    .into_bytes();
+    if !body.is_empty() {
+        req.extend_from_slice(b"Content-Type: application/json\r\n");
+    }
+    req.extend_from_slice(b"\r\n");
+    req.extend_from_slice(body);
+    let (status, head, body) = raw(addr, &req);
+    assert!(
+        head.to_ascii_lowercase().contains("content-type: application/json"),
+        "{head}"
+    );
+    let v: Value = serde_json::from_slice(&body)
+        .unwrap_or_else(|e| panic!("{e}: {:?}", String::from_utf8_lossy(&body)));
+    (status, v)
+}
+
+fn post(addr: &str, path: &str, v: Value) -> (u16, Value) {
+    http(addr, "POST", path, Some(v.to_string().as_bytes()))
+}
+
+fn sized_file(dir: &Path, name: &str, len: u64) -> String {
+    let p = dir.join(name);
+    std::fs::File::create(&p).unwrap().set_len(len).unwrap();
+    p.to_str().unwrap().to_owned()
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[test]
+fn index_page_references_the_api() {
+    let s = start_server("index");
+    let (status, head, body) = raw(&s.addr, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_eq!(status, 200);
+    assert!(head.to_ascii_lowercase().contains("text/html"), "{head}");
+    let html = String::from_utf8(body).unwrap();
+    for p in ["/api/host/nvdimms", "/api/vms", "/nvdimms", "/start", "/stop", "dry_run"] {
+        assert!(html.contains(p), "page lacks {p}");
+    }
+    assert!(!html.contains("http://") && !html.contains("https://"), "external assets");
+}
+
+#[test]
+fn vm_lifecycle_and_errors() {
+    let s = start_server("life");
+    let a = &s.addr;
+    let kernel = s.dir.join("kernel").to_str().unwrap().to_owned();
+    let dev = sized_file(&s.dir, "backing", 1 << 30);
+
+    let (st, v) = post(a, "/api/vms", json!({"name": "web", "memory": "512M", "kernel": kernel}));
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["memory"], 512u64 << 20);
+    let (st, v) = post(a, "/api/vms", json!({"name": "web", "kernel": kernel}));
+    assert_eq!(st, 409, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("already exists"));
+    post(a, "/api/vms", json!({"name": "other", "kernel": kernel}));
+
+    // Errors: unknown VM, bad name, malformed JSON, unknown field, oversized body, method.
+    let (st, v) = http(a, "GET", "/api/vms/nosuch", None);
+    assert_eq!(st, 404, "{v}");
+    let (st, _) = http(a, "GET", "/api/vms/..%2Fetc", None);
+    assert_eq!(st, 400);
+    let (st, v) = http(a, "POST", "/api/vms", Some(b"{\"name\": \"x\", "));
+    assert_eq!(st, 400);
+    assert!(v["error"].as_str().unwrap().contains("invalid JSON"), "{v}");
+    let (st, _) = post(a, "/api/vms", json!({"name": "x", "kernel": kernel, "evil": 1}));
+    assert_eq!(st, 400);
+    let big = vec![b' '; 70 * 1024];
+    let (st, v) = http(a, "POST", "/api/vms", Some(&big));
+    assert_eq!(st, 413, "{v}");
+    let (st, _) = http(a, "PUT", "/api/vms", None);
+    assert_eq!(st, 405);
+    let (st, _) = http(a, "GET", "/api/nothing", None);
+    assert_eq!(st, 404);
+
+    // Size preview, dry run, attach.
+    let (st, size) = http(a, "GET", &format!("/api/size?path={}", enc(&dev)), None);
+    assert_eq!(st, 200, "{size}");
+    let guest = size["sizing"]["guest_size"].as_u64().unwrap();
+    assert_eq!(guest, 7 * (128 << 20));
+    let (st, dry) = post(a, "/api/vms/web/nvdimms", json!({"path": dev, "dry_run": true}));
+    assert_eq!(st, 200, "{dry}");
+    assert_eq!(dry["saved"], false);
+    let (st, att) = post(a, "/api/vms/web/nvdimms", json!({"path": dev}));
+    assert_eq!(st, 201, "{att}");
+    assert_eq!(att["assignment"]["guest_size"].as_u64(), Some(guest));
+    assert_eq!(att["assignment"]["label_size"].as_u64(), Some(128 << 10));
+    assert!(att["device"]["warnings"].to_string().contains("persistence not guaranteed"));
+    let (st, v) = post(a, "/api/vms/other/nvdimms", json!({"path": dev}));
+    assert_eq!(st, 409, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("already assigned to VM 'web'"));
+    let (st, v) = post(a, "/api/vms/web/nvdimms", json!({"path": 42}));
+    assert_eq!(st, 400, "{v}");
+
+    // Show has the address; args parse back to the same plan (checked in unit tests).
+    let (st, show) = http(a, "GET", "/api/vms/web", None);
+    assert_eq!(st, 200);
+    assert_eq!(show["nvdimms"][0]["gpa"], att["gpa"]);
+    assert!(show["nvdimms"][0]["gpa"].as_u64().is_some());
+    let (st, args) = http(a, "GET", "/api/vms/web/args", None);
+    assert_eq!(st, 200);
+    let args: Vec<String> = serde_json::from_value(args).unwrap();
+    assert!(args.iter().any(|x| x.contains(&format!("mem-path={dev}"))), "{args:?}");
+
+    // The CLI on the same state directory prints the same command line.
+    let cli = Command::new(env!("CARGO_BIN_EXE_pmctl"))
+        .args(["vm", "args", "web", "--state-dir"])
+        .arg(s.dir.join("state"))
+        .output()
+        .unwrap();
+    assert!(cli.status.success());
+    let cli_args: Vec<String> = String::from_utf8(cli.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(cli_args, args);
+
+    // Start runs the fake pmvm with exactly these arguments.
+    let (st, v) = http(a, "POST", "/api/vms/web/start", None);
+    assert_eq!(st, 200, "{v}");
+    let recorded = std::fs::read_to_string(s.dir.join("argv")).unwrap();
+    assert_eq!(recorded.lines().collect::<Vec<_>>(), args);
+    let (st, v) = http(a, "POST", "/api/vms/web/stop", None);
+    assert_eq!(st, 409, "{v}");
+    let (st, v) = http(a, "GET", "/api/vms/web/status", None);
+    assert_eq!((st, &v["running"]), (200, &json!(false)));
+
+    // Detach, list, delete.
+    let (st, v) = http(a, "DELETE", &format!("/api/vms/web/nvdimms?path={}", enc(&dev)), None);
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = http(a, "DELETE", &format!("/api/vms/web/nvdimms?path={}", enc(&dev)), None);
+    assert_eq!(st, 404, "{v}");
+    let (st, list) = http(a, "GET", "/api/vms", None);
+    assert_eq!(st, 200);
+    assert_eq!(list.as_array().map(Vec::len), Some(2));
+    let (st, _) = http(a, "DELETE", "/api/vms/web", None);
+    assert_eq!(st, 200);
+    let (st, _) = http(a, "GET", "/api/vms/web", None);
+    assert_eq!(st, 404);
+}
+
+#[test]
+fn host_nvdimms_lists_fixture_namespaces() {
+    let s = start_server("host");
+    let (st, v) = http(&s.addr, "GET", "/api/host/nvdimms", None);
+    assert_eq!(st, 200, "{v}");
+    let ns = v["namespaces"].as_array().unwrap();
+    assert!(!ns.is_empty());
+    for n in ns {
+        assert!(n.get("assigned_to").is_some() && n.get("mode").is_some(), "{n}");
+    }
+    assert!(v["regions"].as_array().is_some_and(|r| !r.is_empty()));
+}
+
+#[test]
+fn serve_refuses_remote_without_flag() {
+    let o = Command::new(env!("CARGO_BIN_EXE_pmctl"))
+        .args(["serve", "--listen", "0.0.0.0:0", "--state-dir", "/nonexistent"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("--allow-remote") && e.contains("no authentication"), "{e}");
+}
