@@ -153,6 +153,27 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// Connect to a VM's QMP socket; a just-started pmvm may not have created it
+/// yet, so a missing or refusing socket is retried for about two seconds.
+fn connect_retry(sock: &Path) -> Result<QmpClient, crate::qmpc::QmpError> {
+    let mut tries = 0;
+    loop {
+        match QmpClient::connect(sock, Duration::from_secs(5)) {
+            Err(crate::qmpc::QmpError::Io(e))
+                if tries < 10
+                    && matches!(
+                        e.kind(),
+                        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                    ) =>
+            {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            r => return r,
+        }
+    }
+}
+
 impl Manager {
     /// A manager over `state_dir` with the real /sys and /proc.
     pub fn new(state_dir: impl Into<PathBuf>) -> Manager {
@@ -469,7 +490,7 @@ impl Manager {
                 method,
             })
         };
-        let qmp = || QmpClient::connect(&self.store.qmp_socket(name), Duration::from_secs(5));
+        let qmp = || connect_retry(&self.store.qmp_socket(name));
         let qmp_err = |e: crate::qmpc::QmpError| VmError::Qmp {
             name: name.to_owned(),
             reason: e.to_string(),
@@ -509,7 +530,7 @@ impl Manager {
         let pid = self.pid(name);
         let (mut qmp_status, mut qmp_error) = (None, None);
         if pid.is_some() {
-            match QmpClient::connect(&self.store.qmp_socket(name), Duration::from_secs(5))
+            match connect_retry(&self.store.qmp_socket(name))
                 .and_then(|mut c| c.execute("query-status", None))
             {
                 Ok(v) => qmp_status = v.get("status").and_then(|s| s.as_str()).map(str::to_owned),
