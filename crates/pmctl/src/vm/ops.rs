@@ -456,9 +456,19 @@ impl Manager {
                 )
             })
             .collect();
+        // The daemon writes its pidfile after the foreground process exits.
+        let pidfile = self.store.pidfile(name);
+        let mut pid = process::read_pid(&pidfile);
+        for _ in 0..20 {
+            if pid.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            pid = process::read_pid(&pidfile);
+        }
         Ok(StartReport {
             name: name.to_owned(),
-            pid: process::read_pid(&self.store.pidfile(name)),
+            pid,
             pmvm,
             args,
             console: self.store.console(name),
