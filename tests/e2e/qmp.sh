@@ -83,7 +83,8 @@ run_vm() {
 	if [[ $vmm == pmvm ]]; then
 		[[ $rc -eq 0 ]] && pass "pmvm exited with status 0 after the guest powered off" ||
 			{ fail "pmvm exit status $rc"; tail -n 8 "$d/stderr" | sed 's/^/  /'; }
-		check "pmvm: guest finished its script (L2-RC=0)" grep -q 'L2-RC=0' "$console"
+		check "pmvm: guest finished its script (L2-RC=0)" grep -q 'L2-RC=0' "$console" ||
+			{ echo "  pmvm stderr (tail):"; grep -v '^pmvm: nvdimm' "$d/stderr" | tail -n 8 | sed 's/^/  /'; }
 	else
 		echo "INFO: qemu exit status $rc"
 	fi

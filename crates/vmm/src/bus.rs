@@ -59,9 +59,10 @@ impl PioBus {
     /// Dispatches an OUT. Unclaimed ports ignore writes.
     pub fn write(&self, port: u16, data: &[u8]) {
         if let Some((r, off)) = self.find(port)
-            && let Ok(mut d) = r.dev.lock() {
-                d.write(off, data);
-            }
+            && let Ok(mut d) = r.dev.lock()
+        {
+            d.write(off, data);
+        }
     }
 }
 

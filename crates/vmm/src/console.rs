@@ -94,9 +94,10 @@ pub fn start_stdin_reader() {
                     match b {
                         b'x' => {
                             if let Ok(t) = target().lock()
-                                && let Some((_, sink)) = t.as_ref() {
-                                    sink.send(VmEvent::Quit);
-                                }
+                                && let Some((_, sink)) = t.as_ref()
+                            {
+                                sink.send(VmEvent::Quit);
+                            }
                             return;
                         }
                         0x01 => pending.push(0x01),
@@ -120,7 +121,10 @@ fn feed(mut bytes: &[u8]) {
             Err(_) => return,
         };
         let Some(serial) = serial else { return };
-        let n = serial.lock().map(|mut s| s.enqueue(bytes)).unwrap_or(bytes.len());
+        let n = serial
+            .lock()
+            .map(|mut s| s.enqueue(bytes))
+            .unwrap_or(bytes.len());
         bytes = &bytes[n..];
         if !bytes.is_empty() {
             std::thread::sleep(Duration::from_millis(5)); // the guest drains its FIFO

@@ -10,7 +10,9 @@ pub enum Error {
     #[error("KVM: {0}")]
     Kvm(#[source] kvm_ioctls::Error),
     /// /dev/kvm is missing or unusable.
-    #[error("cannot use /dev/kvm: {0}; is the kvm module loaded and do you have access to /dev/kvm?")]
+    #[error(
+        "cannot use /dev/kvm: {0}; is the kvm module loaded and do you have access to /dev/kvm?"
+    )]
     KvmOpen(#[source] kvm_ioctls::Error),
     /// Guest memory could not be created.
     #[error("guest memory: {0}")]
@@ -36,6 +38,9 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl Error {
     /// Wraps an I/O error with what pmvm was doing.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io { context: context.into(), source }
+        Error::Io {
+            context: context.into(),
+            source,
+        }
     }
 }

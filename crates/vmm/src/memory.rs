@@ -57,17 +57,37 @@ pub fn register_memory(vm: &VmFd, mem: &GuestMemoryMmap) -> Result<u32> {
 /// The E820 map: low RAM, the reserved BIOS area, RAM from 1 MiB, the mailbox, high RAM.
 pub fn e820_map(split: RamSplit, mailbox_size: u64) -> Vec<E820Entry> {
     let mut map = vec![
-        E820Entry { addr: 0, size: EBDA_START, kind: E820_RAM },
-        E820Entry { addr: EBDA_START, size: HIMEM_START - EBDA_START, kind: E820_RESERVED },
+        E820Entry {
+            addr: 0,
+            size: EBDA_START,
+            kind: E820_RAM,
+        },
+        E820Entry {
+            addr: EBDA_START,
+            size: HIMEM_START - EBDA_START,
+            kind: E820_RESERVED,
+        },
     ];
     if split.below_4g > HIMEM_START {
-        map.push(E820Entry { addr: HIMEM_START, size: split.below_4g - HIMEM_START, kind: E820_RAM });
+        map.push(E820Entry {
+            addr: HIMEM_START,
+            size: split.below_4g - HIMEM_START,
+            kind: E820_RAM,
+        });
     }
     if mailbox_size > 0 {
-        map.push(E820Entry { addr: NVDIMM_MAILBOX_ADDR, size: mailbox_size, kind: E820_RESERVED });
+        map.push(E820Entry {
+            addr: NVDIMM_MAILBOX_ADDR,
+            size: mailbox_size,
+            kind: E820_RESERVED,
+        });
     }
     if split.above_4g > 0 {
-        map.push(E820Entry { addr: FOUR_GIB, size: split.above_4g, kind: E820_RAM });
+        map.push(E820Entry {
+            addr: FOUR_GIB,
+            size: split.above_4g,
+            kind: E820_RAM,
+        });
     }
     map
 }
@@ -78,17 +98,50 @@ mod tests {
 
     #[test]
     fn e820_for_small_and_large_guests() {
-        let small = e820_map(RamSplit { below_4g: 512 << 20, above_4g: 0 }, 0x21000);
+        let small = e820_map(
+            RamSplit {
+                below_4g: 512 << 20,
+                above_4g: 0,
+            },
+            0x21000,
+        );
         assert_eq!(small.len(), 4);
-        assert_eq!(small[2], E820Entry { addr: 0x10_0000, size: (512 << 20) - 0x10_0000, kind: E820_RAM });
+        assert_eq!(
+            small[2],
+            E820Entry {
+                addr: 0x10_0000,
+                size: (512 << 20) - 0x10_0000,
+                kind: E820_RAM
+            }
+        );
         assert_eq!(small[3].kind, E820_RESERVED);
-        let big = e820_map(RamSplit { below_4g: 3 << 30, above_4g: 5 << 30 }, 0);
-        assert_eq!(big.last(), Some(&E820Entry { addr: 1 << 32, size: 5 << 30, kind: E820_RAM }));
+        let big = e820_map(
+            RamSplit {
+                below_4g: 3 << 30,
+                above_4g: 5 << 30,
+            },
+            0,
+        );
+        assert_eq!(
+            big.last(),
+            Some(&E820Entry {
+                addr: 1 << 32,
+                size: 5 << 30,
+                kind: E820_RAM
+            })
+        );
     }
 
     #[test]
     fn lazy_64g_guest_memory() {
-        let mem = create_guest_memory(RamSplit { below_4g: 3 << 30, above_4g: 61 << 30 }, 0x21000).unwrap();
+        let mem = create_guest_memory(
+            RamSplit {
+                below_4g: 3 << 30,
+                above_4g: 61 << 30,
+            },
+            0x21000,
+        )
+        .unwrap();
         assert_eq!(mem.iter().count(), 3);
     }
 }

@@ -5,7 +5,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use qmp::{Command, Event, MemoryDeviceInfo, PcdimmDeviceInfo, QmpError, QmpHandler, QmpServer, ShutdownCause};
+use qmp::{
+    Command, Event, MemoryDeviceInfo, PcdimmDeviceInfo, QmpError, QmpHandler, QmpServer,
+    ShutdownCause,
+};
 use serde_json::{Value, json};
 use vm_config::{BackendConfig, DeviceConfig, Props, VmConfig};
 
@@ -93,7 +96,8 @@ impl Monitor {
         for (specs, hmp) in [(&cfg.qmp, false), (&cfg.monitor, true)] {
             for spec in specs {
                 let opt = if hmp { "-monitor" } else { "-qmp" };
-                let parsed = qmp::parse_chardev_spec(&spec.0).map_err(|e| Error::Config(format!("{opt} {}: {e}", spec.0)))?;
+                let parsed = qmp::parse_chardev_spec(&spec.0)
+                    .map_err(|e| Error::Config(format!("{opt} {}: {e}", spec.0)))?;
                 if parsed.endpoint == qmp::Endpoint::Stdio {
                     on_stdio = true;
                     let s = server.clone();
@@ -123,7 +127,12 @@ impl Monitor {
 
     /// Sends an event to every negotiated QMP client.
     pub fn emit(&self, ev: Event) {
-        if let Some(s) = self.server.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        if let Some(s) = self
+            .server
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
             s.emit(ev);
         }
     }
@@ -184,10 +193,15 @@ impl Monitor {
         let Some(dm) = &st.dm else { return Vec::new() };
         let mut out = Vec::new();
         for placed in dm.iter() {
-            let dev = st.cfg.devices.iter().enumerate().find(|(i, d)| match d.id() {
-                Some(id) => id == placed.id,
-                None => format!("#dev{i}") == placed.id,
-            });
+            let dev = st
+                .cfg
+                .devices
+                .iter()
+                .enumerate()
+                .find(|(i, d)| match d.id() {
+                    Some(id) => id == placed.id,
+                    None => format!("#dev{i}") == placed.id,
+                });
             let Some((_, dev)) = dev else { continue };
             let info = PcdimmDeviceInfo {
                 id: dev.id().map(str::to_string),
@@ -211,13 +225,18 @@ impl Monitor {
     }
 
     fn object_add(st: &mut State, add: qmp::ObjectAdd) -> std::result::Result<Value, QmpError> {
-        let mut props: Props = Props(vec![("qom-type".into(), add.qom_type.clone()), ("id".into(), add.id.clone())]);
+        let mut props: Props = Props(vec![
+            ("qom-type".into(), add.qom_type.clone()),
+            ("id".into(), add.id.clone()),
+        ]);
         props.0.extend(add.props);
-        let backend = BackendConfig::from_props(&add.qom_type, &props).map_err(|e| generic(e.to_string()))?;
+        let backend =
+            BackendConfig::from_props(&add.qom_type, &props).map_err(|e| generic(e.to_string()))?;
         if st.cfg.backend(&backend.id).is_some() {
             return Err(generic(format!("Duplicate ID '{}' for object", backend.id)));
         }
-        let opened = Backend::open(&backend, st.cfg.require_persistence).map_err(|e| generic(e.to_string()))?;
+        let opened = Backend::open(&backend, st.cfg.require_persistence)
+            .map_err(|e| generic(e.to_string()))?;
         st.pending.insert(backend.id.clone(), Arc::new(opened));
         st.cfg.objects.push(backend);
         Ok(json!({}))
@@ -228,7 +247,9 @@ impl Monitor {
             return Err(generic(format!("object '{id}' not found")));
         }
         if st.cfg.devices.iter().any(|d| d.memdev() == id) {
-            return Err(generic(format!("object '{id}' is in use, can not be deleted")));
+            return Err(generic(format!(
+                "object '{id}' is in use, can not be deleted"
+            )));
         }
         st.cfg.objects.retain(|o| o.id != id);
         st.pending.remove(id);
@@ -241,18 +262,23 @@ impl Monitor {
             props.0.push(("id".into(), id.clone()));
         }
         props.0.extend(add.props);
-        let dev = DeviceConfig::from_props(&add.driver, &props).map_err(|e| generic(e.to_string()))?;
+        let dev =
+            DeviceConfig::from_props(&add.driver, &props).map_err(|e| generic(e.to_string()))?;
         let is_nvdimm = matches!(dev, DeviceConfig::Nvdimm(_));
         if is_nvdimm && !st.cfg.machine.nvdimm {
             return Err(generic("nvdimm is not enabled: missing 'nvdimm' in '-M'"));
         }
         if let Some(id) = dev.id()
-            && st.cfg.devices.iter().any(|d| d.id() == Some(id)) {
-                return Err(generic(format!("Duplicate device ID '{id}'")));
-            }
+            && st.cfg.devices.iter().any(|d| d.id() == Some(id))
+        {
+            return Err(generic(format!("Duplicate device ID '{id}'")));
+        }
         let memdev = dev.memdev().to_string();
         let Some(backend_cfg) = st.cfg.backend(&memdev).cloned() else {
-            return Err(generic(format!("Property '{}.memdev' can't find value '{memdev}'", add.driver)));
+            return Err(generic(format!(
+                "Property '{}.memdev' can't find value '{memdev}'",
+                add.driver
+            )));
         };
         if st.cfg.devices.iter().any(|d| d.memdev() == memdev) {
             return Err(generic(format!("can't use already busy memdev: {memdev}")));
@@ -264,10 +290,15 @@ impl Monitor {
         let (Some(dm), Some(vm)) = (st.dm.as_mut(), st.vm.as_mut()) else {
             return Err(generic("the VM is not running"));
         };
-        let plan = vm_config::plan_device(dm, &dev, &backend_cfg, index).map_err(|e| generic(e.to_string()))?;
+        let plan = vm_config::plan_device(dm, &dev, &backend_cfg, index)
+            .map_err(|e| generic(e.to_string()))?;
         let id = plan.id.clone();
         let dimm = Nvdimm { plan, backend };
-        let checked = if is_nvdimm { label_safety::check(&dimm, st.cfg.force_label_area) } else { Ok(()) };
+        let checked = if is_nvdimm {
+            label_safety::check(&dimm, st.cfg.force_label_area)
+        } else {
+            Ok(())
+        };
         let mapped = checked.and_then(|()| dimm.map_into_guest(&vm.vm_fd, st.next_slot));
         if let Err(e) = mapped {
             let _ = dm.forget(&id);
@@ -282,7 +313,10 @@ impl Monitor {
             GED_NVDIMM_HOTPLUG
         } else {
             let p = &dimm.plan;
-            vm.memhp.lock().unwrap_or_else(|p| p.into_inner()).plug(p.slot, p.gpa, p.size, p.node, true);
+            vm.memhp
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .plug(p.slot, p.gpa, p.size, p.node, true);
             vm.hot_ram.push(dimm);
             GED_MEMORY_HOTPLUG
         };
@@ -304,10 +338,20 @@ impl Monitor {
                     (Some(_), true) => (false, qmp::RunState::Paused),
                     (Some(_), false) => (true, qmp::RunState::Running),
                 };
-                Ok(serde_json::to_value(qmp::StatusInfo { running, singlestep: None, status }).unwrap_or(Value::Null))
+                Ok(serde_json::to_value(qmp::StatusInfo {
+                    running,
+                    singlestep: None,
+                    status,
+                })
+                .unwrap_or(Value::Null))
             }
-            Command::QueryName => Ok(serde_json::to_value(qmp::NameInfo { name: st.cfg.name.clone() }).unwrap_or(Value::Null)),
-            Command::QueryMemoryDevices => Ok(serde_json::to_value(Self::memory_devices(st)).unwrap_or(Value::Null)),
+            Command::QueryName => Ok(serde_json::to_value(qmp::NameInfo {
+                name: st.cfg.name.clone(),
+            })
+            .unwrap_or(Value::Null)),
+            Command::QueryMemoryDevices => {
+                Ok(serde_json::to_value(Self::memory_devices(st)).unwrap_or(Value::Null))
+            }
             Command::QueryMemorySizeSummary => {
                 let plugged: u64 = Self::memory_devices(st)
                     .iter()
@@ -336,30 +380,49 @@ impl Monitor {
             Command::DeviceDel { id } => {
                 let found = st.cfg.devices.iter().find(|d| d.id() == Some(id.as_str()));
                 match found {
-                    Some(DeviceConfig::Nvdimm(_)) => Err(generic("nvdimm device hot unplug is not supported yet.")),
-                    Some(DeviceConfig::PcDimm(_)) => Err(generic("pc-dimm hot unplug is not supported by pmvm yet")),
+                    Some(DeviceConfig::Nvdimm(_)) => {
+                        Err(generic("nvdimm device hot unplug is not supported yet."))
+                    }
+                    Some(DeviceConfig::PcDimm(_)) => {
+                        Err(generic("pc-dimm hot unplug is not supported by pmvm yet"))
+                    }
                     None => Err(QmpError::device_not_found(&id)),
                 }
             }
             Command::Stop | Command::Cont => {
                 let stop = matches!(cmd, Command::Stop);
-                let Some(vm) = &st.vm else { return Err(generic("the VM is not running")) };
+                let Some(vm) = &st.vm else {
+                    return Err(generic("the VM is not running"));
+                };
                 let (control, n) = (vm.control.clone(), vm.vcpus);
                 if stop != st.paused {
-                    control.set(if stop { RunState::Paused } else { RunState::Running }, n);
+                    control.set(
+                        if stop {
+                            RunState::Paused
+                        } else {
+                            RunState::Running
+                        },
+                        n,
+                    );
                     st.paused = stop;
                     self.emit(if stop { Event::stop() } else { Event::resume() });
                 }
                 Ok(json!({}))
             }
             Command::SystemPowerdown => {
-                let Some(vm) = &st.vm else { return Err(generic("the VM is not running")) };
-                vm.ged.notify(GED_POWER_BUTTON).map_err(|e| generic(format!("power button: {e}")))?;
+                let Some(vm) = &st.vm else {
+                    return Err(generic("the VM is not running"));
+                };
+                vm.ged
+                    .notify(GED_POWER_BUTTON)
+                    .map_err(|e| generic(format!("power button: {e}")))?;
                 self.emit(Event::powerdown());
                 Ok(json!({}))
             }
             Command::SystemReset => {
-                let Some(vm) = &st.vm else { return Err(generic("the VM is not running")) };
+                let Some(vm) = &st.vm else {
+                    return Err(generic("the VM is not running"));
+                };
                 vm.sink.send(VmEvent::Reset);
                 Ok(json!({}))
             }
@@ -372,7 +435,9 @@ impl Monitor {
                 }
                 Ok(json!({}))
             }
-            other => Err(QmpError::command_not_found(format!("The command {other:?} has not been found"))),
+            other => Err(QmpError::command_not_found(format!(
+                "The command {other:?} has not been found"
+            ))),
         }
     }
 }

@@ -40,7 +40,11 @@ pub struct VcpuControl {
 impl VcpuControl {
     /// Control block for vCPUs starting in `initial` state.
     pub fn new(initial: RunState) -> Arc<Self> {
-        Arc::new(VcpuControl { state: Mutex::new((initial, 0)), cv: Condvar::new(), threads: Mutex::new(Vec::new()) })
+        Arc::new(VcpuControl {
+            state: Mutex::new((initial, 0)),
+            cv: Condvar::new(),
+            threads: Mutex::new(Vec::new()),
+        })
     }
 
     /// The current state.
@@ -75,7 +79,9 @@ impl VcpuControl {
 
     /// Called by a vCPU after every exit: parks while paused. Returns false when stopping.
     fn checkpoint(&self) -> bool {
-        let Ok(mut s) = self.state.lock() else { return false };
+        let Ok(mut s) = self.state.lock() else {
+            return false;
+        };
         if s.0 == RunState::Running {
             return true;
         }
@@ -103,14 +109,16 @@ pub fn spawn_vcpu(
     events: EventSink,
 ) -> std::io::Result<JoinHandle<()>> {
     let ctl = control.clone();
-    let handle = std::thread::Builder::new().name(format!("vcpu{index}")).spawn(move || {
-        // SAFETY: pthread_self has no preconditions.
-        let me = unsafe { libc::pthread_self() };
-        if let Ok(mut t) = ctl.threads.lock() {
-            t.push(me);
-        }
-        run_loop(index, &mut vcpu, &bus, &ctl, &events);
-    })?;
+    let handle = std::thread::Builder::new()
+        .name(format!("vcpu{index}"))
+        .spawn(move || {
+            // SAFETY: pthread_self has no preconditions.
+            let me = unsafe { libc::pthread_self() };
+            if let Ok(mut t) = ctl.threads.lock() {
+                t.push(me);
+            }
+            run_loop(index, &mut vcpu, &bus, &ctl, &events);
+        })?;
     Ok(handle)
 }
 
@@ -130,19 +138,30 @@ fn run_loop(index: u32, vcpu: &mut VcpuFd, bus: &PioBus, ctl: &VcpuControl, even
                 std::thread::sleep(Duration::from_millis(10));
             }
             Ok(VcpuExit::Shutdown) => {
-                tracing::info!("vCPU {index}: triple fault, resetting the guest");
+                // A triple fault: the guest crashed hard. QEMU resets silently; say it, with
+                // where the vCPU was, since the guest itself could print nothing.
+                tracing::warn!(
+                    "vCPU {index}: triple fault (guest crash), resetting the guest; {}",
+                    where_is(vcpu)
+                );
                 events.send(VmEvent::Reset);
                 park_until_stopped(ctl);
                 return;
             }
             Ok(VcpuExit::SystemEvent(kind, _)) => {
-                let ev = if kind == kvm_bindings::KVM_SYSTEM_EVENT_RESET { VmEvent::Reset } else { VmEvent::Poweroff };
+                let ev = if kind == kvm_bindings::KVM_SYSTEM_EVENT_RESET {
+                    VmEvent::Reset
+                } else {
+                    VmEvent::Poweroff
+                };
                 events.send(ev);
                 park_until_stopped(ctl);
                 return;
             }
             Ok(VcpuExit::FailEntry(reason, cpu)) => {
-                tracing::error!("vCPU {index}: KVM entry failed, hardware reason {reason:#x} on host CPU {cpu}");
+                tracing::error!(
+                    "vCPU {index}: KVM entry failed, hardware reason {reason:#x} on host CPU {cpu}"
+                );
                 events.send(VmEvent::Crash);
                 park_until_stopped(ctl);
                 return;
@@ -162,6 +181,17 @@ fn run_loop(index: u32, vcpu: &mut VcpuFd, bus: &PioBus, ctl: &VcpuControl, even
                 return;
             }
         }
+    }
+}
+
+/// RIP, RSP, CR0, CR3 and CR4 of a vCPU, for crash reports.
+fn where_is(vcpu: &VcpuFd) -> String {
+    match (vcpu.get_regs(), vcpu.get_sregs()) {
+        (Ok(r), Ok(s)) => format!(
+            "rip={:#x} rsp={:#x} rflags={:#x} cr0={:#x} cr3={:#x} cr4={:#x} efer={:#x}",
+            r.rip, r.rsp, r.rflags, s.cr0, s.cr3, s.cr4, s.efer
+        ),
+        (Err(e), _) | (_, Err(e)) => format!("registers unavailable: {e}"),
     }
 }
 

@@ -16,6 +16,7 @@ use crate::arch::x86_64::boot::{BootSpec, load_kernel};
 use crate::arch::x86_64::layout::{KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, irqs, ports};
 use crate::arch::x86_64::{cpu, regs};
 use crate::bus::PioBus;
+use crate::console;
 use crate::devices::acpi_pm::{AcpiPm, AcpiPmAml, Ged, GedNotifier};
 use crate::devices::i8042::I8042;
 use crate::devices::memhp::{MemoryHotplug, MemoryHotplugAml};
@@ -26,9 +27,8 @@ use crate::devices::serial::{Serial, SerialAml};
 use crate::devices::{EventSink, IrqLine, VmEvent};
 use crate::error::{Error, Result};
 use crate::memory::{RamSplit, create_guest_memory, e820_map, register_memory};
-use crate::vcpu::{RunState, VcpuControl, spawn_vcpu};
-use crate::console;
 use crate::monitor::Monitor;
+use crate::vcpu::{RunState, VcpuControl, spawn_vcpu};
 use qmp::ShutdownCause;
 
 /// How a guest run ended.
@@ -83,7 +83,10 @@ fn build_memory_devices(cfg: &VmConfig) -> Result<MemoryDevices> {
         let backend_cfg = cfg
             .backend(&plan.memdev)
             .ok_or_else(|| Error::Config(format!("memdev '{}' not found", plan.memdev)))?;
-        let backend = Arc::new(Backend::open(backend_cfg, cfg.require_persistence && matches!(dev, DeviceConfig::Nvdimm(_)))?);
+        let backend = Arc::new(Backend::open(
+            backend_cfg,
+            cfg.require_persistence && matches!(dev, DeviceConfig::Nvdimm(_)),
+        )?);
         let dimm = Nvdimm { plan, backend };
         match dev {
             DeviceConfig::Nvdimm(_) => {
@@ -93,7 +96,11 @@ fn build_memory_devices(cfg: &VmConfig) -> Result<MemoryDevices> {
             DeviceConfig::PcDimm(_) => ram_dimms.push(dimm),
         }
     }
-    Ok(MemoryDevices { layout, nvdimms, ram_dimms })
+    Ok(MemoryDevices {
+        layout,
+        nvdimms,
+        ram_dimms,
+    })
 }
 
 fn irq_line(vm: &VmFd, gsi: u32) -> Result<IrqLine> {
@@ -121,16 +128,28 @@ impl Vm {
     pub fn build(kvm: &Kvm, cfg: &VmConfig) -> Result<Vm> {
         let t0 = std::time::Instant::now();
         let vm = kvm.create_vm().map_err(Error::Kvm)?;
-        vm.set_tss_address(KVM_TSS_ADDR as usize).map_err(Error::Kvm)?;
-        vm.set_identity_map_address(KVM_IDENTITY_MAP_ADDR).map_err(Error::Kvm)?;
+        vm.set_tss_address(KVM_TSS_ADDR as usize)
+            .map_err(Error::Kvm)?;
+        vm.set_identity_map_address(KVM_IDENTITY_MAP_ADDR)
+            .map_err(Error::Kvm)?;
         vm.create_irq_chip().map_err(Error::Kvm)?;
-        let pit = kvm_pit_config { flags: KVM_PIT_SPEAKER_DUMMY, ..Default::default() };
+        let pit = kvm_pit_config {
+            flags: KVM_PIT_SPEAKER_DUMMY,
+            ..Default::default()
+        };
         vm.create_pit2(pit).map_err(Error::Kvm)?;
 
         tracing::debug!("KVM VM created after {:?}", t0.elapsed());
         let ram = pmem_layout::RamLayout::new(cfg.memory.size);
-        let split = RamSplit { below_4g: ram.below_4g, above_4g: ram.above_4g };
-        let mailbox_size = if cfg.machine.nvdimm { nvdimm_acpi::MAILBOX_SIZE as u64 } else { 0 };
+        let split = RamSplit {
+            below_4g: ram.below_4g,
+            above_4g: ram.above_4g,
+        };
+        let mailbox_size = if cfg.machine.nvdimm {
+            nvdimm_acpi::MAILBOX_SIZE as u64
+        } else {
+            0
+        };
         let mem = create_guest_memory(split, mailbox_size)?;
         let mut next_slot = register_memory(&vm, &mem)?;
         let devs = build_memory_devices(cfg)?;
@@ -162,17 +181,34 @@ impl Vm {
             }
             dsdt.extend(acpi::aml_bytes(&[&SerialAml]));
         }
-        bus.insert(ports::I8042_DATA, 5, Arc::new(Mutex::new(I8042::new(sink.clone()))));
-        bus.insert(ports::RTC, 2, Arc::new(Mutex::new(crate::devices::rtc::Rtc::default())));
-        bus.insert(ports::ACPI_SLEEP_CONTROL, 3, Arc::new(Mutex::new(AcpiPm::new(sink.clone()))));
+        bus.insert(
+            ports::I8042_DATA,
+            5,
+            Arc::new(Mutex::new(I8042::new(sink.clone()))),
+        );
+        bus.insert(
+            ports::RTC,
+            2,
+            Arc::new(Mutex::new(crate::devices::rtc::Rtc::default())),
+        );
+        bus.insert(
+            ports::ACPI_SLEEP_CONTROL,
+            3,
+            Arc::new(Mutex::new(AcpiPm::new(sink.clone()))),
+        );
         let (ged_dev, ged) = Ged::new(irq_line(&vm, irqs::GED)?);
         bus.insert(ports::GED_EVENT, 4, Arc::new(Mutex::new(ged_dev)));
         let memory_hotplug = cfg.memory.slots > 0;
         if memory_hotplug {
             bus.insert(ports::MEMHP_BASE, ports::MEMHP_LEN, memhp.clone());
-            dsdt.extend(acpi::aml_bytes(&[&MemoryHotplugAml { slots: cfg.memory.slots }]));
+            dsdt.extend(acpi::aml_bytes(&[&MemoryHotplugAml {
+                slots: cfg.memory.slots,
+            }]));
         }
-        dsdt.extend(acpi::aml_bytes(&[&AcpiPmAml { nvdimm: cfg.machine.nvdimm, memory_hotplug }]));
+        dsdt.extend(acpi::aml_bytes(&[&AcpiPmAml {
+            nvdimm: cfg.machine.nvdimm,
+            memory_hotplug,
+        }]));
 
         let mut extra_tables = Vec::new();
         let nvdimm = if cfg.machine.nvdimm {
@@ -192,7 +228,15 @@ impl Vm {
             None
         };
 
-        let rsdp = acpi::write_tables(&mem, &AcpiInput { cpus: cfg.cpus, dsdt_body: &dsdt, extra_tables: &extra_tables })?;
+        let rsdp = acpi::write_tables(
+            &mem,
+            &AcpiInput {
+                cpus: cfg.cpus,
+                dsdt_body: &dsdt,
+                extra_tables: &extra_tables,
+            },
+        )?;
+        crate::arch::x86_64::reset_vector::write_reset_vector(&mem)?;
         let e820 = e820_map(split, mailbox_size);
         let entry = load_kernel(
             &mem,
@@ -213,7 +257,8 @@ impl Vm {
         let mut vcpus = Vec::with_capacity(cfg.cpus as usize);
         for i in 0..cfg.cpus {
             let vcpu = vm.create_vcpu(u64::from(i)).map_err(Error::Kvm)?;
-            vcpu.set_cpuid2(&cpu::vcpu_cpuid(&base_cpuid, i, cfg.cpus)).map_err(Error::Kvm)?;
+            vcpu.set_cpuid2(&cpu::vcpu_cpuid(&base_cpuid, i, cfg.cpus))
+                .map_err(Error::Kvm)?;
             cpu::setup_msrs(&vcpu)?;
             regs::setup_fpu(&vcpu)?;
             cpu::setup_lint(&vcpu)?;
@@ -231,7 +276,11 @@ impl Vm {
             bus: Arc::new(bus),
             events_tx: sink,
             events_rx: rx,
-            control: VcpuControl::new(if cfg.start_paused { RunState::Paused } else { RunState::Running }),
+            control: VcpuControl::new(if cfg.start_paused {
+                RunState::Paused
+            } else {
+                RunState::Running
+            }),
             ged,
             nvdimm,
             memhp,
@@ -257,8 +306,14 @@ impl Vm {
         let control = self.control.clone();
         let mut handles = Vec::with_capacity(count);
         for (i, vcpu) in self.vcpus.drain(..).enumerate() {
-            let h = spawn_vcpu(i as u32, vcpu, self.bus.clone(), control.clone(), self.events_tx.clone())
-                .map_err(|e| Error::io("cannot start a vCPU thread", e))?;
+            let h = spawn_vcpu(
+                i as u32,
+                vcpu,
+                self.bus.clone(),
+                control.clone(),
+                self.events_tx.clone(),
+            )
+            .map_err(|e| Error::io("cannot start a vCPU thread", e))?;
             handles.push(h);
         }
         tracing::debug!("vCPUs started");
@@ -282,7 +337,8 @@ impl Vm {
 /// monitors the command line asks for. Returns the process exit status.
 pub fn run_vm(cfg: &VmConfig) -> Result<i32> {
     let kvm = Kvm::new().map_err(Error::KvmOpen)?;
-    crate::vcpu::install_kick_handler().map_err(|e| Error::io("cannot install the vCPU kick handler", e))?;
+    crate::vcpu::install_kick_handler()
+        .map_err(|e| Error::io("cannot install the vCPU kick handler", e))?;
     let monitor = Monitor::new(cfg.clone());
     let monitor_on_stdio = monitor.start_servers()?;
     if cfg.serial == SerialConfig::Stdio && !monitor_on_stdio {
@@ -320,7 +376,10 @@ pub fn run_vm(cfg: &VmConfig) -> Result<i32> {
             }
             Ok(ExitReason::Crash) => {
                 monitor.emit(qmp::Event::shutdown(false, ShutdownCause::HostError));
-                break Err(Error::Vcpu { cpu: 0, what: "the guest stopped on an unrecoverable vCPU error (see above)".into() });
+                break Err(Error::Vcpu {
+                    cpu: 0,
+                    what: "the guest stopped on an unrecoverable vCPU error (see above)".into(),
+                });
             }
             Err(e) => break Err(e),
         }

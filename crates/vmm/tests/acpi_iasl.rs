@@ -22,8 +22,14 @@ fn iasl(dir: &Path, args: &[&str]) -> String {
         .current_dir(dir)
         .args(args)
         .output()
-        .unwrap_or_else(|e| panic!("iasl not found ({e}): apt-get install acpica-tools (scripts/deps.sh)"));
-    let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        .unwrap_or_else(|e| {
+            panic!("iasl not found ({e}): apt-get install acpica-tools (scripts/deps.sh)")
+        });
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "iasl {args:?} failed:\n{log}");
     log
 }
@@ -46,9 +52,17 @@ fn disassemble(dir: &Path, name: &str, table: &[u8], externals: &[&str]) -> Stri
 #[test]
 fn dsdt_with_every_device_disassembles_and_recompiles() {
     let dir = scratch("dsdt");
-    let body = aml_bytes(&[&SerialAml, &MemoryHotplugAml { slots: 4 }, &AcpiPmAml { nvdimm: true, memory_hotplug: true }]);
+    let body = aml_bytes(&[
+        &SerialAml,
+        &MemoryHotplugAml { slots: 4 },
+        &AcpiPmAml {
+            nvdimm: true,
+            memory_hotplug: true,
+        },
+    ]);
     let dsdt = build_dsdt(&body);
-    let ssdt = nvdimm_acpi::build_nvdimm_ssdt(4, 0xfe00_0000, 0x0a18, &nvdimm_acpi::OemIds::qemu()).unwrap();
+    let ssdt = nvdimm_acpi::build_nvdimm_ssdt(4, 0xfe00_0000, 0x0a18, &nvdimm_acpi::OemIds::qemu())
+        .unwrap();
     std::fs::write(dir.join("ssdt.aml"), &ssdt).unwrap();
     let asl = disassemble(&dir, "dsdt", &dsdt, &["ssdt"]);
     for needle in [

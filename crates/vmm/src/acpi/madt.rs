@@ -64,11 +64,37 @@ pub fn build_madt(cpus: u32) -> Vec<u8> {
     madt.write_u32(36, LAPIC_ADDR as u32);
     madt.write_u32(40, PCAT_COMPAT);
     for cpu in 0..cpus.min(255) {
-        madt.append(LocalApic { kind: 0, length: 8, processor_uid: cpu as u8, apic_id: cpu as u8, flags: 1 });
+        madt.append(LocalApic {
+            kind: 0,
+            length: 8,
+            processor_uid: cpu as u8,
+            apic_id: cpu as u8,
+            flags: 1,
+        });
     }
-    madt.append(IoApic { kind: 1, length: 12, id: 0, reserved: 0, address: IOAPIC_ADDR as u32, gsi_base: 0 });
-    madt.append(InterruptOverride { kind: 2, length: 10, bus: 0, source: 0, gsi: 2, flags: 0 });
-    madt.append(LocalApicNmi { kind: 4, length: 6, processor_uid: 0xff, flags: 0, lint: 1 });
+    madt.append(IoApic {
+        kind: 1,
+        length: 12,
+        id: 0,
+        reserved: 0,
+        address: IOAPIC_ADDR as u32,
+        gsi_base: 0,
+    });
+    madt.append(InterruptOverride {
+        kind: 2,
+        length: 10,
+        bus: 0,
+        source: 0,
+        gsi: 2,
+        flags: 0,
+    });
+    madt.append(LocalApicNmi {
+        kind: 4,
+        length: 6,
+        processor_uid: 0xff,
+        flags: 0,
+        lint: 1,
+    });
     madt.as_slice().to_vec()
 }
 
@@ -85,7 +111,10 @@ mod tests {
         assert_eq!(&m[36..44], &[0x00, 0x00, 0xe0, 0xfe, 1, 0, 0, 0]);
         assert_eq!(&m[44..52], &[0, 8, 0, 0, 1, 0, 0, 0]);
         assert_eq!(&m[52..60], &[0, 8, 1, 1, 1, 0, 0, 0]);
-        assert_eq!(&m[60..72], &[1, 12, 0, 0, 0x00, 0x00, 0xc0, 0xfe, 0, 0, 0, 0]);
+        assert_eq!(
+            &m[60..72],
+            &[1, 12, 0, 0, 0x00, 0x00, 0xc0, 0xfe, 0, 0, 0, 0]
+        );
         assert_eq!(&m[72..82], &[2, 10, 0, 0, 2, 0, 0, 0, 0, 0]);
         assert_eq!(&m[82..88], &[4, 6, 0xff, 0, 0, 1]);
     }

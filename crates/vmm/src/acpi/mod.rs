@@ -31,7 +31,13 @@ pub fn build_dsdt(body: &[u8]) -> Vec<u8> {
 }
 
 fn gas_io8(port: u16) -> GAS {
-    GAS::new(AddressSpace::SystemIo, 8, 0, AccessSize::ByteAccess, u64::from(port))
+    GAS::new(
+        AddressSpace::SystemIo,
+        8,
+        0,
+        AccessSize::ByteAccess,
+        u64::from(port),
+    )
 }
 
 /// The FADT: hardware-reduced, with sleep control/status and reset registers.
@@ -82,7 +88,10 @@ pub fn write_tables(mem: &GuestMemoryMmap, input: &AcpiInput) -> Result<u64> {
     };
 
     let dsdt_addr = place(&build_dsdt(input.dsdt_body))?;
-    let mut entries = vec![place(&build_fadt(dsdt_addr))?, place(&madt::build_madt(input.cpus))?];
+    let mut entries = vec![
+        place(&build_fadt(dsdt_addr))?,
+        place(&madt::build_madt(input.cpus))?,
+    ];
     for t in input.extra_tables {
         entries.push(place(t)?);
     }
@@ -121,7 +130,10 @@ mod tests {
     fn fadt_is_hw_reduced_with_registers() {
         let f = build_fadt(0x1234_5678);
         assert_eq!(&f[0..4], b"FACP");
-        assert_eq!(u32::from_le_bytes(f[4..8].try_into().unwrap()) as usize, f.len());
+        assert_eq!(
+            u32::from_le_bytes(f[4..8].try_into().unwrap()) as usize,
+            f.len()
+        );
         assert!(checksum_ok(&f));
         let flags = u32::from_le_bytes(f[112..116].try_into().unwrap());
         assert_ne!(flags & (1 << 20), 0, "HW_REDUCED_ACPI");
@@ -131,7 +143,10 @@ mod tests {
         assert_eq!(u64::from_le_bytes(f[120..128].try_into().unwrap()), 0x602);
         assert_eq!(f[128], 1);
         // X_DSDT
-        assert_eq!(u64::from_le_bytes(f[140..148].try_into().unwrap()), 0x1234_5678);
+        assert_eq!(
+            u64::from_le_bytes(f[140..148].try_into().unwrap()),
+            0x1234_5678
+        );
         // SLEEP_CONTROL_REG at 244: SystemIO port 0x600.
         assert_eq!(f[244], 1);
         assert_eq!(u64::from_le_bytes(f[248..256].try_into().unwrap()), 0x600);

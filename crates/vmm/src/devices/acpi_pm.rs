@@ -2,8 +2,8 @@
 //! and reboot), the power button, and a Generic Event Device (ACPI0013) whose event register
 //! tells the guest's `_EVT` what happened (power button, NVDIMM hotplug, memory hotplug).
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use acpi_tables::{Aml, AmlSink, aml};
 
@@ -73,7 +73,15 @@ impl Ged {
     /// The device and a notifier that raises its events on `irq`.
     pub fn new(irq: IrqLine) -> (Self, GedNotifier) {
         let pending = Arc::new(AtomicU32::new(0));
-        (Ged { pending: pending.clone() }, GedNotifier { pending, irq: Arc::new(irq) })
+        (
+            Ged {
+                pending: pending.clone(),
+            },
+            GedNotifier {
+                pending,
+                irq: Arc::new(irq),
+            },
+        )
     }
 }
 
@@ -108,8 +116,11 @@ impl Aml for RawAml {
 
 /// `If ((Local0 & bit) == bit) { <action> }`, emitted at once so no temporary outlives it.
 fn evt_case(out: &mut Vec<u8>, bit: u32, action: &dyn Aml) {
-    aml::If::new(&aml::Equal::new(&aml::And::new(&aml::Local(1), &aml::Local(0), &bit), &bit), vec![action])
-        .to_aml_bytes(out);
+    aml::If::new(
+        &aml::Equal::new(&aml::And::new(&aml::Local(1), &aml::Local(0), &bit), &bit),
+        vec![action],
+    )
+    .to_aml_bytes(out);
 }
 
 impl AcpiPmAml {
@@ -117,12 +128,24 @@ impl AcpiPmAml {
     fn evt_body(&self) -> Vec<u8> {
         let mut out = Vec::new();
         aml::Store::new(&aml::Local(0), &aml::Path::new("GDAT")).to_aml_bytes(&mut out);
-        evt_case(&mut out, GED_POWER_BUTTON, &aml::Notify::new(&aml::Path::new("\\_SB_.PWRB"), &0x80u8));
+        evt_case(
+            &mut out,
+            GED_POWER_BUTTON,
+            &aml::Notify::new(&aml::Path::new("\\_SB_.PWRB"), &0x80u8),
+        );
         if self.nvdimm {
-            evt_case(&mut out, GED_NVDIMM_HOTPLUG, &aml::Notify::new(&aml::Path::new("\\_SB_.NVDR"), &0x80u8));
+            evt_case(
+                &mut out,
+                GED_NVDIMM_HOTPLUG,
+                &aml::Notify::new(&aml::Path::new("\\_SB_.NVDR"), &0x80u8),
+            );
         }
         if self.memory_hotplug {
-            evt_case(&mut out, GED_MEMORY_HOTPLUG, &aml::MethodCall::new("\\_SB_.MHPC.MSCN".into(), vec![]));
+            evt_case(
+                &mut out,
+                GED_MEMORY_HOTPLUG,
+                &aml::MethodCall::new("\\_SB_.MHPC.MSCN".into(), vec![]),
+            );
         }
         out
     }
@@ -130,8 +153,11 @@ impl AcpiPmAml {
 
 impl Aml for AcpiPmAml {
     fn to_aml_bytes(&self, sink: &mut dyn AmlSink) {
-        aml::Name::new("_S5_".into(), &aml::Package::new(vec![&S5_TYPE, &aml::ZERO, &aml::ZERO, &aml::ZERO]))
-            .to_aml_bytes(sink);
+        aml::Name::new(
+            "_S5_".into(),
+            &aml::Package::new(vec![&S5_TYPE, &aml::ZERO, &aml::ZERO, &aml::ZERO]),
+        )
+        .to_aml_bytes(sink);
         aml::Device::new(
             "_SB_.PWRB".into(),
             vec![
@@ -149,9 +175,20 @@ impl Aml for AcpiPmAml {
                 &aml::Name::new("_UID".into(), &aml::ZERO),
                 &aml::Name::new(
                     "_CRS".into(),
-                    &aml::ResourceTemplate::new(vec![&aml::Interrupt::new(true, true, false, false, irqs::GED)]),
+                    &aml::ResourceTemplate::new(vec![&aml::Interrupt::new(
+                        true,
+                        true,
+                        false,
+                        false,
+                        irqs::GED,
+                    )]),
                 ),
-                &aml::OpRegion::new("GDST".into(), aml::OpRegionSpace::SystemIO, &(ports::GED_EVENT as usize), &4usize),
+                &aml::OpRegion::new(
+                    "GDST".into(),
+                    aml::OpRegionSpace::SystemIO,
+                    &(ports::GED_EVENT as usize),
+                    &4usize,
+                ),
                 &aml::Field::new(
                     "GDST".into(),
                     aml::FieldAccessType::DWord,
@@ -180,6 +217,9 @@ mod tests {
         pm.write(0, &[(3 << 2) | SLP_EN]); // S3: not supported, nothing
         pm.write(2, &[RESET_VALUE]);
         pm.write(2, &[]);
-        assert_eq!(rx.try_iter().collect::<Vec<_>>(), vec![VmEvent::Poweroff, VmEvent::Reset]);
+        assert_eq!(
+            rx.try_iter().collect::<Vec<_>>(),
+            vec![VmEvent::Poweroff, VmEvent::Reset]
+        );
     }
 }

@@ -23,7 +23,9 @@ impl vm_superio::Trigger for ResetTrigger {
 impl I8042 {
     /// A controller that reports resets to `sink`.
     pub fn new(sink: EventSink) -> Self {
-        I8042 { inner: vm_superio::I8042Device::new(ResetTrigger(sink)) }
+        I8042 {
+            inner: vm_superio::I8042Device::new(ResetTrigger(sink)),
+        }
     }
 }
 

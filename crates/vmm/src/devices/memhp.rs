@@ -31,19 +31,29 @@ pub struct MemoryHotplug {
 impl MemoryHotplug {
     /// A controller with `slots` empty slots.
     pub fn new(slots: u32) -> Self {
-        MemoryHotplug { slots: vec![Slot::default(); slots as usize], selected: 0 }
+        MemoryHotplug {
+            slots: vec![Slot::default(); slots as usize],
+            selected: 0,
+        }
     }
 
     /// Marks `slot` as holding a DIMM at `base`; `hot` raises an insert event for the scan.
     pub fn plug(&mut self, slot: u32, base: u64, len: u64, node: u32, hot: bool) {
         if let Some(s) = self.slots.get_mut(slot as usize) {
             let status = STATUS_PRESENT | if hot { STATUS_INSERTING } else { 0 };
-            *s = Slot { base, len, node, status };
+            *s = Slot {
+                base,
+                len,
+                node,
+                status,
+            };
         }
     }
 
     fn reg(&self, offset: u16) -> u32 {
-        let Some(s) = self.slots.get(self.selected) else { return 0 };
+        let Some(s) = self.slots.get(self.selected) else {
+            return 0;
+        };
         match offset {
             0x00 => s.base as u32,
             0x04 => (s.base >> 32) as u32,
@@ -115,7 +125,10 @@ impl MemoryHotplugAml {
                 &aml::Store::new(&aml::Path::new("MSEL"), &aml::Arg(0)),
                 &aml::Store::new(&aml::Local(0), &aml::ZERO),
                 &aml::If::new(
-                    &aml::Equal::new(&aml::And::new(&aml::Local(1), &aml::Path::new("MSTS"), &STATUS_PRESENT), &STATUS_PRESENT),
+                    &aml::Equal::new(
+                        &aml::And::new(&aml::Local(1), &aml::Path::new("MSTS"), &STATUS_PRESENT),
+                        &STATUS_PRESENT,
+                    ),
                     vec![&aml::Store::new(&aml::Local(0), &0xfu8)],
                 ),
                 &release,
@@ -140,7 +153,8 @@ impl MemoryHotplugAml {
         )
         .to_aml_bytes(&mut crs);
         for (name, offset) in [("MINL", 14u8), ("MAXL", 22), ("LENL", 38)] {
-            aml::CreateQWordField::new(&aml::Path::new(name), &aml::Path::new("MR64"), &offset).to_aml_bytes(&mut crs);
+            aml::CreateQWordField::new(&aml::Path::new(name), &aml::Path::new("MR64"), &offset)
+                .to_aml_bytes(&mut crs);
         }
         for (local, scratch, hi, lo) in [(0u8, 2u8, "MHBH", "MHBL"), (1, 3, "MHLH", "MHLL")] {
             aml::Or::new(
@@ -152,8 +166,12 @@ impl MemoryHotplugAml {
         }
         aml::Store::new(&aml::Path::new("MINL"), &aml::Local(0)).to_aml_bytes(&mut crs);
         aml::Store::new(&aml::Path::new("LENL"), &aml::Local(1)).to_aml_bytes(&mut crs);
-        aml::Subtract::new(&aml::Path::new("MAXL"), &aml::Add::new(&aml::Local(4), &aml::Local(0), &aml::Local(1)), &aml::ONE)
-            .to_aml_bytes(&mut crs);
+        aml::Subtract::new(
+            &aml::Path::new("MAXL"),
+            &aml::Add::new(&aml::Local(4), &aml::Local(0), &aml::Local(1)),
+            &aml::ONE,
+        )
+        .to_aml_bytes(&mut crs);
         release.to_aml_bytes(&mut crs);
         aml::Return::new(&aml::Path::new("MR64")).to_aml_bytes(&mut crs);
         aml::Method::new("MCRS".into(), 1, true, vec![&Raw(crs)]).to_aml_bytes(&mut out);
@@ -164,7 +182,10 @@ impl MemoryHotplugAml {
             let name = slot_name(slot);
             aml::Store::new(&aml::Path::new("MSEL"), &slot).to_aml_bytes(&mut scan);
             aml::If::new(
-                &aml::Equal::new(&aml::And::new(&aml::Local(0), &aml::Path::new("MSTS"), &STATUS_INSERTING), &STATUS_INSERTING),
+                &aml::Equal::new(
+                    &aml::And::new(&aml::Local(0), &aml::Path::new("MSTS"), &STATUS_INSERTING),
+                    &STATUS_INSERTING,
+                ),
                 vec![
                     &aml::Notify::new(&aml::Path::new(&name), &1u8),
                     &aml::Store::new(&aml::Path::new("MSTS"), &STATUS_INSERTING),
@@ -207,7 +228,12 @@ impl Aml for MemoryHotplugAml {
             vec![
                 &aml::Name::new("_HID".into(), &"PNP0A06"),
                 &aml::Name::new("_UID".into(), &"Memory hotplug controller"),
-                &aml::OpRegion::new("MHPR".into(), aml::OpRegionSpace::SystemIO, &(ports::MEMHP_BASE as usize), &(ports::MEMHP_LEN as usize)),
+                &aml::OpRegion::new(
+                    "MHPR".into(),
+                    aml::OpRegionSpace::SystemIO,
+                    &(ports::MEMHP_BASE as usize),
+                    &(ports::MEMHP_LEN as usize),
+                ),
                 &aml::Field::new(
                     "MHPR".into(),
                     aml::FieldAccessType::DWord,
@@ -276,7 +302,10 @@ mod tests {
         assert_eq!(bytes[0], 0x5b); // ExtOpPrefix (DeviceOp)
         let text = String::from_utf8_lossy(&bytes);
         for name in ["MHPC", "MSTA", "MCRS", "MSCN", "MP00", "MP02", "PNP0A06"] {
-            assert!(text.contains(name) || bytes.windows(4).any(|w| w == name.as_bytes()), "{name}");
+            assert!(
+                text.contains(name) || bytes.windows(4).any(|w| w == name.as_bytes()),
+                "{name}"
+            );
         }
     }
 }

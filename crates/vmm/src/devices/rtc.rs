@@ -12,7 +12,10 @@ pub struct Rtc {
 
 impl Default for Rtc {
     fn default() -> Self {
-        Rtc { index: 0, nvram: [0; 128] }
+        Rtc {
+            index: 0,
+            nvram: [0; 128],
+        }
     }
 }
 
@@ -48,10 +51,10 @@ impl Rtc {
             0x07 => bcd(d),
             0x08 => bcd(m),
             0x09 => bcd(y.rem_euclid(100) as u64),
-            0x0a => 0x26,            // 32.768 kHz, 1024 Hz; UIP clear
-            0x0b => 0x02,            // 24-hour, BCD, no interrupts
-            0x0c => 0x00,            // no interrupt flags
-            0x0d => 0x80,            // valid RAM and time
+            0x0a => 0x26,                  // 32.768 kHz, 1024 Hz; UIP clear
+            0x0b => 0x02,                  // 24-hour, BCD, no interrupts
+            0x0c => 0x00,                  // no interrupt flags
+            0x0d => 0x80,                  // valid RAM and time
             0x32 => bcd((y / 100) as u64), // century
             i => self.nvram[usize::from(i & 0x7f)],
         }
@@ -62,13 +65,14 @@ impl PioDevice for Rtc {
     fn read(&mut self, offset: u16, data: &mut [u8]) {
         data.fill(0xff);
         if offset == 1
-            && let Some(b) = data.first_mut() {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0);
-                *b = self.register(self.index, now);
-            }
+            && let Some(b) = data.first_mut()
+        {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            *b = self.register(self.index, now);
+        }
     }
 
     fn write(&mut self, offset: u16, data: &[u8]) {
@@ -91,7 +95,10 @@ mod tests {
         let t = 1_795_321_725u64;
         let rtc = Rtc::default();
         let r = |i| rtc.register(i, t);
-        assert_eq!((r(0x32), r(0x09), r(0x08), r(0x07)), (0x20, 0x26, 0x11, 0x22));
+        assert_eq!(
+            (r(0x32), r(0x09), r(0x08), r(0x07)),
+            (0x20, 0x26, 0x11, 0x22)
+        );
         assert_eq!((r(0x04), r(0x02), r(0x00)), (0x04, 0x28, 0x45));
         assert_eq!(r(0x06), 1); // a Sunday
         assert_eq!(r(0x0a) & 0x80, 0);

@@ -17,7 +17,9 @@ pub struct Serial {
 impl Serial {
     /// A UART raising `irq` and writing to `out`.
     pub fn new(irq: IrqLine, out: Box<dyn Write + Send>) -> Self {
-        Serial { uart: vm_superio::Serial::new(irq, out) }
+        Serial {
+            uart: vm_superio::Serial::new(irq, out),
+        }
     }
 
     /// Feeds input bytes; returns how many fit in the receive FIFO.

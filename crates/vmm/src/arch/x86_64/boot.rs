@@ -7,9 +7,11 @@ use std::path::Path;
 
 use linux_loader::bootparam::{boot_e820_entry, boot_params};
 use linux_loader::loader::bzimage::BzImage;
+use linux_loader::loader::elf::start_info::{
+    hvm_memmap_table_entry, hvm_modlist_entry, hvm_start_info,
+};
 use linux_loader::loader::elf::{Elf, PvhBootCapability};
 use linux_loader::loader::{Cmdline, KernelLoader, load_cmdline};
-use linux_loader::loader::elf::start_info::{hvm_memmap_table_entry, hvm_modlist_entry, hvm_start_info};
 use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryMmap};
 
 use super::layout::*;
@@ -54,15 +56,16 @@ pub struct BootSpec<'a> {
 }
 
 fn open(path: &Path, what: &str) -> Result<File> {
-    File::open(path).map_err(|e| Error::Config(format!("cannot open {what} '{}': {e}", path.display())))
+    File::open(path)
+        .map_err(|e| Error::Config(format!("cannot open {what} '{}': {e}", path.display())))
 }
 
 /// Loads the kernel (ELF first, then bzImage), the initrd and the command line, and writes the
 /// zero page or the PVH start info. Returns the entry point.
 pub fn load_kernel(mem: &GuestMemoryMmap, spec: &BootSpec) -> Result<BootEntry> {
     let mut kernel = open(spec.kernel, "kernel")?;
-    let mut cmdline = Cmdline::new(CMDLINE_MAX)
-        .map_err(|e| Error::Config(format!("-append: {e}")))?;
+    let mut cmdline =
+        Cmdline::new(CMDLINE_MAX).map_err(|e| Error::Config(format!("-append: {e}")))?;
     cmdline
         .insert_str(spec.cmdline)
         .map_err(|e| Error::Config(format!("-append '{}': {e}", spec.cmdline)))?;
@@ -75,7 +78,10 @@ pub fn load_kernel(mem: &GuestMemoryMmap, spec: &BootSpec) -> Result<BootEntry> 
                     .map_err(|e| Error::BootSetup(format!("cannot write the command line: {e}")))?;
                 let initrd = load_initrd(mem, spec, u64::from(u32::MAX), kernel_end)?;
                 write_pvh_start_info(mem, spec, initrd)?;
-                return Ok(BootEntry { entry, mode: EntryMode::Pvh });
+                return Ok(BootEntry {
+                    entry,
+                    mode: EntryMode::Pvh,
+                });
             }
         }
     }
@@ -87,12 +93,23 @@ pub fn load_kernel(mem: &GuestMemoryMmap, spec: &BootSpec) -> Result<BootEntry> 
                     .map_err(|e| Error::BootSetup(format!("cannot write the command line: {e}")))?;
                 let initrd = load_initrd(mem, spec, u64::from(u32::MAX), res.kernel_end)?;
                 write_pvh_start_info(mem, spec, initrd)?;
-                return Ok(BootEntry { entry: addr.raw_value(), mode: EntryMode::Pvh });
+                return Ok(BootEntry {
+                    entry: addr.raw_value(),
+                    mode: EntryMode::Pvh,
+                });
             }
             // An ELF without a PVH note: 64-bit boot protocol with a synthetic header.
-            _ => (None, BootEntry { entry: res.kernel_load.raw_value(), mode: EntryMode::Linux64 }),
+            _ => (
+                None,
+                BootEntry {
+                    entry: res.kernel_load.raw_value(),
+                    mode: EntryMode::Linux64,
+                },
+            ),
         },
-        Err(linux_loader::loader::Error::Elf(linux_loader::loader::elf::Error::InvalidElfMagicNumber)) => {
+        Err(linux_loader::loader::Error::Elf(
+            linux_loader::loader::elf::Error::InvalidElfMagicNumber,
+        )) => {
             let mut kernel = open(spec.kernel, "kernel")?;
             let res = BzImage::load(mem, None, &mut kernel, Some(GuestAddress(HIMEM_START))).map_err(|e| {
                 Error::Config(format!(
@@ -100,7 +117,9 @@ pub fn load_kernel(mem: &GuestMemoryMmap, spec: &BootSpec) -> Result<BootEntry> 
                     spec.kernel.display()
                 ))
             })?;
-            let hdr = res.setup_header.ok_or_else(|| Error::Config("bzImage without a setup header".into()))?;
+            let hdr = res
+                .setup_header
+                .ok_or_else(|| Error::Config("bzImage without a setup header".into()))?;
             if hdr.version < 0x020c || hdr.xloadflags & 1 == 0 {
                 return Err(Error::Config(format!(
                     "-kernel '{}': boot protocol {:#x} without a 64-bit entry point (need >= 2.12)",
@@ -108,10 +127,19 @@ pub fn load_kernel(mem: &GuestMemoryMmap, spec: &BootSpec) -> Result<BootEntry> 
                     { hdr.version }
                 )));
             }
-            (Some(hdr), BootEntry { entry: res.kernel_load.raw_value() + 0x200, mode: EntryMode::Linux64 })
+            (
+                Some(hdr),
+                BootEntry {
+                    entry: res.kernel_load.raw_value() + 0x200,
+                    mode: EntryMode::Linux64,
+                },
+            )
         }
         Err(e) => {
-            return Err(Error::Config(format!("cannot load -kernel '{}': {e}", spec.kernel.display())));
+            return Err(Error::Config(format!(
+                "cannot load -kernel '{}': {e}",
+                spec.kernel.display()
+            )));
         }
     };
 
@@ -139,10 +167,16 @@ pub fn load_kernel(mem: &GuestMemoryMmap, spec: &BootSpec) -> Result<BootEntry> 
     }
     params.acpi_rsdp_addr = spec.rsdp_addr;
     if spec.e820.len() > E820_MAX_ENTRIES_ZEROPAGE {
-        return Err(Error::BootSetup("too many E820 entries for the zero page".into()));
+        return Err(Error::BootSetup(
+            "too many E820 entries for the zero page".into(),
+        ));
     }
     for (i, e) in spec.e820.iter().enumerate() {
-        params.e820_table[i] = boot_e820_entry { addr: e.addr, size: e.size, r#type: e.kind };
+        params.e820_table[i] = boot_e820_entry {
+            addr: e.addr,
+            size: e.size,
+            r#type: e.kind,
+        };
     }
     params.e820_entries = spec.e820.len() as u8;
     mem.write_obj(params, GuestAddress(ZERO_PAGE_ADDR))
@@ -151,15 +185,25 @@ pub fn load_kernel(mem: &GuestMemoryMmap, spec: &BootSpec) -> Result<BootEntry> 
 }
 
 /// Places the initrd at the top of low RAM, page aligned, under `max_addr`, above the kernel.
-fn load_initrd(mem: &GuestMemoryMmap, spec: &BootSpec, max_addr: u64, kernel_end: u64) -> Result<Option<(u64, u64)>> {
-    let Some(path) = spec.initrd else { return Ok(None) };
+fn load_initrd(
+    mem: &GuestMemoryMmap,
+    spec: &BootSpec,
+    max_addr: u64,
+    kernel_end: u64,
+) -> Result<Option<(u64, u64)>> {
+    let Some(path) = spec.initrd else {
+        return Ok(None);
+    };
     let mut file = open(path, "initrd")?;
     let size = file
         .metadata()
         .map_err(|e| Error::Config(format!("-initrd '{}': {e}", path.display())))?
         .len();
     let top = spec.low_ram_end.min(max_addr.saturating_add(1));
-    let addr = top.checked_sub(size).map(|a| a & !0xfff).filter(|a| *a >= kernel_end.max(HIMEM_START));
+    let addr = top
+        .checked_sub(size)
+        .map(|a| a & !0xfff)
+        .filter(|a| *a >= kernel_end.max(HIMEM_START));
     let Some(addr) = addr else {
         return Err(Error::Config(format!(
             "-initrd '{}' ({size} bytes) does not fit in guest RAM below {top:#x}; give the guest more memory with -m",
@@ -167,12 +211,23 @@ fn load_initrd(mem: &GuestMemoryMmap, spec: &BootSpec, max_addr: u64, kernel_end
         )));
     };
     mem.read_exact_volatile_from(GuestAddress(addr), &mut file, size as usize)
-        .map_err(|e| Error::Config(format!("cannot read -initrd '{}' into guest memory: {e}", path.display())))?;
+        .map_err(|e| {
+            Error::Config(format!(
+                "cannot read -initrd '{}' into guest memory: {e}",
+                path.display()
+            ))
+        })?;
     Ok(Some((addr, size)))
 }
 
-fn write_pvh_start_info(mem: &GuestMemoryMmap, spec: &BootSpec, initrd: Option<(u64, u64)>) -> Result<()> {
-    let err = |e: vm_memory::GuestMemoryError| Error::BootSetup(format!("cannot write the PVH start info: {e}"));
+fn write_pvh_start_info(
+    mem: &GuestMemoryMmap,
+    spec: &BootSpec,
+    initrd: Option<(u64, u64)>,
+) -> Result<()> {
+    let err = |e: vm_memory::GuestMemoryError| {
+        Error::BootSetup(format!("cannot write the PVH start info: {e}"))
+    };
     let mut info = hvm_start_info {
         magic: XEN_HVM_START_MAGIC,
         version: 1,
@@ -183,14 +238,26 @@ fn write_pvh_start_info(mem: &GuestMemoryMmap, spec: &BootSpec, initrd: Option<(
         ..Default::default()
     };
     if let Some((addr, size)) = initrd {
-        let module = hvm_modlist_entry { paddr: addr, size, ..Default::default() };
-        mem.write_obj(module, GuestAddress(PVH_MODLIST_ADDR)).map_err(err)?;
+        let module = hvm_modlist_entry {
+            paddr: addr,
+            size,
+            ..Default::default()
+        };
+        mem.write_obj(module, GuestAddress(PVH_MODLIST_ADDR))
+            .map_err(err)?;
         info.nr_modules = 1;
         info.modlist_paddr = PVH_MODLIST_ADDR;
     }
     for (i, e) in spec.e820.iter().enumerate() {
-        let entry = hvm_memmap_table_entry { addr: e.addr, size: e.size, type_: e.kind, reserved: 0 };
-        mem.write_obj(entry, GuestAddress(PVH_MEMMAP_ADDR + i as u64 * 24)).map_err(err)?;
+        let entry = hvm_memmap_table_entry {
+            addr: e.addr,
+            size: e.size,
+            type_: e.kind,
+            reserved: 0,
+        };
+        mem.write_obj(entry, GuestAddress(PVH_MEMMAP_ADDR + i as u64 * 24))
+            .map_err(err)?;
     }
-    mem.write_obj(info, GuestAddress(PVH_INFO_ADDR)).map_err(err)
+    mem.write_obj(info, GuestAddress(PVH_INFO_ADDR))
+        .map_err(err)
 }

@@ -47,7 +47,8 @@ pub fn vcpu_cpuid(base: &CpuId, cpu_index: u32, cpu_count: u32) -> CpuId {
             }
             // Deterministic cache parameters: cores per package (bits 31:26).
             4 => {
-                entry.eax = (entry.eax & 0x03ff_ffff) | ((cpu_count.saturating_sub(1).min(63)) << 26);
+                entry.eax =
+                    (entry.eax & 0x03ff_ffff) | ((cpu_count.saturating_sub(1).min(63)) << 26);
             }
             // AMD: number of cores (ECX[7:0] = N-1).
             0x8000_0008 => {
@@ -73,7 +74,11 @@ const MSR_MTRR_DEF_TYPE: u32 = 0x2ff;
 
 /// Boot MSRs: the syscall MSRs cleared, fast strings on, MTRRs enabled with write-back default.
 pub fn setup_msrs(vcpu: &VcpuFd) -> Result<()> {
-    let entry = |index, data| kvm_msr_entry { index, data, ..Default::default() };
+    let entry = |index, data| kvm_msr_entry {
+        index,
+        data,
+        ..Default::default()
+    };
     let entries = [
         entry(MSR_IA32_SYSENTER_CS, 0),
         entry(MSR_IA32_SYSENTER_ESP, 0),
@@ -93,7 +98,9 @@ pub fn setup_msrs(vcpu: &VcpuFd) -> Result<()> {
     if set != entries.len() {
         // KVM stops at the first MSR it refuses; name it so the failure can be acted on.
         let refused = entries.get(set).map(|e| e.index).unwrap_or(0);
-        return Err(Error::BootSetup(format!("KVM refused boot MSR {refused:#x}")));
+        return Err(Error::BootSetup(format!(
+            "KVM refused boot MSR {refused:#x}"
+        )));
     }
     Ok(())
 }
@@ -127,8 +134,12 @@ mod tests {
 
     #[test]
     fn leaf1_gets_hypervisor_bit_and_apic_id() {
-        let base = CpuId::from_entries(&[kvm_cpuid_entry2 { function: 1, ebx: 0x0000_0800, ..Default::default() }])
-            .expect("one entry fits");
+        let base = CpuId::from_entries(&[kvm_cpuid_entry2 {
+            function: 1,
+            ebx: 0x0000_0800,
+            ..Default::default()
+        }])
+        .expect("one entry fits");
         let c = vcpu_cpuid(&base, 3, 4);
         let e = c.as_slice()[0];
         assert_ne!(e.ecx & CPUID_1_ECX_HYPERVISOR, 0);
@@ -139,7 +150,10 @@ mod tests {
 
     #[test]
     fn delivery_mode_bits() {
-        assert_eq!(set_apic_delivery_mode(0x0001_0000, APIC_MODE_EXTINT), 0x0001_0700);
+        assert_eq!(
+            set_apic_delivery_mode(0x0001_0000, APIC_MODE_EXTINT),
+            0x0001_0700
+        );
         assert_eq!(set_apic_delivery_mode(0x700, APIC_MODE_NMI), 0x400);
     }
 }

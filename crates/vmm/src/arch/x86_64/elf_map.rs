@@ -53,14 +53,23 @@ pub fn program_headers(file: &File) -> Option<Vec<Segment>> {
     (0..phnum)
         .map(|i| {
             let b = &ph[i * phentsize..];
-            Some(Segment { kind: u32_at(b, 0)?, offset: u64_at(b, 8)?, paddr: u64_at(b, 24)?, filesz: u64_at(b, 32)?, memsz: u64_at(b, 40)? })
+            Some(Segment {
+                kind: u32_at(b, 0)?,
+                offset: u64_at(b, 8)?,
+                paddr: u64_at(b, 24)?,
+                filesz: u64_at(b, 32)?,
+                memsz: u64_at(b, 40)?,
+            })
         })
         .collect()
 }
 
 /// The PVH 32-bit entry point from the Xen ELF notes.
 pub fn pvh_entry(file: &File, segments: &[Segment]) -> Option<u64> {
-    for s in segments.iter().filter(|s| s.kind == PT_NOTE && s.filesz <= 1 << 20) {
+    for s in segments
+        .iter()
+        .filter(|s| s.kind == PT_NOTE && s.filesz <= 1 << 20)
+    {
         let mut notes = vec![0u8; s.filesz as usize];
         file.read_exact_at(&mut notes, s.offset).ok()?;
         let mut o = 0usize;
@@ -86,7 +95,10 @@ pub fn pvh_entry(file: &File, segments: &[Segment]) -> Option<u64> {
 /// Maps every PT_LOAD segment over guest RAM; returns the end of the highest segment.
 /// Must run before the vCPUs start (KVM follows the new mapping through its MMU notifier).
 pub fn map_segments(mem: &GuestMemoryMmap, file: &File, segments: &[Segment]) -> Option<u64> {
-    let loads: Vec<&Segment> = segments.iter().filter(|s| s.kind == PT_LOAD && s.memsz > 0).collect();
+    let loads: Vec<&Segment> = segments
+        .iter()
+        .filter(|s| s.kind == PT_LOAD && s.memsz > 0)
+        .collect();
     // Check everything first: nothing is mapped unless every segment can be.
     for s in &loads {
         if s.offset % PAGE != s.paddr % PAGE || s.filesz > s.memsz {
@@ -154,7 +166,13 @@ mod tests {
         f[32..40].copy_from_slice(&64u64.to_le_bytes()); // phoff
         f[54..56].copy_from_slice(&56u16.to_le_bytes());
         f[56..58].copy_from_slice(&2u16.to_le_bytes());
-        let ph = |f: &mut Vec<u8>, i: usize, kind: u32, off: u64, paddr: u64, filesz: u64, memsz: u64| {
+        let ph = |f: &mut Vec<u8>,
+                  i: usize,
+                  kind: u32,
+                  off: u64,
+                  paddr: u64,
+                  filesz: u64,
+                  memsz: u64| {
             let b = 64 + i * 56;
             f[b..b + 4].copy_from_slice(&kind.to_le_bytes());
             f[b + 8..b + 16].copy_from_slice(&off.to_le_bytes());
@@ -177,12 +195,16 @@ mod tests {
     fn maps_segments_zeroes_bss_and_finds_the_pvh_entry() {
         use vm_memory::Bytes;
         let path = std::env::temp_dir().join(format!("pmvm-elfmap-{}", std::process::id()));
-        std::fs::File::create(&path).unwrap().write_all(&tiny_elf()).unwrap();
+        std::fs::File::create(&path)
+            .unwrap()
+            .write_all(&tiny_elf())
+            .unwrap();
         let file = File::open(&path).unwrap();
         let segs = program_headers(&file).unwrap();
         assert_eq!(pvh_entry(&file, &segs), Some(0x10_0000));
         let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 4 << 20)]).unwrap();
-        mem.write_slice(&[0xaa; 0x3000], GuestAddress(0x10_0000)).unwrap(); // stale RAM
+        mem.write_slice(&[0xaa; 0x3000], GuestAddress(0x10_0000))
+            .unwrap(); // stale RAM
         assert_eq!(map_segments(&mem, &file, &segs), Some(0x10_3000));
         let mut buf = [0u8; 0x20];
         mem.read_slice(&mut buf, GuestAddress(0x10_0000)).unwrap();
@@ -190,7 +212,10 @@ mod tests {
         assert_eq!(&buf[16..], &[0u8; 16]);
         let mut bss = [0xffu8; 0x100];
         mem.read_slice(&mut bss, GuestAddress(0x10_2000)).unwrap();
-        assert!(bss.iter().all(|b| *b == 0xaa), "untouched RAM beyond the file pages stays as it was");
+        assert!(
+            bss.iter().all(|b| *b == 0xaa),
+            "untouched RAM beyond the file pages stays as it was"
+        );
         // The file is not modified by guest writes (private mapping).
         mem.write_slice(b"guest", GuestAddress(0x10_0000)).unwrap();
         assert_eq!(&std::fs::read(&path).unwrap()[0x1000..0x1005], b"KERNE");

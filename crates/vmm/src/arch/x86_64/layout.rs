@@ -27,10 +27,13 @@ pub const CMDLINE_ADDR: u64 = 0x20000;
 pub const CMDLINE_MAX: usize = 0x10000;
 /// Start of the EBDA-like reserved area; everything from here to 1 MiB is E820-reserved.
 pub const EBDA_START: u64 = 0x9fc00;
-/// ACPI tables: RSDP at 0xe0000 then every other table (128 KiB is enough for 256 NVDIMM slots:
+/// ACPI tables: RSDP at 0xe0000 then every other table (124 KiB is enough for 256 NVDIMM slots:
 /// the NVDIMM SSDT costs ~120 bytes per slot).
 pub const ACPI_START: u64 = 0xe0000;
-pub const ACPI_END: u64 = 0x10_0000;
+pub const ACPI_END: u64 = 0xf_f000;
+/// The BIOS reset vector F000:FFF0, where Linux's BIOS reboot method jumps (see
+/// `reset_vector.rs`); in the last page below 1 MiB, which the ACPI tables never reach.
+pub const RESET_VECTOR_ADDR: u64 = 0xf_fff0;
 /// Where the kernel's high memory starts (bzImage protected-mode code and ELF loads go here).
 pub const HIMEM_START: u64 = 0x10_0000;
 

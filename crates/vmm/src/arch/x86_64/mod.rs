@@ -4,3 +4,4 @@ pub mod cpu;
 pub mod elf_map;
 pub mod layout;
 pub mod regs;
+pub mod reset_vector;

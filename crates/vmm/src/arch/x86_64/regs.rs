@@ -37,7 +37,11 @@ fn segment_from_gdt(entry: u64, table_index: u8) -> kvm_segment {
     let base = ((entry >> 16) & 0x00ff_ffff) | ((entry >> 32) & 0xff00_0000);
     let limit_raw = ((entry & 0xffff) | ((entry >> 32) & 0x000f_0000)) as u32;
     let g = bit(55, 1);
-    let limit = if g == 1 { (limit_raw << 12) | 0xfff } else { limit_raw };
+    let limit = if g == 1 {
+        (limit_raw << 12) | 0xfff
+    } else {
+        limit_raw
+    };
     kvm_segment {
         base,
         limit,
@@ -111,17 +115,24 @@ pub fn setup_sregs(mem: &GuestMemoryMmap, vcpu: &VcpuFd, mode: EntryMode) -> Res
 /// Identity-maps the first 1 GiB with 2 MiB pages (enough for the kernel to set up its own).
 fn setup_page_tables(mem: &GuestMemoryMmap) -> Result<()> {
     let err = |e| Error::BootSetup(format!("cannot write the boot page tables: {e}"));
-    mem.write_obj(PDPTE_ADDR | 0x03, GuestAddress(PML4_ADDR)).map_err(err)?;
-    mem.write_obj(PDE_ADDR | 0x03, GuestAddress(PDPTE_ADDR)).map_err(err)?;
+    mem.write_obj(PDPTE_ADDR | 0x03, GuestAddress(PML4_ADDR))
+        .map_err(err)?;
+    mem.write_obj(PDE_ADDR | 0x03, GuestAddress(PDPTE_ADDR))
+        .map_err(err)?;
     for i in 0..512u64 {
-        mem.write_obj((i << 21) | 0x83, GuestAddress(PDE_ADDR + i * 8)).map_err(err)?;
+        mem.write_obj((i << 21) | 0x83, GuestAddress(PDE_ADDR + i * 8))
+            .map_err(err)?;
     }
     Ok(())
 }
 
 /// General-purpose registers of the boot vCPU.
 pub fn setup_regs(vcpu: &VcpuFd, entry: u64, mode: EntryMode) -> Result<()> {
-    let mut regs = kvm_regs { rflags: 0x2, rip: entry, ..Default::default() };
+    let mut regs = kvm_regs {
+        rflags: 0x2,
+        rip: entry,
+        ..Default::default()
+    };
     match mode {
         EntryMode::Linux64 => {
             regs.rsp = BOOT_STACK_POINTER;
@@ -135,7 +146,11 @@ pub fn setup_regs(vcpu: &VcpuFd, entry: u64, mode: EntryMode) -> Result<()> {
 
 /// x87 and SSE control words as after FNINIT.
 pub fn setup_fpu(vcpu: &VcpuFd) -> Result<()> {
-    let fpu = kvm_fpu { fcw: 0x37f, mxcsr: 0x1f80, ..Default::default() };
+    let fpu = kvm_fpu {
+        fcw: 0x37f,
+        mxcsr: 0x1f80,
+        ..Default::default()
+    };
     vcpu.set_fpu(&fpu).map_err(Error::Kvm)
 }
 
@@ -153,7 +168,10 @@ mod tests {
     #[test]
     fn code_segment_decodes_to_long_mode() {
         let s = segment_from_gdt(gdt_entry(0xa09b, 0, 0xfffff), 1);
-        assert_eq!((s.l, s.db, s.present, s.type_, s.selector), (1, 0, 1, 0xb, 8));
+        assert_eq!(
+            (s.l, s.db, s.present, s.type_, s.selector),
+            (1, 0, 1, 0xb, 8)
+        );
         assert_eq!(s.limit, 0xffff_ffff);
         let p = segment_from_gdt(gdt_entry(0xc09b, 0, 0xfffff), 1);
         assert_eq!((p.l, p.db), (0, 1));

@@ -43,17 +43,21 @@ fn open_file(cfg: &BackendConfig, path: &Path, readonly: bool) -> Result<File> {
     opts.read(true).write(writable);
     if !exists {
         if readonly {
-            return Err(Error::Config(ctx("does not exist (readonly=on cannot create it)")));
+            return Err(Error::Config(ctx(
+                "does not exist (readonly=on cannot create it)",
+            )));
         }
         opts.create(true);
     }
     let file = match opts.open(path) {
         Ok(f) => f,
         // share=off never writes the file: a read-only file can still back a private mapping.
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && !cfg.share && exists => OpenOptions::new()
-            .read(true)
-            .open(path)
-            .map_err(|e| Error::io(ctx("cannot open"), e))?,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && !cfg.share && exists => {
+            OpenOptions::new()
+                .read(true)
+                .open(path)
+                .map_err(|e| Error::io(ctx("cannot open"), e))?
+        }
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
             return Err(Error::Config(ctx(
                 "is not writable; share=on needs write access (fix the permissions, or use readonly=on with unarmed=on)",
@@ -61,11 +65,14 @@ fn open_file(cfg: &BackendConfig, path: &Path, readonly: bool) -> Result<File> {
         }
         Err(e) => return Err(Error::io(ctx("cannot open"), e)),
     };
-    let meta = file.metadata().map_err(|e| Error::io(ctx("cannot stat"), e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io(ctx("cannot stat"), e))?;
     if meta.file_type().is_file() {
         let len = meta.len();
         if len == 0 && !readonly {
-            file.set_len(cfg.size).map_err(|e| Error::io(ctx("cannot size the new file"), e))?;
+            file.set_len(cfg.size)
+                .map_err(|e| Error::io(ctx("cannot size the new file"), e))?;
         } else if len < cfg.size {
             // Growing a used backend would move its label area (the last label-size bytes) and
             // expose stale bytes as guest data, so refuse as QEMU >= 2.8 does.
@@ -83,13 +90,34 @@ impl Backend {
     /// warning into an error.
     pub fn open(cfg: &BackendConfig, require_persistence: bool) -> Result<Backend> {
         let (file, probe, align, pmem, readonly, discard) = match &cfg.kind {
-            BackendKind::Ram => (None, pmem_probe::probe_ram(), cfg.align(), false, false, false),
-            BackendKind::File { mem_path, pmem, readonly, discard_data, .. } => {
+            BackendKind::Ram => (
+                None,
+                pmem_probe::probe_ram(),
+                cfg.align(),
+                false,
+                false,
+                false,
+            ),
+            BackendKind::File {
+                mem_path,
+                pmem,
+                readonly,
+                discard_data,
+                ..
+            } => {
                 let file = open_file(cfg, mem_path, *readonly)?;
-                let probe = pmem_probe::probe_path(mem_path)
-                    .map_err(|e| Error::io(format!("-object {}: probing {}", cfg.id, mem_path.display()), e))?;
+                let probe = pmem_probe::probe_path(mem_path).map_err(|e| {
+                    Error::io(
+                        format!("-object {}: probing {}", cfg.id, mem_path.display()),
+                        e,
+                    )
+                })?;
                 let mut align = cfg.align();
-                if let BackendClass::DeviceDax { align: dev_align, size } = &probe.class {
+                if let BackendClass::DeviceDax {
+                    align: dev_align,
+                    size,
+                } = &probe.class
+                {
                     if let Some(a) = dev_align.filter(|a| *a > align) {
                         return Err(Error::Config(format!(
                             "-object {}: backing store align {a:#x} is larger than 'align' option {align:#x}; add align={}",
@@ -110,35 +138,68 @@ impl Backend {
                 (Some(file), probe, align, *pmem, *readonly, *discard_data)
             }
         };
-        let len = usize::try_from(cfg.size).map_err(|_| Error::Config(format!("-object {}: size too large", cfg.id)))?;
+        let len = usize::try_from(cfg.size)
+            .map_err(|_| Error::Config(format!("-object {}: size too large", cfg.id)))?;
         let align = usize::try_from(align).unwrap_or(4096).max(4096);
         // Reserve len + align of address space, then map the backend at an aligned address
         // inside it (device DAX refuses unaligned mappings; the guest range must be aligned too).
-        let resv_len = len.checked_add(align).ok_or_else(|| Error::Config(format!("-object {}: size too large", cfg.id)))?;
+        let resv_len = len
+            .checked_add(align)
+            .ok_or_else(|| Error::Config(format!("-object {}: size too large", cfg.id)))?;
         // SAFETY: an anonymous PROT_NONE reservation; no existing memory is affected.
         let resv = unsafe {
-            libc::mmap(std::ptr::null_mut(), resv_len, libc::PROT_NONE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE, -1, 0)
+            libc::mmap(
+                std::ptr::null_mut(),
+                resv_len,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
         };
         if resv == libc::MAP_FAILED {
-            return Err(Error::io(format!("-object {}: cannot reserve address space", cfg.id), std::io::Error::last_os_error()));
+            return Err(Error::io(
+                format!("-object {}: cannot reserve address space", cfg.id),
+                std::io::Error::last_os_error(),
+            ));
         }
         let aligned = ((resv as usize).div_ceil(align) * align) as *mut libc::c_void;
-        let prot = if readonly { libc::PROT_READ } else { libc::PROT_READ | libc::PROT_WRITE };
+        let prot = if readonly {
+            libc::PROT_READ
+        } else {
+            libc::PROT_READ | libc::PROT_WRITE
+        };
         let populate = if cfg.prealloc { libc::MAP_POPULATE } else { 0 };
         let map = |flags: libc::c_int, fd: libc::c_int| {
             // SAFETY: MAP_FIXED inside our own reservation [resv, resv+resv_len), which covers
             // [aligned, aligned+len); nothing else lives there.
-            unsafe { libc::mmap(aligned, len, prot, flags | libc::MAP_FIXED | libc::MAP_NORESERVE | populate, fd, 0) }
+            unsafe {
+                libc::mmap(
+                    aligned,
+                    len,
+                    prot,
+                    flags | libc::MAP_FIXED | libc::MAP_NORESERVE | populate,
+                    fd,
+                    0,
+                )
+            }
         };
         let mut map_sync = false;
         let ptr = match &file {
             None => {
-                let share = if cfg.share { libc::MAP_SHARED } else { libc::MAP_PRIVATE };
+                let share = if cfg.share {
+                    libc::MAP_SHARED
+                } else {
+                    libc::MAP_PRIVATE
+                };
                 map(share | libc::MAP_ANONYMOUS, -1)
             }
             Some(f) if cfg.share => {
                 let fd = f.as_raw_fd();
-                let is_char = f.metadata().map(|m| m.file_type().is_char_device()).unwrap_or(false);
+                let is_char = f
+                    .metadata()
+                    .map(|m| m.file_type().is_char_device())
+                    .unwrap_or(false);
                 if pmem && !is_char && !readonly {
                     let p = map(MAP_SHARED_VALIDATE | MAP_SYNC, fd);
                     if p != libc::MAP_FAILED {
@@ -154,7 +215,9 @@ impl Backend {
                         if require_persistence {
                             // SAFETY: unmapping our own reservation.
                             unsafe { libc::munmap(resv, resv_len) };
-                            return Err(Error::Config(format!("{msg} (refused because of -require-persistence)")));
+                            return Err(Error::Config(format!(
+                                "{msg} (refused because of -require-persistence)"
+                            )));
                         }
                         tracing::warn!("{msg}");
                         eprintln!("pmvm: warning: {msg}");
@@ -170,9 +233,18 @@ impl Backend {
             let e = std::io::Error::last_os_error();
             // SAFETY: unmapping our own reservation.
             unsafe { libc::munmap(resv, resv_len) };
-            return Err(Error::io(format!("-object {}: cannot map the backend ({} bytes, align {align:#x})", cfg.id, len), e));
+            return Err(Error::io(
+                format!(
+                    "-object {}: cannot map the backend ({} bytes, align {align:#x})",
+                    cfg.id, len
+                ),
+                e,
+            ));
         }
-        if require_persistence && !(probe.crash_persistent && (map_sync || matches!(probe.class, BackendClass::DeviceDax { .. }))) {
+        if require_persistence
+            && !(probe.crash_persistent
+                && (map_sync || matches!(probe.class, BackendClass::DeviceDax { .. })))
+        {
             // SAFETY: unmapping our own reservation.
             unsafe { libc::munmap(resv, resv_len) };
             return Err(Error::Config(format!(
@@ -250,8 +322,18 @@ impl Backend {
         let start = (off / page) * page;
         let end = (off + len).div_ceil(page) * page;
         // SAFETY: [start, end) lies within the page-aligned mapping (`range` checked off+len).
-        let rc = unsafe { libc::msync(self.ptr.add(start).cast(), end.min(self.len) - start, libc::MS_SYNC) };
-        if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+        let rc = unsafe {
+            libc::msync(
+                self.ptr.add(start).cast(),
+                end.min(self.len) - start,
+                libc::MS_SYNC,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
     }
 }
 

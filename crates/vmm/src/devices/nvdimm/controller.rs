@@ -1,7 +1,9 @@
 //! The NVDIMM root device (`\_SB.NVDR`): the `_DSM` mailbox and doorbell, the FIT, and the
 //! set of NVDIMMs (cold- and hot-plugged).
 
-use nvdimm_acpi::{DimmRef, DsmDispatcher, DsmTarget, MAILBOX_SIZE, OemIds, Persistence, build_fit, build_nfit};
+use nvdimm_acpi::{
+    DimmRef, DsmDispatcher, DsmTarget, MAILBOX_SIZE, OemIds, Persistence, build_fit, build_nfit,
+};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 use super::{Labels, Nvdimm};
@@ -12,7 +14,13 @@ use crate::error::{Error, Result};
 
 /// OEM identities for the NFIT and the NVDIMM SSDT.
 pub fn oem_ids() -> OemIds {
-    OemIds { oem_id: OEM_ID, oem_table_id: OEM_TABLE_ID, oem_revision: OEM_REVISION, creator_id: *b"PMVM", creator_revision: 1 }
+    OemIds {
+        oem_id: OEM_ID,
+        oem_table_id: OEM_TABLE_ID,
+        oem_revision: OEM_REVISION,
+        creator_id: *b"PMVM",
+        creator_revision: 1,
+    }
 }
 
 /// Owns the NVDIMMs and serves the guest's `_DSM` calls.
@@ -33,9 +41,17 @@ struct Target<'a> {
 
 impl DsmTarget for Target<'_> {
     fn dimm(&mut self, handle: u32) -> Option<DimmRef<'_>> {
-        let dimm = self.dimms.iter().find(|d| d.plan.slot.wrapping_add(1) == handle)?;
+        let dimm = self
+            .dimms
+            .iter()
+            .find(|d| d.plan.slot.wrapping_add(1) == handle)?;
         self.labels = dimm.label_area().map(|_| Labels(dimm));
-        Some(DimmRef { labels: self.labels.as_mut().map(|l| l as &mut dyn nvdimm_acpi::LabelArea) })
+        Some(DimmRef {
+            labels: self
+                .labels
+                .as_mut()
+                .map(|l| l as &mut dyn nvdimm_acpi::LabelArea),
+        })
     }
 
     fn fit(&self) -> &[u8] {
@@ -70,8 +86,13 @@ impl NvdimmController {
 
     /// The NVDIMM SSDT with one child per slot.
     pub fn ssdt(&self, slots: u32) -> Result<Vec<u8>> {
-        nvdimm_acpi::build_nvdimm_ssdt(slots, NVDIMM_MAILBOX_ADDR as u32, nvdimm_acpi::DOORBELL_PORT, &oem_ids())
-            .map_err(|e| Error::BootSetup(format!("NVDIMM SSDT: {e}")))
+        nvdimm_acpi::build_nvdimm_ssdt(
+            slots,
+            NVDIMM_MAILBOX_ADDR as u32,
+            nvdimm_acpi::DOORBELL_PORT,
+            &oem_ids(),
+        )
+        .map_err(|e| Error::BootSetup(format!("NVDIMM SSDT: {e}")))
     }
 
     /// Adds a hot-plugged NVDIMM; earlier FIT entries stay byte-identical.
@@ -93,12 +114,22 @@ impl NvdimmController {
 
     fn doorbell(&mut self) {
         // Copy the request out of guest memory first: the guest cannot change it mid-call.
-        if self.mem.read_slice(&mut self.mailbox, GuestAddress(NVDIMM_MAILBOX_ADDR)).is_err() {
+        if self
+            .mem
+            .read_slice(&mut self.mailbox, GuestAddress(NVDIMM_MAILBOX_ADDR))
+            .is_err()
+        {
             return;
         }
-        let mut target = Target { dimms: &self.dimms, fit: &self.fit, labels: None };
+        let mut target = Target {
+            dimms: &self.dimms,
+            fit: &self.fit,
+            labels: None,
+        };
         let reply = self.dispatcher.handle(&self.mailbox, &mut target);
-        let _ = self.mem.write_slice(&reply, GuestAddress(NVDIMM_MAILBOX_ADDR));
+        let _ = self
+            .mem
+            .write_slice(&reply, GuestAddress(NVDIMM_MAILBOX_ADDR));
     }
 }
 

@@ -11,7 +11,12 @@ use crate::error::{Error, Result};
 const PROBE_SIZE: u64 = 128 << 10;
 
 fn backend_path(dimm: &Nvdimm) -> String {
-    dimm.backend.probe.path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "anonymous RAM".into())
+    dimm.backend
+        .probe
+        .path
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "anonymous RAM".into())
 }
 
 /// Refuses a label area holding foreign data (unless `force`), warns about a labelled backend
@@ -30,7 +35,10 @@ pub fn check(dimm: &Nvdimm, force: bool) -> Result<()> {
                      namespace label index; using them as the label area would destroy that data (a file system \
                      written without label-size?). Start without label-size to keep the data, or add -force-label-area \
                      to overwrite it",
-                    dimm.plan.id, size, dimm.backend.id, backend_path(dimm)
+                    dimm.plan.id,
+                    size,
+                    dimm.backend.id,
+                    backend_path(dimm)
                 );
                 if !force {
                     return Err(Error::Config(msg));
@@ -41,14 +49,17 @@ pub fn check(dimm: &Nvdimm, force: bool) -> Result<()> {
         None if len >= PROBE_SIZE * 2 => {
             let mut tail = vec![0u8; PROBE_SIZE as usize];
             if dimm.backend.read(len - PROBE_SIZE, &mut tail).is_some()
-                && let AreaState::Labels { active, .. } = classify(&tail) {
-                    eprintln!(
-                        "pmvm: warning: nvdimm {}: backend '{}' ({}) ends with a valid namespace label area ({active} labels) \
+                && let AreaState::Labels { active, .. } = classify(&tail)
+            {
+                eprintln!(
+                    "pmvm: warning: nvdimm {}: backend '{}' ({}) ends with a valid namespace label area ({active} labels) \
                          but the device has no label-size: the guest sees the old labels as data and its namespaces \
                          are gone; add label-size=128K to use them",
-                        dimm.plan.id, dimm.backend.id, backend_path(dimm)
-                    );
-                }
+                    dimm.plan.id,
+                    dimm.backend.id,
+                    backend_path(dimm)
+                );
+            }
         }
         None => {}
     }

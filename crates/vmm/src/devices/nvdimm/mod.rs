@@ -36,14 +36,21 @@ impl Nvdimm {
 
     /// Label area (offset in the backend, size), if the device has one.
     pub fn label_area(&self) -> Option<(u64, u64)> {
-        self.plan.nvdimm.filter(|s| s.label_size > 0).map(|s| (s.label_offset, s.label_size))
+        self.plan
+            .nvdimm
+            .filter(|s| s.label_size > 0)
+            .map(|s| (s.label_offset, s.label_size))
     }
 
     /// Maps the pmem part (never the label area) into the guest as memory slot `slot`.
     pub fn map_into_guest(&self, vm: &VmFd, slot: u32) -> Result<()> {
         let region = kvm_userspace_memory_region {
             slot,
-            flags: if self.backend.readonly { KVM_MEM_READONLY } else { 0 },
+            flags: if self.backend.readonly {
+                KVM_MEM_READONLY
+            } else {
+                0
+            },
             guest_phys_addr: self.plan.gpa,
             memory_size: self.plan.size,
             userspace_addr: self.backend.host_addr(),
@@ -56,10 +63,21 @@ impl Nvdimm {
     /// The start-up report line: backend, persistence, layout.
     pub fn describe(&self) -> String {
         let p = &self.backend.probe;
-        let path = p.path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "anonymous RAM".into());
-        let sync = if self.backend.map_sync { ", MAP_SYNC" } else { "" };
+        let path = p
+            .path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "anonymous RAM".into());
+        let sync = if self.backend.map_sync {
+            ", MAP_SYNC"
+        } else {
+            ""
+        };
         let labels = match self.label_area() {
-            Some((off, size)) => format!("label area {} at backend offset {off:#x}", pmem_layout::format_size(size)),
+            Some((off, size)) => format!(
+                "label area {} at backend offset {off:#x}",
+                pmem_layout::format_size(size)
+            ),
             None => "no label area".into(),
         };
         format!(
@@ -69,7 +87,11 @@ impl Nvdimm {
             self.plan.gpa,
             self.plan.slot,
             self.backend.id,
-            if self.backend.shared { ", share=on" } else { ", share=off (guest writes stay private)" },
+            if self.backend.shared {
+                ", share=on"
+            } else {
+                ", share=off (guest writes stay private)"
+            },
             p.explanation
         )
     }
@@ -89,7 +111,10 @@ impl LabelArea for Labels<'_> {
 
     fn read(&self, offset: u32, out: &mut [u8]) -> std::result::Result<(), LabelIoError> {
         let base = self.check(offset, out.len())?;
-        self.0.backend.read(base + u64::from(offset), out).ok_or_else(|| self.oob(offset, out.len()))
+        self.0
+            .backend
+            .read(base + u64::from(offset), out)
+            .ok_or_else(|| self.oob(offset, out.len()))
     }
 
     fn write(&mut self, offset: u32, data: &[u8]) -> std::result::Result<(), LabelIoError> {
@@ -98,7 +123,10 @@ impl LabelArea for Labels<'_> {
             None => Err(LabelIoError::ReadOnly),
             Some(Ok(())) => Ok(()),
             Some(Err(source)) => {
-                tracing::error!("nvdimm {}: label write not durable: {source}", self.0.plan.id);
+                tracing::error!(
+                    "nvdimm {}: label write not durable: {source}",
+                    self.0.plan.id
+                );
                 Err(LabelIoError::Io { offset, source })
             }
         }
@@ -107,7 +135,11 @@ impl LabelArea for Labels<'_> {
 
 impl Labels<'_> {
     fn oob(&self, offset: u32, len: usize) -> LabelIoError {
-        LabelIoError::OutOfRange { offset, len, size: self.label_size() }
+        LabelIoError::OutOfRange {
+            offset,
+            len,
+            size: self.label_size(),
+        }
     }
 
     /// Bounds-checks an access against the label area; returns the area's backend offset.
