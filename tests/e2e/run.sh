@@ -28,6 +28,9 @@ extra=$(mktemp -d)
 trap 'rm -rf "$extra"' EXIT
 stage_extra_dir "$extra"
 
+# One L1 vCPU unless asked otherwise: L1 froze or died a few times in ~15 two-vCPU runs (MTTCG
+# races between TCG vCPUs are the suspect); one vCPU made no test slower than ~40% (harness.md).
+export HIB_SMP=${HIB_SMP:-1}
 # Test knobs (BOOT_*, L2_*) set on the host are passed into L1.
 HIB_PASS_ENV="${HIB_PASS_ENV:-} $(compgen -e | grep -E '^(BOOT|L2)_' | tr '\n' ' ')"
 export HIB_PASS_ENV
