@@ -73,10 +73,10 @@ size_to_bytes() {
 # vmm_own_rss_kb PID RAM_BYTES EXCLUDE_PATHS [KERNEL_PATHS]: RSS (KiB) of PID's mappings,
 # leaving out guest RAM (any mapping at least RAM_BYTES long), NVDIMM backends (EXCLUDE_PATHS,
 # newline separated, plus every /dev/dax* mapping) and a kernel image mapped into guest RAM:
-# pmvm maps a PVH vmlinux copy-on-write inside the RAM mapping, which splits it into pieces
-# each shorter than RAM_BYTES, so a run of adjacent anonymous/kernel mappings that contains a
-# KERNEL_PATHS mapping and adds up to RAM_BYTES is guest RAM as a whole. (QEMU reads the
-# kernel into its heap: no such run, and that copy counts as QEMU's own memory.)
+# a VMM that maps a vmlinux copy-on-write inside the RAM mapping (pmvm did in session 1)
+# splits it into pieces each shorter than RAM_BYTES, so a run of adjacent anonymous/kernel
+# mappings that contains a KERNEL_PATHS mapping and adds up to RAM_BYTES is guest RAM as a
+# whole. (A VMM that reads the kernel into its heap has no such run; that copy counts.)
 vmm_own_rss_kb() {
 	awk -v ram="$2" -v excl="$3" -v kern="${4:-}" '
 	BEGIN {

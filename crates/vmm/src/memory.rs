@@ -3,7 +3,12 @@
 
 use kvm_bindings::kvm_userspace_memory_region;
 use kvm_ioctls::VmFd;
-use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
+use std::sync::Arc;
+
+use vm_memory::mmap::MmapRegionBuilder;
+use vm_memory::{
+    GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion, GuestRegionMmap,
+};
 
 use crate::arch::x86_64::boot::{E820_RAM, E820_RESERVED, E820Entry};
 use crate::arch::x86_64::layout::{EBDA_START, FOUR_GIB, HIMEM_START, NVDIMM_MAILBOX_ADDR};
@@ -16,8 +21,85 @@ pub struct RamSplit {
     pub above_4g: u64,
 }
 
+/// 2 MiB: the huge-page size KVM can map when guest-physical and host-virtual addresses are
+/// congruent modulo it.
+const HUGE_PAGE: usize = 2 << 20;
+
+/// An anonymous RAM mapping whose start is 2 MiB-aligned, unmapped on drop.
+///
+/// Why not vm-memory's own mmap: Linux before 6.7 does not align large anonymous mappings, and
+/// with an unaligned base KVM can never use 2 MiB pages for the guest, so every 4 KiB page costs
+/// its own nested-paging fault. In the nested harness that made a Linux boot ~20% slower.
+struct AlignedMapping {
+    addr: usize,
+    len: usize,
+}
+
+impl AlignedMapping {
+    fn new(len: usize) -> std::io::Result<AlignedMapping> {
+        let page = 4096usize;
+        let len = len
+            .checked_next_multiple_of(page)
+            .ok_or_else(|| std::io::Error::from_raw_os_error(libc::ENOMEM))?;
+        let total = len
+            .checked_add(HUGE_PAGE)
+            .ok_or_else(|| std::io::Error::from_raw_os_error(libc::ENOMEM))?;
+        let (prot, flags) = (
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+        );
+        // SAFETY: a new anonymous mapping at an address the kernel picks; no existing memory is
+        // touched.
+        let p = unsafe { libc::mmap(std::ptr::null_mut(), total, prot, flags, -1, 0) };
+        if p == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        let start = p as usize;
+        let addr = start.next_multiple_of(HUGE_PAGE);
+        let (head, tail) = (addr - start, total - (addr - start) - len);
+        // SAFETY: both ranges lie inside the mapping created above, are page-aligned, and
+        // nothing refers to them.
+        unsafe {
+            if head > 0 {
+                libc::munmap(start as *mut libc::c_void, head);
+            }
+            if tail > 0 {
+                libc::munmap((addr + len) as *mut libc::c_void, tail);
+            }
+        }
+        // Transparent huge pages for guest RAM, as QEMU asks too; where THP is off this fails
+        // harmlessly.
+        // SAFETY: madvise on a range this mapping owns; it changes no memory contents.
+        unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_HUGEPAGE) };
+        Ok(AlignedMapping { addr, len })
+    }
+}
+
+impl Drop for AlignedMapping {
+    fn drop(&mut self) {
+        // SAFETY: the range is the mapping this value created and owns; every GuestMemoryMmap
+        // that points into it is held next to an Arc of this value (GuestRam), so none is left.
+        unsafe { libc::munmap(self.addr as *mut libc::c_void, self.len) };
+    }
+}
+
+/// Guest RAM: vm-memory's view of the regions plus ownership of the mappings behind them.
+/// Clones share the mappings; they are unmapped when the last clone goes.
+#[derive(Clone)]
+pub struct GuestRam {
+    mem: GuestMemoryMmap,
+    _mappings: Arc<Vec<AlignedMapping>>,
+}
+
+impl std::ops::Deref for GuestRam {
+    type Target = GuestMemoryMmap;
+    fn deref(&self) -> &GuestMemoryMmap {
+        &self.mem
+    }
+}
+
 /// Creates guest RAM plus the (reserved) NVDIMM mailbox page range.
-pub fn create_guest_memory(split: RamSplit, mailbox_size: u64) -> Result<GuestMemoryMmap> {
+pub fn create_guest_memory(split: RamSplit, mailbox_size: u64) -> Result<GuestRam> {
     let mut ranges = vec![(GuestAddress(0), split.below_4g as usize)];
     if mailbox_size > 0 {
         ranges.push((GuestAddress(NVDIMM_MAILBOX_ADDR), mailbox_size as usize));
@@ -25,11 +107,34 @@ pub fn create_guest_memory(split: RamSplit, mailbox_size: u64) -> Result<GuestMe
     if split.above_4g > 0 {
         ranges.push((GuestAddress(FOUR_GIB), split.above_4g as usize));
     }
-    GuestMemoryMmap::from_ranges(&ranges).map_err(|e| {
+    let fail = |e: &dyn std::fmt::Display| {
         Error::Memory(format!(
             "cannot reserve {} MiB of guest RAM: {e}; lower -m or check the host's overcommit limits",
             (split.below_4g + split.above_4g) >> 20
         ))
+    };
+    let mut mappings = Vec::with_capacity(ranges.len());
+    let mut regions = Vec::with_capacity(ranges.len());
+    for (gpa, len) in ranges {
+        let map = AlignedMapping::new(len).map_err(|e| fail(&e))?;
+        // SAFETY: [map.addr, map.addr + len) is a live mapping owned by `map`, which GuestRam
+        // keeps alive as long as any view of this memory exists.
+        let region =
+            unsafe { MmapRegionBuilder::new(len).with_raw_mmap_pointer(map.addr as *mut u8) }
+                .with_mmap_prot(libc::PROT_READ | libc::PROT_WRITE)
+                .with_mmap_flags(libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE)
+                .build()
+                .map_err(|e| fail(&e))?;
+        mappings.push(map);
+        regions.push(
+            GuestRegionMmap::new(region, gpa)
+                .ok_or_else(|| fail(&"the region wraps around the address space"))?,
+        );
+    }
+    let mem = GuestMemoryMmap::from_regions(regions).map_err(|e| fail(&e))?;
+    Ok(GuestRam {
+        mem,
+        _mappings: Arc::new(mappings),
     })
 }
 
@@ -95,6 +200,47 @@ pub fn e820_map(split: RamSplit, mailbox_size: u64) -> Vec<E820Entry> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vm_memory::Bytes;
+
+    #[test]
+    fn guest_ram_is_2mib_aligned_and_usable() {
+        // several odd sizes, so a lucky kernel placement cannot make this pass
+        for (below, above) in [
+            (512u64 << 20, 0u64),
+            ((3 << 20) + 4096, 0),
+            (1 << 30, 6 << 20),
+        ] {
+            let ram = create_guest_memory(
+                RamSplit {
+                    below_4g: below,
+                    above_4g: above,
+                },
+                0x21000,
+            )
+            .expect("mmap");
+            for r in ram.iter() {
+                assert_eq!(
+                    r.as_ptr() as usize % HUGE_PAGE,
+                    0,
+                    "region at {:#x}",
+                    r.start_addr().0
+                );
+            }
+            let last = GuestAddress(below - 8);
+            ram.write_obj(0x1122_3344_5566_7788u64, last)
+                .expect("write");
+            assert_eq!(
+                ram.read_obj::<u64>(last).expect("read"),
+                0x1122_3344_5566_7788
+            );
+            let mailbox = GuestAddress(NVDIMM_MAILBOX_ADDR + 0x20ff8);
+            ram.write_obj(7u64, mailbox).expect("mailbox write");
+            assert!(
+                ram.read_obj::<u64>(GuestAddress(below)).is_err(),
+                "nothing mapped past RAM"
+            );
+        }
+    }
 
     #[test]
     fn e820_for_small_and_large_guests() {

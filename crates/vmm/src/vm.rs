@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 use kvm_bindings::{KVM_PIT_SPEAKER_DUMMY, kvm_pit_config};
 use kvm_ioctls::{Kvm, VmFd};
 use vm_config::{DeviceConfig, PersistenceDomain, SerialConfig, VmConfig};
-use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::acpi::{self, AcpiInput};
@@ -26,7 +25,7 @@ use crate::devices::nvdimm::{Nvdimm, label_safety};
 use crate::devices::serial::{Serial, SerialAml};
 use crate::devices::{EventSink, IrqLine, VmEvent};
 use crate::error::{Error, Result};
-use crate::memory::{RamSplit, create_guest_memory, e820_map, register_memory};
+use crate::memory::{GuestRam, RamSplit, create_guest_memory, e820_map, register_memory};
 use crate::monitor::Monitor;
 use crate::vcpu::{RunState, VcpuControl, spawn_vcpu};
 use qmp::ShutdownCause;
@@ -47,7 +46,7 @@ pub struct Vm {
     vcpus: Vec<kvm_ioctls::VcpuFd>,
     /// The VM file descriptor (hotplug adds memory slots through it).
     pub vm_fd: Arc<VmFd>,
-    _mem: GuestMemoryMmap,
+    _mem: GuestRam,
     bus: Arc<PioBus>,
     events_tx: EventSink,
     events_rx: Receiver<VmEvent>,

@@ -1,6 +1,11 @@
 //! Direct kernel boot: bzImage through the Linux 64-bit boot protocol, an uncompressed ELF
 //! vmlinux through PVH (no in-guest decompression: ~3.5 s faster per boot in the nested
 //! harness), command line, initrd and the E820 memory map.
+//!
+//! The ELF is copied into guest RAM. Session 2 measured the alternative that session 1 had
+//! chosen, mapping the file's pages copy-on-write into guest RAM: it saves the copy but every
+//! kernel page then costs a 4 KiB nested-paging fault instead of sharing a 2 MiB one, and the
+//! boot took ~1.5 s longer in the nested harness (docs/benchmarks.md).
 
 use std::fs::File;
 use std::path::Path;
@@ -70,21 +75,6 @@ pub fn load_kernel(mem: &GuestMemoryMmap, spec: &BootSpec) -> Result<BootEntry> 
         .insert_str(spec.cmdline)
         .map_err(|e| Error::Config(format!("-append '{}': {e}", spec.cmdline)))?;
 
-    // Fast path: an ELF vmlinux with a PVH entry is mapped, not copied.
-    if let Some(segments) = super::elf_map::program_headers(&kernel) {
-        if let Some(entry) = super::elf_map::pvh_entry(&kernel, &segments) {
-            if let Some(kernel_end) = super::elf_map::map_segments(mem, &kernel, &segments) {
-                load_cmdline(mem, GuestAddress(CMDLINE_ADDR), &cmdline)
-                    .map_err(|e| Error::BootSetup(format!("cannot write the command line: {e}")))?;
-                let initrd = load_initrd(mem, spec, u64::from(u32::MAX), kernel_end)?;
-                write_pvh_start_info(mem, spec, initrd)?;
-                return Ok(BootEntry {
-                    entry,
-                    mode: EntryMode::Pvh,
-                });
-            }
-        }
-    }
     let elf = Elf::load(mem, None, &mut kernel, Some(GuestAddress(HIMEM_START)));
     let (setup_header, entry) = match elf {
         Ok(res) => match res.pvh_boot_cap {

@@ -1,7 +1,6 @@
 //! x86_64: fixed layout, boot protocols, registers, CPUID/MSRs.
 pub mod boot;
 pub mod cpu;
-pub mod elf_map;
 pub mod layout;
 pub mod regs;
 pub mod reset_vector;

@@ -4,13 +4,14 @@
 use nvdimm_acpi::{
     DimmRef, DsmDispatcher, DsmTarget, MAILBOX_SIZE, OemIds, Persistence, build_fit, build_nfit,
 };
-use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+use vm_memory::{Bytes, GuestAddress};
 
 use super::{Labels, Nvdimm};
 use crate::acpi::{OEM_ID, OEM_REVISION, OEM_TABLE_ID};
 use crate::arch::x86_64::layout::NVDIMM_MAILBOX_ADDR;
 use crate::bus::PioDevice;
 use crate::error::{Error, Result};
+use crate::memory::GuestRam;
 
 /// OEM identities for the NFIT and the NVDIMM SSDT.
 pub fn oem_ids() -> OemIds {
@@ -25,7 +26,7 @@ pub fn oem_ids() -> OemIds {
 
 /// Owns the NVDIMMs and serves the guest's `_DSM` calls.
 pub struct NvdimmController {
-    mem: GuestMemoryMmap,
+    mem: GuestRam,
     dimms: Vec<Nvdimm>,
     persistence: Option<Persistence>,
     fit: Vec<u8>,
@@ -61,7 +62,7 @@ impl DsmTarget for Target<'_> {
 
 impl NvdimmController {
     /// A controller for `dimms` (in command-line order); `mem` holds the mailbox.
-    pub fn new(mem: GuestMemoryMmap, dimms: Vec<Nvdimm>, persistence: Option<Persistence>) -> Self {
+    pub fn new(mem: GuestRam, dimms: Vec<Nvdimm>, persistence: Option<Persistence>) -> Self {
         let mut c = NvdimmController {
             mem,
             dimms,
