@@ -70,10 +70,11 @@ impl QmpClient {
             return Err(QmpError::Closed);
         }
         if !line.ends_with(b"\n") {
-            return Err(QmpError::Protocol("reply line too long or truncated".into()));
+            return Err(QmpError::Protocol(
+                "reply line too long or truncated".into(),
+            ));
         }
-        serde_json::from_slice(&line)
-            .map_err(|e| QmpError::Protocol(format!("not JSON ({e})")))
+        serde_json::from_slice(&line).map_err(|e| QmpError::Protocol(format!("not JSON ({e})")))
     }
 
     /// Run `command` with optional `arguments`; returns the `return` value.

@@ -102,7 +102,60 @@ fn respond(req: tiny_http::Request, r: ApiResponse) {
     let _ = req.respond(resp);
 }
 
-fn serve_one(m: &Manager, mut req: tiny_http::Request) {
+/// Browser attacks on a loopback API: a web page the user visits can send requests to
+/// 127.0.0.1 (cross-site request forgery, and DNS rebinding, where the page's own host name
+/// resolves to 127.0.0.1). Browsers name the page in `Origin` and the name they connected to in
+/// `Host`; scripts and curl send no `Origin`. So: unless `--allow-remote`, `Host` must be a
+/// loopback name, and any `Origin` must be this server itself.
+pub fn browser_guard(
+    host: Option<&str>,
+    origin: Option<&str>,
+    allow_remote: bool,
+) -> Result<(), String> {
+    let host = host.unwrap_or("").trim();
+    let host_name = |h: &str| -> String {
+        let h = h.trim();
+        if let Some(rest) = h.strip_prefix('[') {
+            return rest.split(']').next().unwrap_or("").to_ascii_lowercase();
+        }
+        h.rsplit_once(':')
+            .map_or(h, |(n, _)| n)
+            .to_ascii_lowercase()
+    };
+    if !allow_remote && !host.is_empty() {
+        let n = host_name(host);
+        let loopback = n == "localhost"
+            || n.parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if !loopback {
+            return Err(format!(
+                "Host '{host}' is not a loopback name (DNS rebinding?); use http://127.0.0.1:PORT/"
+            ));
+        }
+    }
+    if let Some(origin) = origin.map(str::trim).filter(|o| !o.is_empty()) {
+        let o = origin.strip_prefix("http://").unwrap_or("");
+        if o.is_empty() || !o.eq_ignore_ascii_case(host) {
+            return Err(format!(
+                "cross-origin request from '{origin}' refused (Origin must be http://{host})"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn header<'a>(req: &'a tiny_http::Request, name: &str) -> Option<&'a str> {
+    req.headers()
+        .iter()
+        .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
+        .map(|h| h.value.as_str())
+}
+
+fn serve_one(m: &Manager, mut req: tiny_http::Request, allow_remote: bool) {
+    if let Err(e) = browser_guard(header(&req, "Host"), header(&req, "Origin"), allow_remote) {
+        respond(req, ApiResponse::error(403, &e));
+        return;
+    }
     let r = match read_body(&mut req) {
         Ok(body) => {
             let method = req.method().to_string();
@@ -131,21 +184,71 @@ fn run(a: &ServeArgs) -> Result<(), ServeError> {
         .server_addr()
         .to_ip()
         .map_or_else(|| a.listen.clone(), |s| s.to_string());
-    println!("pmctl: serving http://{bound}/ (state {})", m.store.dir().display());
+    println!(
+        "pmctl: serving http://{bound}/ (state {})",
+        m.store.dir().display()
+    );
     let _ = std::io::stdout().flush();
     let m = Arc::new(m);
     let in_flight = Arc::new(AtomicUsize::new(0));
     for req in server.incoming_requests() {
         if in_flight.fetch_add(1, Ordering::SeqCst) >= MAX_IN_FLIGHT {
             in_flight.fetch_sub(1, Ordering::SeqCst);
-            respond(req, ApiResponse::error(503, "too many requests at once; retry"));
+            respond(
+                req,
+                ApiResponse::error(503, "too many requests at once; retry"),
+            );
             continue;
         }
-        let (m, n) = (Arc::clone(&m), Arc::clone(&in_flight));
+        let (m, n, allow_remote) = (Arc::clone(&m), Arc::clone(&in_flight), a.allow_remote);
         std::thread::spawn(move || {
-            serve_one(&m, req);
+            serve_one(&m, req, allow_remote);
             n.fetch_sub(1, Ordering::SeqCst);
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::browser_guard;
+
+    #[test]
+    fn scripts_and_same_origin_pages_pass() {
+        assert!(browser_guard(Some("127.0.0.1:8080"), None, false).is_ok());
+        assert!(
+            browser_guard(Some("localhost:8080"), Some("http://localhost:8080"), false).is_ok()
+        );
+        assert!(browser_guard(Some("[::1]:9"), Some("http://[::1]:9"), false).is_ok());
+        assert!(
+            browser_guard(None, None, false).is_ok(),
+            "HTTP/1.0 without Host"
+        );
+    }
+
+    #[test]
+    fn other_origins_and_rebound_names_are_refused() {
+        let e =
+            browser_guard(Some("127.0.0.1:8080"), Some("http://evil.example"), false).unwrap_err();
+        assert!(e.contains("cross-origin"), "{e}");
+        assert!(browser_guard(Some("127.0.0.1:8080"), Some("null"), false).is_err());
+        assert!(
+            browser_guard(
+                Some("127.0.0.1:8080"),
+                Some("https://127.0.0.1:8080"),
+                false
+            )
+            .is_err()
+        );
+        let e = browser_guard(
+            Some("evil.example:8080"),
+            Some("http://evil.example:8080"),
+            false,
+        )
+        .unwrap_err();
+        assert!(e.contains("DNS rebinding"), "{e}");
+        // with --allow-remote any host name, but still same-origin only
+        assert!(browser_guard(Some("vmhost:8080"), Some("http://vmhost:8080"), true).is_ok());
+        assert!(browser_guard(Some("vmhost:8080"), Some("http://evil.example"), true).is_err());
+    }
 }

@@ -99,7 +99,8 @@ fn http(addr: &str, method: &str, path: &str, body: Option<&[u8]>) -> (u16, Valu
     req.extend_from_slice(body);
     let (status, head, body) = raw(addr, &req);
     assert!(
-        head.to_ascii_lowercase().contains("content-type: application/json"),
+        head.to_ascii_lowercase()
+            .contains("content-type: application/json"),
         "{head}"
     );
     let v: Value = serde_json::from_slice(&body)
@@ -129,14 +130,28 @@ fn enc(s: &str) -> String {
 #[test]
 fn index_page_references_the_api() {
     let s = start_server("index");
-    let (status, head, body) = raw(&s.addr, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let req = format!(
+        "GET / HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        s.addr
+    );
+    let (status, head, body) = raw(&s.addr, req.as_bytes());
     assert_eq!(status, 200);
     assert!(head.to_ascii_lowercase().contains("text/html"), "{head}");
     let html = String::from_utf8(body).unwrap();
-    for p in ["/api/host/nvdimms", "/api/vms", "/nvdimms", "/start", "/stop", "dry_run"] {
+    for p in [
+        "/api/host/nvdimms",
+        "/api/vms",
+        "/nvdimms",
+        "/start",
+        "/stop",
+        "dry_run",
+    ] {
         assert!(html.contains(p), "page lacks {p}");
     }
-    assert!(!html.contains("http://") && !html.contains("https://"), "external assets");
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "external assets"
+    );
 }
 
 #[test]
@@ -146,7 +161,11 @@ fn vm_lifecycle_and_errors() {
     let kernel = s.dir.join("kernel").to_str().unwrap().to_owned();
     let dev = sized_file(&s.dir, "backing", 1 << 30);
 
-    let (st, v) = post(a, "/api/vms", json!({"name": "web", "memory": "512M", "kernel": kernel}));
+    let (st, v) = post(
+        a,
+        "/api/vms",
+        json!({"name": "web", "memory": "512M", "kernel": kernel}),
+    );
     assert_eq!(st, 201, "{v}");
     assert_eq!(v["memory"], 512u64 << 20);
     let (st, v) = post(a, "/api/vms", json!({"name": "web", "kernel": kernel}));
@@ -162,7 +181,11 @@ fn vm_lifecycle_and_errors() {
     let (st, v) = http(a, "POST", "/api/vms", Some(b"{\"name\": \"x\", "));
     assert_eq!(st, 400);
     assert!(v["error"].as_str().unwrap().contains("invalid JSON"), "{v}");
-    let (st, _) = post(a, "/api/vms", json!({"name": "x", "kernel": kernel, "evil": 1}));
+    let (st, _) = post(
+        a,
+        "/api/vms",
+        json!({"name": "x", "kernel": kernel, "evil": 1}),
+    );
     assert_eq!(st, 400);
     let big = vec![b' '; 70 * 1024];
     let (st, v) = http(a, "POST", "/api/vms", Some(&big));
@@ -177,17 +200,30 @@ fn vm_lifecycle_and_errors() {
     assert_eq!(st, 200, "{size}");
     let guest = size["sizing"]["guest_size"].as_u64().unwrap();
     assert_eq!(guest, 7 * (128 << 20));
-    let (st, dry) = post(a, "/api/vms/web/nvdimms", json!({"path": dev, "dry_run": true}));
+    let (st, dry) = post(
+        a,
+        "/api/vms/web/nvdimms",
+        json!({"path": dev, "dry_run": true}),
+    );
     assert_eq!(st, 200, "{dry}");
     assert_eq!(dry["saved"], false);
     let (st, att) = post(a, "/api/vms/web/nvdimms", json!({"path": dev}));
     assert_eq!(st, 201, "{att}");
     assert_eq!(att["assignment"]["guest_size"].as_u64(), Some(guest));
     assert_eq!(att["assignment"]["label_size"].as_u64(), Some(128 << 10));
-    assert!(att["device"]["warnings"].to_string().contains("persistence not guaranteed"));
+    assert!(
+        att["device"]["warnings"]
+            .to_string()
+            .contains("persistence not guaranteed")
+    );
     let (st, v) = post(a, "/api/vms/other/nvdimms", json!({"path": dev}));
     assert_eq!(st, 409, "{v}");
-    assert!(v["error"].as_str().unwrap().contains("already assigned to VM 'web'"));
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("already assigned to VM 'web'")
+    );
     let (st, v) = post(a, "/api/vms/web/nvdimms", json!({"path": 42}));
     assert_eq!(st, 400, "{v}");
 
@@ -199,7 +235,10 @@ fn vm_lifecycle_and_errors() {
     let (st, args) = http(a, "GET", "/api/vms/web/args", None);
     assert_eq!(st, 200);
     let args: Vec<String> = serde_json::from_value(args).unwrap();
-    assert!(args.iter().any(|x| x.contains(&format!("mem-path={dev}"))), "{args:?}");
+    assert!(
+        args.iter().any(|x| x.contains(&format!("mem-path={dev}"))),
+        "{args:?}"
+    );
 
     // The CLI on the same state directory prints the same command line.
     let cli = Command::new(env!("CARGO_BIN_EXE_pmctl"))
@@ -226,9 +265,19 @@ fn vm_lifecycle_and_errors() {
     assert_eq!((st, &v["running"]), (200, &json!(false)));
 
     // Detach, list, delete.
-    let (st, v) = http(a, "DELETE", &format!("/api/vms/web/nvdimms?path={}", enc(&dev)), None);
+    let (st, v) = http(
+        a,
+        "DELETE",
+        &format!("/api/vms/web/nvdimms?path={}", enc(&dev)),
+        None,
+    );
     assert_eq!(st, 200, "{v}");
-    let (st, v) = http(a, "DELETE", &format!("/api/vms/web/nvdimms?path={}", enc(&dev)), None);
+    let (st, v) = http(
+        a,
+        "DELETE",
+        &format!("/api/vms/web/nvdimms?path={}", enc(&dev)),
+        None,
+    );
     assert_eq!(st, 404, "{v}");
     let (st, list) = http(a, "GET", "/api/vms", None);
     assert_eq!(st, 200);
@@ -247,18 +296,58 @@ fn host_nvdimms_lists_fixture_namespaces() {
     let ns = v["namespaces"].as_array().unwrap();
     assert!(!ns.is_empty());
     for n in ns {
-        assert!(n.get("assigned_to").is_some() && n.get("mode").is_some(), "{n}");
+        assert!(
+            n.get("assigned_to").is_some() && n.get("mode").is_some(),
+            "{n}"
+        );
     }
     assert!(v["regions"].as_array().is_some_and(|r| !r.is_empty()));
 }
 
 #[test]
+fn browser_cross_origin_and_rebinding_are_refused() {
+    let s = start_server("csrf");
+    let a = &s.addr;
+    let body = r#"{"name":"csrf","kernel":"/bin/true"}"#;
+    let send = |host: &str, origin: &str| {
+        let req = format!(
+            "POST /api/vms HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\nConnection: close\r\n\
+             Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        raw(a, req.as_bytes())
+    };
+    // a page elsewhere posting a "simple" request (no CORS preflight) to the loopback API
+    let (st, _, b) = send(a, "http://evil.example");
+    assert_eq!(st, 403, "{}", String::from_utf8_lossy(&b));
+    // DNS rebinding: the page's own name, resolved to 127.0.0.1
+    let (st, _, b) = send("evil.example:80", "http://evil.example:80");
+    assert_eq!(st, 403, "{}", String::from_utf8_lossy(&b));
+    // nothing was created
+    let (st, v) = http(a, "GET", "/api/vms", None);
+    assert_eq!(st, 200);
+    assert!(!v.to_string().contains("csrf"), "{v}");
+    // the UI itself (same origin) still works
+    let (st, _, b) = send(a, &format!("http://{a}"));
+    assert_ne!(st, 403, "{}", String::from_utf8_lossy(&b));
+}
+
+#[test]
 fn serve_refuses_remote_without_flag() {
     let o = Command::new(env!("CARGO_BIN_EXE_pmctl"))
-        .args(["serve", "--listen", "0.0.0.0:0", "--state-dir", "/nonexistent"])
+        .args([
+            "serve",
+            "--listen",
+            "0.0.0.0:0",
+            "--state-dir",
+            "/nonexistent",
+        ])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     let e = String::from_utf8_lossy(&o.stderr);
-    assert!(e.contains("--allow-remote") && e.contains("no authentication"), "{e}");
+    assert!(
+        e.contains("--allow-remote") && e.contains("no authentication"),
+        "{e}"
+    );
 }

@@ -137,7 +137,9 @@ fn memory_of(v: Option<Value>) -> Result<u64> {
             .ok_or_else(|| bad("memory: give a byte count or a size string such as \"1G\"")),
         Some(Value::String(s)) => pmem_layout::parse_size(&s, pmem_layout::Suffix::M)
             .map_err(|e| bad(format!("memory {s}: {e}"))),
-        Some(_) => Err(bad("memory: give a byte count or a size string such as \"1G\"")),
+        Some(_) => Err(bad(
+            "memory: give a byte count or a size string such as \"1G\"",
+        )),
     }
 }
 
@@ -172,7 +174,9 @@ fn host_nvdimms(m: &Manager) -> Result<ApiResponse> {
                     .find(|v| v.nvdimms.iter().any(|a| a.path == d))
                     .map(|v| v.name.clone())
             });
-            let persistent = dev.and_then(|d| pmem_probe::probe_path(d).ok()).map(|p| p.crash_persistent);
+            let persistent = dev
+                .and_then(|d| pmem_probe::probe_path(d).ok())
+                .map(|p| p.crash_persistent);
             let mut v = serde_json::to_value(ns).unwrap_or(Value::Null);
             if let Value::Object(o) = &mut v {
                 o.insert("in_use_by".into(), json!(users));
@@ -192,7 +196,14 @@ fn ok<T: Serialize>(v: &T) -> Result<ApiResponse> {
     Ok(ApiResponse::json(200, v))
 }
 
-fn vm_route(m: &Manager, method: &str, url: &str, name: &str, rest: &[&str], body: &[u8]) -> Result<ApiResponse> {
+fn vm_route(
+    m: &Manager,
+    method: &str,
+    url: &str,
+    name: &str,
+    rest: &[&str],
+    body: &[u8],
+) -> Result<ApiResponse> {
     match (method, rest) {
         ("GET", []) => ok(&m.show(name)?),
         ("DELETE", []) => {
@@ -216,10 +227,13 @@ fn vm_route(m: &Manager, method: &str, url: &str, name: &str, rest: &[&str], bod
             ok(&m.stop(name, b.force)?)
         }
         ("GET", ["status"]) => ok(&m.status(name)?),
-        (_, [] | ["nvdimms"] | ["args"] | ["start"] | ["stop"] | ["status"]) => {
-            Err(ApiResponse::error(405, &format!("method {method} not allowed here")))
-        }
-        _ => Err(ApiResponse::error(404, &format!("no API path {}", url_path(url)))),
+        (_, [] | ["nvdimms"] | ["args"] | ["start"] | ["stop"] | ["status"]) => Err(
+            ApiResponse::error(405, &format!("method {method} not allowed here")),
+        ),
+        _ => Err(ApiResponse::error(
+            404,
+            &format!("no API path {}", url_path(url)),
+        )),
     }
 }
 
@@ -275,9 +289,18 @@ fn route(m: &Manager, req: &ApiRequest<'_>) -> Result<ApiResponse> {
             Ok(ApiResponse::json(201, &m.create(spec)?))
         }
         (_, ["api", "vms", name, rest @ ..]) => vm_route(m, method, req.url, name, rest, req.body),
-        (_, [] | ["index.html"] | ["api", "host", "nvdimms"] | ["api", "probe"] | ["api", "size"] | ["api", "vms"]) => {
-            Err(ApiResponse::error(405, &format!("method {method} not allowed here")))
-        }
+        (
+            _,
+            []
+            | ["index.html"]
+            | ["api", "host", "nvdimms"]
+            | ["api", "probe"]
+            | ["api", "size"]
+            | ["api", "vms"],
+        ) => Err(ApiResponse::error(
+            405,
+            &format!("method {method} not allowed here"),
+        )),
         _ => Err(ApiResponse::error(404, &format!("no API path {path}"))),
     }
 }

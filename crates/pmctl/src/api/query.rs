@@ -21,16 +21,14 @@ fn decode(s: &str, plus_is_space: bool) -> String {
     let mut i = 0;
     while i < b.len() {
         match b[i] {
-            b'%' if i + 2 < b.len() => {
-                match (hex(b[i + 1]), hex(b[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push(h << 4 | l);
-                        i += 3;
-                        continue;
-                    }
-                    _ => out.push(b'%'),
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 3;
+                    continue;
                 }
-            }
+                _ => out.push(b'%'),
+            },
             b'+' if plus_is_space => out.push(b' '),
             c => out.push(c),
         }
@@ -55,8 +53,14 @@ mod tests {
 
     #[test]
     fn decodes_escapes_and_plus() {
-        assert_eq!(query_param("/x?path=%2Fdev%2Fdax0.0", "path").as_deref(), Some("/dev/dax0.0"));
-        assert_eq!(query_param("/x?a=1&path=a+b%20c", "path").as_deref(), Some("a b c"));
+        assert_eq!(
+            query_param("/x?path=%2Fdev%2Fdax0.0", "path").as_deref(),
+            Some("/dev/dax0.0")
+        );
+        assert_eq!(
+            query_param("/x?a=1&path=a+b%20c", "path").as_deref(),
+            Some("a b c")
+        );
         assert_eq!(query_param("/x?path", "path").as_deref(), Some(""));
         assert_eq!(query_param("/x", "path"), None);
         assert_eq!(percent_decode("a%2"), "a%2");

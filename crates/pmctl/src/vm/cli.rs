@@ -248,13 +248,20 @@ fn print_view(out: &mut dyn Write, v: &VmView) -> std::io::Result<()> {
             a.slot,
             a.path.display(),
             a.kind,
-            a.mode.as_deref().map(|m| format!(", {m}")).unwrap_or_default(),
+            a.mode
+                .as_deref()
+                .map(|m| format!(", {m}"))
+                .unwrap_or_default(),
             format_size(a.host_size),
             format_size(a.guest_size),
             hex(n.gpa),
             format_size(a.label_size),
             a.label_offset,
-            if a.crash_persistent { "" } else { " [not crash persistent]" }
+            if a.crash_persistent {
+                ""
+            } else {
+                " [not crash persistent]"
+            }
         )?;
     }
     if let Some(e) = &v.layout_error {
@@ -266,19 +273,46 @@ fn print_view(out: &mut dyn Write, v: &VmView) -> std::io::Result<()> {
 fn run(m: &Manager, cmd: VmCommand) -> Result<u8, CliError> {
     let mut out = std::io::stdout().lock();
     match cmd {
-        VmCommand::Create { name, memory, cpus, kernel, initrd, append, slots, json: j } => {
-            let v = m.create(CreateSpec { name, memory, cpus, kernel, initrd, append, slots })?;
+        VmCommand::Create {
+            name,
+            memory,
+            cpus,
+            kernel,
+            initrd,
+            append,
+            slots,
+            json: j,
+        } => {
+            let v = m.create(CreateSpec {
+                name,
+                memory,
+                cpus,
+                kernel,
+                initrd,
+                append,
+                slots,
+            })?;
             if j {
                 return json(&mut out, &v);
             }
-            writeln!(out, "created VM {} ({}, {} vCPU)", v.name, format_size(v.memory), v.cpus)?;
+            writeln!(
+                out,
+                "created VM {} ({}, {} vCPU)",
+                v.name,
+                format_size(v.memory),
+                v.cpus
+            )?;
         }
         VmCommand::List { json: j } => {
             let l = m.list()?;
             if j {
                 return json(&mut out, &l);
             }
-            writeln!(out, "{:<20} {:<20} {:>10} {:>4} {:>7}", "NAME", "STATE", "MEMORY", "CPUS", "NVDIMMS")?;
+            writeln!(
+                out,
+                "{:<20} {:<20} {:>10} {:>4} {:>7}",
+                "NAME", "STATE", "MEMORY", "CPUS", "NVDIMMS"
+            )?;
             for v in &l {
                 let st = v.pid.map_or("stopped".into(), |p| format!("running ({p})"));
                 writeln!(
@@ -303,7 +337,12 @@ fn run(m: &Manager, cmd: VmCommand) -> Result<u8, CliError> {
             m.delete(&name)?;
             writeln!(out, "deleted VM {name}")?;
         }
-        VmCommand::Attach { name, path, dry_run, json: j } => {
+        VmCommand::Attach {
+            name,
+            path,
+            dry_run,
+            json: j,
+        } => {
             let r = m.attach(&name, &path, dry_run)?;
             for w in &r.device.warnings {
                 eprintln!("pmctl: warning: {}: {w}", r.assignment.path.display());
@@ -328,7 +367,12 @@ fn run(m: &Manager, cmd: VmCommand) -> Result<u8, CliError> {
         }
         VmCommand::Detach { name, path } => {
             let a = m.detach(&name, &path)?;
-            writeln!(out, "detached {} from {name} (slot {} is free)", a.path.display(), a.slot)?;
+            writeln!(
+                out,
+                "detached {} from {name} (slot {} is free)",
+                a.path.display(),
+                a.slot
+            )?;
         }
         VmCommand::Args { name, json: j } => {
             let args = m.args(&name)?;
@@ -348,7 +392,11 @@ fn run(m: &Manager, cmd: VmCommand) -> Result<u8, CliError> {
                 return json(&mut out, &r);
             }
             let pid = r.pid.map_or("unknown".into(), |p| p.to_string());
-            writeln!(out, "started {name} (pid {pid}); console: {}", r.console.display())?;
+            writeln!(
+                out,
+                "started {name} (pid {pid}); console: {}",
+                r.console.display()
+            )?;
         }
         VmCommand::Stop { name, force, .. } => {
             let r = m.stop(&name, force)?;
@@ -362,7 +410,9 @@ fn run(m: &Manager, cmd: VmCommand) -> Result<u8, CliError> {
                 return Ok(code);
             }
             match (r.pid, &r.qmp_status, &r.qmp_error) {
-                (Some(p), Some(s), _) => writeln!(out, "{name}: running (pid {p}, QMP status {s})")?,
+                (Some(p), Some(s), _) => {
+                    writeln!(out, "{name}: running (pid {p}, QMP status {s})")?
+                }
                 (Some(p), None, e) => writeln!(
                     out,
                     "{name}: running (pid {p}, QMP not answering: {})",

@@ -5,9 +5,7 @@
 
 use std::path::Path;
 
-use pmem_layout::{
-    GIB, GuestSizing, NvdimmArgs, NvdimmArgsSpec, format_size_arg, nvdimm_cli_args,
-};
+use pmem_layout::{GIB, GuestSizing, NvdimmArgs, NvdimmArgsSpec, format_size_arg, nvdimm_cli_args};
 use vm_config::{Action, DevicePlan};
 
 use super::error::VmError;
@@ -56,9 +54,9 @@ pub fn nvdimm_args(a: &Assignment) -> Result<NvdimmArgs, VmError> {
 }
 
 fn path_arg(what: &str, p: &Path) -> Result<String, VmError> {
-    p.to_str().map(str::to_owned).ok_or_else(|| {
-        VmError::Invalid(format!("{what} {}: path is not valid UTF-8", p.display()))
-    })
+    p.to_str()
+        .map(str::to_owned)
+        .ok_or_else(|| VmError::Invalid(format!("{what} {}: path is not valid UTF-8", p.display())))
 }
 
 /// The exact pmvm arguments (without the program name) `vm start` runs.

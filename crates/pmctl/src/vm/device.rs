@@ -85,8 +85,8 @@ pub fn inspect(sysfs_root: &Path, path: &Path) -> Result<(DeviceReport, GuestSiz
         return Err(device_error(path, "path is not valid UTF-8; rename it"));
     };
     let device = size::resolve(sysfs_root, text).map_err(|e| device_error(path, e.to_string()))?;
-    let sizing =
-        guest_nvdimm_size(device.size, device.align).map_err(|e| device_error(path, e.to_string()))?;
+    let sizing = guest_nvdimm_size(device.size, device.align)
+        .map_err(|e| device_error(path, e.to_string()))?;
     let (crash_persistent, persistence) = match pmem_probe::probe_path(&device.path) {
         Ok(p) => (p.crash_persistent, p.explanation),
         Err(e) => (false, format!("cannot probe: {e}")),

@@ -176,9 +176,18 @@ impl VmError {
         match self {
             BadName(_) | Invalid(_) | Device { .. } | Layout(_) => ErrorKind::BadRequest,
             NotFound { .. } | NotAttached { .. } => ErrorKind::NotFound,
-            Exists(_) | AlreadyAssigned { .. } | InUse { .. } | Running { .. }
-            | AlreadyRunning { .. } | NotRunning(_) | Changed { .. } => ErrorKind::Conflict,
-            NoPmvm | StartFailed { .. } | Qmp { .. } | StopFailed { .. } | Io { .. }
+            Exists(_)
+            | AlreadyAssigned { .. }
+            | InUse { .. }
+            | Running { .. }
+            | AlreadyRunning { .. }
+            | NotRunning(_)
+            | Changed { .. } => ErrorKind::Conflict,
+            NoPmvm
+            | StartFailed { .. }
+            | Qmp { .. }
+            | StopFailed { .. }
+            | Io { .. }
             | BadState { .. } => ErrorKind::Internal,
         }
     }

@@ -263,7 +263,12 @@ impl Manager {
 
     /// All VMs.
     pub fn list(&self) -> Result<Vec<VmView>, VmError> {
-        Ok(self.store.list()?.into_iter().map(|d| self.view(d)).collect())
+        Ok(self
+            .store
+            .list()?
+            .into_iter()
+            .map(|d| self.view(d))
+            .collect())
     }
 
     /// One VM with its NVDIMM addresses.
@@ -417,7 +422,11 @@ impl Manager {
             }
             if now.align != a.host_align {
                 let f = |v: Option<u64>| v.map_or("none".to_owned(), |x| format!("{x:#x}"));
-                what.push(format!("align was {}, now {}", f(a.host_align), f(now.align)));
+                what.push(format!(
+                    "align was {}, now {}",
+                    f(a.host_align),
+                    f(now.align)
+                ));
             }
             if !what.is_empty() {
                 return Err(changed(what.join("; ")));
@@ -521,7 +530,10 @@ impl Manager {
         if Self::wait_exit(pid, Duration::from_secs(5)) {
             return done("quit");
         }
-        if force && process::signal(pid, libc::SIGTERM).is_ok() && Self::wait_exit(pid, Duration::from_secs(5)) {
+        if force
+            && process::signal(pid, libc::SIGTERM).is_ok()
+            && Self::wait_exit(pid, Duration::from_secs(5))
+        {
             return done("sigterm");
         }
         if let Some(e) = last_err.filter(|_| !force) {

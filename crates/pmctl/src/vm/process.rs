@@ -39,7 +39,8 @@ pub fn running_pid(pidfile: &Path) -> Option<u32> {
 
 /// Send `sig` to `pid`.
 pub fn signal(pid: u32, sig: libc::c_int) -> std::io::Result<()> {
-    let p = libc::pid_t::try_from(pid).map_err(|_| std::io::Error::from_raw_os_error(libc::ESRCH))?;
+    let p =
+        libc::pid_t::try_from(pid).map_err(|_| std::io::Error::from_raw_os_error(libc::ESRCH))?;
     // SAFETY: plain kill(2) on a pid we read from our own pidfile.
     if unsafe { libc::kill(p, sig) } == 0 {
         Ok(())
@@ -77,7 +78,10 @@ pub fn find_pmvm(explicit: Option<&Path>) -> Result<PathBuf, VmError> {
             )))
         };
     }
-    if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_owned)) {
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_owned))
+    {
         let p = dir.join("pmvm");
         if executable(&p) {
             return Ok(p);
@@ -110,7 +114,10 @@ pub fn spawn_daemon(name: &str, pmvm: &Path, argv: &[String]) -> Result<(), VmEr
     }
     let mut stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
     if stderr.len() > 4096 {
-        let cut = (0..=4096).rev().find(|&i| stderr.is_char_boundary(i)).unwrap_or(0);
+        let cut = (0..=4096)
+            .rev()
+            .find(|&i| stderr.is_char_boundary(i))
+            .unwrap_or(0);
         stderr.truncate(cut);
     }
     Err(VmError::StartFailed {

@@ -192,11 +192,10 @@ impl Store {
         let tmp = self
             .dir
             .join(format!(".{}.json.tmp{}", def.name, std::process::id()));
-        let mut text = serde_json::to_vec_pretty(def)
-            .map_err(|source| VmError::BadState {
-                path: dst.clone(),
-                source,
-            })?;
+        let mut text = serde_json::to_vec_pretty(def).map_err(|source| VmError::BadState {
+            path: dst.clone(),
+            source,
+        })?;
         text.push(b'\n');
         let write = || -> std::io::Result<()> {
             let mut f = File::create(&tmp)?;

@@ -110,7 +110,10 @@ fn state_round_trip_and_atomic_replace() {
     let ino_before = std::fs::metadata(f.m.store.def_path("vm1")).unwrap().ino();
     f.m.store.save(&def2).unwrap();
     let ino_after = std::fs::metadata(f.m.store.def_path("vm1")).unwrap().ino();
-    assert_ne!(ino_before, ino_after, "save must replace the file by rename, not rewrite it");
+    assert_ne!(
+        ino_before, ino_after,
+        "save must replace the file by rename, not rewrite it"
+    );
     assert_eq!(f.m.store.load("vm1").unwrap(), def2);
     let leftovers: Vec<_> = std::fs::read_dir(f.m.store.dir())
         .unwrap()
@@ -133,11 +136,13 @@ fn names_are_validated_and_not_paths() {
         let e = f.m.show(bad).unwrap_err();
         assert!(matches!(e, VmError::BadName(_)), "{bad}: {e}");
     }
-    assert!(matches!(f.m.show("nosuch").unwrap_err(), VmError::NotFound { .. }));
+    assert!(matches!(
+        f.m.show("nosuch").unwrap_err(),
+        VmError::NotFound { .. }
+    ));
     f.create("dup");
-    let e = f
-        .m
-        .create(CreateSpec {
+    let e =
+        f.m.create(CreateSpec {
             name: "dup".into(),
             memory: GIB,
             cpus: 1,
@@ -148,9 +153,8 @@ fn names_are_validated_and_not_paths() {
         })
         .unwrap_err();
     assert!(matches!(e, VmError::Exists(_)), "{e}");
-    let e = f
-        .m
-        .create(CreateSpec {
+    let e =
+        f.m.create(CreateSpec {
             name: "nokernel".into(),
             memory: GIB,
             cpus: 1,
@@ -225,9 +229,18 @@ fn attach_detach_delete_refused_while_running() {
     assert!(matches!(e, VmError::Running { .. }), "{e}");
     assert!(e.to_string().contains("hotplug"), "{e}");
     assert_eq!(e.status(), 409);
-    assert!(matches!(f.m.detach("r", &p).unwrap_err(), VmError::Running { .. }));
-    assert!(matches!(f.m.delete("r").unwrap_err(), VmError::Running { .. }));
-    assert!(matches!(f.m.start("r").unwrap_err(), VmError::AlreadyRunning { .. }));
+    assert!(matches!(
+        f.m.detach("r", &p).unwrap_err(),
+        VmError::Running { .. }
+    ));
+    assert!(matches!(
+        f.m.delete("r").unwrap_err(),
+        VmError::Running { .. }
+    ));
+    assert!(matches!(
+        f.m.start("r").unwrap_err(),
+        VmError::AlreadyRunning { .. }
+    ));
     assert!(f.m.show("r").unwrap().running);
     // A stale pidfile (dead pid) is not a running VM.
     std::fs::write(f.m.store.pidfile("r"), "2147483646\n").unwrap();
@@ -241,7 +254,9 @@ fn too_small_missing_and_no_slot() {
     f.create("s");
     let small = f.file("small", 255 * MIB);
     let e = f.m.attach("s", &small, false).unwrap_err();
-    let want = pmem_layout::guest_nvdimm_size(255 * MIB, Some(2 * MIB)).unwrap_err().to_string();
+    let want = pmem_layout::guest_nvdimm_size(255 * MIB, Some(2 * MIB))
+        .unwrap_err()
+        .to_string();
     assert!(e.to_string().contains(&want), "{e}");
     assert_eq!(e.status(), 400);
     let e = f.m.attach("s", &f.dir.0.join("nofile"), false).unwrap_err();
@@ -272,14 +287,27 @@ fn changed_device_refuses_start() {
     f.create("c");
     let p = f.file("dev", 2 * GIB);
     f.m.attach("c", &p, false).unwrap();
-    std::fs::File::options().write(true).open(&p).unwrap().set_len(GIB).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_len(GIB)
+        .unwrap();
     let e = f.m.start("c").unwrap_err();
     assert!(matches!(e, VmError::Changed { .. }), "{e}");
     let s = e.to_string();
-    assert!(s.contains(&format!("size was {} bytes, now {}", 2 * GIB, GIB)), "{s}");
+    assert!(
+        s.contains(&format!("size was {} bytes, now {}", 2 * GIB, GIB)),
+        "{s}"
+    );
     assert!(s.contains("label area"), "{s}");
     std::fs::remove_file(&p).unwrap();
-    assert!(f.m.start("c").unwrap_err().to_string().contains("no longer exists"));
+    assert!(
+        f.m.start("c")
+            .unwrap_err()
+            .to_string()
+            .contains("no longer exists")
+    );
 }
 
 #[test]
@@ -288,7 +316,8 @@ fn args_parse_with_pmvm_and_plan_matches_show() {
     f.create("g");
     let sizes = [GIB, 3 * GIB + 5 * MIB, 512 * MIB];
     for (i, s) in sizes.iter().enumerate() {
-        f.m.attach("g", &f.file(&format!("d{i}"), *s), false).unwrap();
+        f.m.attach("g", &f.file(&format!("d{i}"), *s), false)
+            .unwrap();
     }
     // Free slot 1 and fill it again: slots stay stable, the hole is reused.
     f.m.detach("g", &f.dir.0.join("d1")).unwrap();
@@ -313,7 +342,10 @@ fn args_parse_with_pmvm_and_plan_matches_show() {
     }
     assert_eq!(cfg.memory.maxmem, view.maxmem);
     assert_eq!(cfg.memory.slots, view.slots);
-    assert!(args.windows(2).any(|w| w[0] == "-pidfile" && Path::new(&w[1]) == f.m.store.pidfile("g")));
+    assert!(
+        args.windows(2)
+            .any(|w| w[0] == "-pidfile" && Path::new(&w[1]) == f.m.store.pidfile("g"))
+    );
     assert!(args.contains(&"-daemonize".to_string()));
 }
 
@@ -334,17 +366,29 @@ fn start_runs_exactly_the_args() {
     let fake = script(
         &f.dir.0,
         "pmvm",
-        &format!("for a in \"$@\"; do printf '%s\\n' \"$a\"; done > {}", rec.display()),
+        &format!(
+            "for a in \"$@\"; do printf '%s\\n' \"$a\"; done > {}",
+            rec.display()
+        ),
     );
     f.m.pmvm = Some(fake);
     let r = f.m.start("st").unwrap();
     let recorded = std::fs::read_to_string(&rec).unwrap();
-    let want: String = f.m.args("st").unwrap().iter().map(|a| format!("{a}\n")).collect();
+    let want: String =
+        f.m.args("st")
+            .unwrap()
+            .iter()
+            .map(|a| format!("{a}\n"))
+            .collect();
     assert_eq!(recorded, want);
     assert_eq!(r.args, f.m.args("st").unwrap());
     assert_eq!(r.pid, None, "the fake wrote no pidfile");
     // A failing pmvm: its message is passed on.
-    f.m.pmvm = Some(script(&f.dir.0, "bad", "echo 'pmvm: no KVM here' >&2; exit 1"));
+    f.m.pmvm = Some(script(
+        &f.dir.0,
+        "bad",
+        "echo 'pmvm: no KVM here' >&2; exit 1",
+    ));
     let e = f.m.start("st").unwrap_err();
     assert!(e.to_string().contains("no KVM here"), "{e}");
     f.m.pmvm = Some(f.dir.0.join("nonexistent"));
@@ -369,7 +413,11 @@ fn fake_qmp(sock: PathBuf, child: std::process::Child) -> std::thread::JoinHandl
                 match cmd.as_str() {
                     "query-status" => {
                         writeln!(w, r#"{{"event": "RESUME", "timestamp": {{}}}}"#).unwrap();
-                        writeln!(w, r#"{{"return": {{"status": "running", "running": true}}}}"#).unwrap();
+                        writeln!(
+                            w,
+                            r#"{{"return": {{"status": "running", "running": true}}}}"#
+                        )
+                        .unwrap();
                     }
                     "system_powerdown" | "quit" => {
                         writeln!(w, r#"{{"return": {{}}}}"#).unwrap();
@@ -388,10 +436,16 @@ fn fake_qmp(sock: PathBuf, child: std::process::Child) -> std::thread::JoinHandl
 fn status_and_stop_over_qmp() {
     let f = Fixture::new();
     f.create("q");
-    assert!(matches!(f.m.stop("q", false).unwrap_err(), VmError::NotRunning(_)));
+    assert!(matches!(
+        f.m.stop("q", false).unwrap_err(),
+        VmError::NotRunning(_)
+    ));
     let st = f.m.status("q").unwrap();
     assert!(!st.running && st.qmp_status.is_none());
-    let child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+    let child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
     std::fs::write(f.m.store.pidfile("q"), format!("{}\n", child.id())).unwrap();
     let server = fake_qmp(f.m.store.qmp_socket("q"), child);
     let st = f.m.status("q").unwrap();
@@ -403,6 +457,11 @@ fn status_and_stop_over_qmp() {
     let seen = server.join().unwrap();
     assert_eq!(
         seen,
-        ["qmp_capabilities", "query-status", "qmp_capabilities", "system_powerdown"]
+        [
+            "qmp_capabilities",
+            "query-status",
+            "qmp_capabilities",
+            "system_powerdown"
+        ]
     );
 }
