@@ -218,7 +218,7 @@ run_l1_once() {
 	local kernel=$VMLINUX
 	[[ ${HIB_KERNEL:-pvh} == bzimage ]] && kernel=$BZIMAGE
 	cmd+=(-kernel "$kernel" -initrd "$RUN/initrd.img"
-		-append "console=ttyS0 quiet loglevel=3 panic=-1 mitigations=off hib.timeout=$inner hib.channel=$chan"
+		-append "console=ttyS0 quiet loglevel=3 panic=-1 hib.timeout=$inner hib.channel=$chan"
 		-display none -nodefaults -no-user-config -no-reboot -serial stdio
 		-monitor "unix:$RUN/monitor.sock,server=on,wait=off")
 	printf '%q ' timeout -k 10 "$total" "${cmd[@]}" >"$RUN/qemu.cmd"
