@@ -312,6 +312,9 @@ impl Monitor {
             ctl.lock().unwrap_or_else(|p| p.into_inner()).add(dimm);
             GED_NVDIMM_HOTPLUG
         } else {
+            if let Some(w) = dimm.memory_block_warning() {
+                eprintln!("{w}");
+            }
             let p = &dimm.plan;
             vm.memhp
                 .lock()

@@ -160,6 +160,9 @@ impl Vm {
         }
         let memhp = Arc::new(Mutex::new(MemoryHotplug::new(cfg.memory.slots)));
         for d in &devs.ram_dimms {
+            if let Some(w) = d.memory_block_warning() {
+                eprintln!("{w}");
+            }
             d.map_into_guest(&vm, next_slot)?;
             next_slot += 1;
             if let Ok(mut m) = memhp.lock() {

@@ -61,6 +61,11 @@ impl Nvdimm {
     }
 
     /// The start-up report line: backend, persistence, layout.
+    /// For a pc-dimm: see [`memory_block_warning`].
+    pub fn memory_block_warning(&self) -> Option<String> {
+        memory_block_warning(&self.plan.id, self.plan.gpa, self.plan.size)
+    }
+
     pub fn describe(&self) -> String {
         let p = &self.backend.probe;
         let path = p
@@ -149,5 +154,35 @@ impl Labels<'_> {
             return Err(self.oob(offset, len));
         }
         Ok(base)
+    }
+}
+
+/// A warning when a RAM DIMM is not whole 128 MiB memory blocks: Linux (x86_64) adds hotplugged
+/// RAM in memory blocks and refuses, silently, a range that does not start and end on block
+/// boundaries. QEMU does not check this either.
+pub fn memory_block_warning(id: &str, gpa: u64, size: u64) -> Option<String> {
+    const BLOCK: u64 = 128 << 20;
+    (size % BLOCK != 0 || gpa % BLOCK != 0).then(|| {
+        format!(
+            "pmvm: warning: pc-dimm {id}: {} at {gpa:#x} is not whole 128 MiB memory blocks; a Linux \
+             guest refuses to add such memory (use a size that is a multiple of 128M)",
+            pmem_layout::format_size(size)
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::memory_block_warning;
+
+    #[test]
+    fn whole_blocks_pass_partial_ones_warn() {
+        assert_eq!(memory_block_warning("d", 0x1_0000_0000, 256 << 20), None);
+        let w = memory_block_warning("d", 0x1_0000_0000, 200 << 20).expect("200M warns");
+        assert!(w.contains("pc-dimm d") && w.contains("128M"), "{w}");
+        assert!(
+            memory_block_warning("d", 0x1_0400_0000, 128 << 20).is_some(),
+            "64 MiB-aligned start"
+        );
     }
 }
