@@ -32,6 +32,10 @@ one() { # VMM ROUND
 	kill "$pid" 2>/dev/null
 	wait "$pid"
 	echo "vmm=$vmm round=$2 exit=$? console: $(tr -d '\r' <"$d/console" | grep -E '^BH-' | tr '\n' ' ')"
+	if ! grep -q BH-WAITING "$d/console" 2>/dev/null; then # a guest that never got going: show why
+		echo "vmm=$vmm round=$2 console tail:"; tr -d '\r' <"$d/console" | tail -n 15 | sed 's/^/    /'
+		echo "vmm=$vmm round=$2 stderr tail:"; grep -v '^pmvm: nvdimm' "$d/stderr" | tail -n 10 | sed 's/^/    /'
+	fi
 	rm -f "$d"/*.img
 }
 
