@@ -29,7 +29,7 @@ const HUGE_PAGE: usize = 2 << 20;
 ///
 /// Why not vm-memory's own mmap: Linux before 6.7 does not align large anonymous mappings, and
 /// with an unaligned base KVM can never use 2 MiB pages for the guest, so every 4 KiB page costs
-/// its own nested-paging fault. In the nested harness that made a Linux boot ~20% slower.
+/// its own nested-paging fault (docs/benchmarks.md has the nested-harness measurement).
 struct AlignedMapping {
     addr: usize,
     len: usize,
