@@ -70,43 +70,41 @@ size_to_bytes() {
 	esac
 }
 
-# vmm_own_rss_kb PID RAM_BYTES EXCLUDE_PATHS [KERNEL_PATHS]: RSS (KiB) of PID's mappings,
-# leaving out guest RAM (any mapping at least RAM_BYTES long), NVDIMM backends (EXCLUDE_PATHS,
-# newline separated, plus every /dev/dax* mapping) and a kernel image mapped into guest RAM:
-# a VMM that maps a vmlinux copy-on-write inside the RAM mapping (pmvm did in session 1)
-# splits it into pieces each shorter than RAM_BYTES, so a run of adjacent anonymous/kernel
-# mappings that contains a KERNEL_PATHS mapping and adds up to RAM_BYTES is guest RAM as a
-# whole. (A VMM that reads the kernel into its heap has no such run; that copy counts.)
+# vmm_own_rss_kb PID RAM_BYTES EXCLUDE_PATHS: RSS (KiB) of PID's mappings, leaving out guest
+# RAM (any mapping at least RAM_BYTES long) and NVDIMM backends (paths, newline separated,
+# plus every /dev/dax* mapping).
 vmm_own_rss_kb() {
-	awk -v ram="$2" -v excl="$3" -v kern="${4:-}" '
-	BEGIN {
-		n = split(excl, ex, "\n"); for (i = 1; i <= n; i++) if (ex[i] != "") skip[ex[i]] = 1
-		n = split(kern, kx, "\n"); for (i = 1; i <= n; i++) if (kx[i] != "") iskern[kx[i]] = 1
-	}
+	awk -v ram="$2" -v excl="$3" '
+	BEGIN { n = split(excl, ex, "\n"); for (i = 1; i <= n; i++) if (ex[i] != "") skip[ex[i]] = 1 }
+	function flush() { if (have && !(size * 1024 >= ram) && !(path in skip) && path !~ /^\/dev\/dax/) total += rss; have = 0 }
 	/^[0-9a-f]+-[0-9a-f]+ / {
-		split($1, r, "-"); m++; lo[m] = r[1]; hi[m] = r[2]; p = ""
-		for (i = 6; i <= NF; i++) p = p (i > 6 ? " " : "") $i
-		sub(/ \(deleted\)$/, "", p)
-		path[m] = p; size[m] = 0; rss[m] = 0
+		flush(); have = 1; size = 0; rss = 0; path = ""
+		for (i = 6; i <= NF; i++) path = path (i > 6 ? " " : "") $i
+		sub(/ \(deleted\)$/, "", path)
 		next
 	}
-	$1 == "Size:" { size[m] = $2 }
-	$1 == "Rss:" { rss[m] = $2 }
-	END {
-		# runs of adjacent anonymous or kernel-image mappings
-		for (i = 1; i <= m; i++) {
-			if (path[i] != "" && !(path[i] in iskern)) continue
-			if (i > 1 && hi[i - 1] == lo[i] && run[i - 1]) run[i] = run[i - 1]; else run[i] = i
-			rsize[run[i]] += size[i]
-			if (path[i] in iskern) rkern[run[i]] = 1
-		}
-		for (i = 1; i <= m; i++) {
-			if (size[i] * 1024 >= ram || path[i] in skip || path[i] ~ /^\/dev\/dax/) continue
-			if (run[i] && rkern[run[i]] && rsize[run[i]] * 1024 >= ram) continue
-			total += rss[i]
-		}
-		print total + 0
-	}' "/proc/$1/smaps" 2>/dev/null
+	$1 == "Size:" { size = $2 }
+	$1 == "Rss:" { rss = $2 }
+	END { flush(); print total + 0 }' "/proc/$1/smaps" 2>/dev/null
+}
+
+# run_saved NAME CMD...: run CMD with stdout in $work/NAME.out and stderr in $work/NAME.err
+# (copies of both kept in $OUT), its exit status in RC. The caller sets work and OUT.
+run_saved() {
+	local name=$1
+	shift
+	"$@" >"$work/$name.out" 2>"$work/$name.err"
+	RC=$?
+	cp "$work/$name.out" "$work/$name.err" "$OUT/" 2>/dev/null
+	return 0
+}
+
+# expect_rc NAME WANT: PASS/FAIL on the RC of `run_saved NAME`, with its output on failure.
+expect_rc() {
+	if [[ $RC -eq $2 ]]; then pass "$1: exit $RC"; else
+		fail "$1: exit $RC (want $2)"
+		sed 's/^/    /' "$work/$1.err" "$work/$1.out" | tail -n 12
+	fi
 }
 
 # l2_value KEY [FILE]: "KEY=value" token from an L2 console (default: the last one).
@@ -120,14 +118,11 @@ console_has() { grep -qF -- "$1" "${2:-$L2_CONSOLE}"; }
 _boot_l2_once() {
 	local bin=$1
 	shift
-	local args=("$@") ram_b=$((128 << 20)) excl="" kern="" a i
+	local args=("$@") ram_b=$((128 << 20)) excl="" a i
 	# guest RAM size and NVDIMM backend paths from the arguments
 	for ((i = 0; i < ${#args[@]}; i++)); do
 		a=${args[$i]}
 		if [[ $a == -m ]]; then ram_b=$(size_to_bytes "${args[$((i + 1))]}"); fi
-		# pmvm maps a PVH kernel's pages copy-on-write into guest RAM instead of copying them:
-		# such a mapping is guest memory (QEMU copies the image into its own heap, which counts).
-		if [[ $a == -kernel ]]; then kern+="$(realpath "${args[$((i + 1))]}" 2>/dev/null)"$'\n'; fi
 		if [[ $a == *mem-path=* ]]; then
 			a=${a#*mem-path=}
 			a=${a%%,*}
@@ -156,7 +151,7 @@ _boot_l2_once() {
 	deadline=$(awk -v a="$t0" -v t="$timeout" 'BEGIN { printf "%.3f", a + t }')
 	L2_HUNG=0
 	while [[ ! -s $endf ]]; do
-		rss=$(vmm_own_rss_kb "$vpid" "$ram_b" "$excl" "$kern")
+		rss=$(vmm_own_rss_kb "$vpid" "$ram_b" "$excl")
 		[[ -n $rss && $rss -gt $max ]] && max=$rss
 		now=$EPOCHREALTIME
 		if awk -v a="$now" -v b="$deadline" 'BEGIN { exit !(a > b) }'; then

@@ -17,24 +17,6 @@ if [[ ! -x $PMCTL ]]; then
 	exit
 fi
 
-# run NAME CMD...: run, keep stdout in $work/NAME.out, stderr in .err, rc in $RC.
-run() {
-	local name=$1
-	shift
-	"$@" >"$work/$name.out" 2>"$work/$name.err"
-	RC=$?
-	cp "$work/$name.out" "$OUT/$name.out" 2>/dev/null
-	return 0
-}
-
-# expect_rc NAME WANT: PASS/FAIL on $RC, with stderr on failure.
-expect_rc() {
-	if [[ $RC -eq $2 ]]; then pass "$1: exit $RC"; else
-		fail "$1: exit $RC (want $2)"
-		sed 's/^/    /' "$work/$1.err" "$work/$1.out" | tail -n 12
-	fi
-}
-
 # json_flatten < JSON: one "path=value" line per scalar (paths like regions.0.namespaces.1.dev).
 # Small on purpose: L1 has no jq or python; this is independent of pmctl's own JSON code.
 json_flatten() {
@@ -132,9 +114,9 @@ check "create sector on region1" quiet ndctl create-namespace -r region1 -m sect
 echo "=== pmctl host nvdimms vs ndctl list -NRD -v"
 ndctl list -NRD -v >"$work/ndctl.json" 2>"$work/ndctl.err"
 cp "$work/ndctl.json" "$OUT/ndctl-list-NRD-v.json"
-run host-nvdimms-json "$PMCTL" host nvdimms --json
+run_saved host-nvdimms-json "$PMCTL" host nvdimms --json
 expect_rc host-nvdimms-json 0
-run host-nvdimms "$PMCTL" host nvdimms
+run_saved host-nvdimms "$PMCTL" host nvdimms
 expect_rc host-nvdimms 0
 sed 's/^/    /' "$work/host-nvdimms.out"
 json_flatten <"$work/ndctl.json" | ndctl_norm >"$work/ndctl.norm"
@@ -155,10 +137,10 @@ while read -r dev field; do
 done <"$work/ndctl.norm"
 
 echo "=== in use by: a QEMU holding /dev/dax0.0, with the arguments pmctl size prints"
-run size-dax "$PMCTL" size /dev/dax0.0
+run_saved size-dax "$PMCTL" size /dev/dax0.0
 expect_rc size-dax 0
 sed 's/^/    /' "$work/size-dax.out"
-run size-dax-json "$PMCTL" size /dev/dax0.0 --json --id nv0
+run_saved size-dax-json "$PMCTL" size /dev/dax0.0 --json --id nv0
 expect_rc size-dax-json 0
 json_flatten <"$work/size-dax-json.out" >"$work/size.flat"
 val() { sed -n "s/^$1=//p" "$work/size.flat"; }
@@ -185,7 +167,7 @@ qpid=$!
 sleep 3
 if kill -0 "$qpid" 2>/dev/null; then
 	pass "QEMU accepts pmctl's arguments on /dev/dax0.0 (running, pid $qpid)"
-	run host-nvdimms-inuse "$PMCTL" host nvdimms --json
+	run_saved host-nvdimms-inuse "$PMCTL" host nvdimms --json
 	json_flatten <"$work/host-nvdimms-inuse.out" >"$work/inuse.flat"
 	idx=$(sed -n 's/^namespaces\.\([0-9]*\)\.dev=namespace0\.0$/\1/p' "$work/inuse.flat")
 	users=$(sed -n "s/^namespaces\.$idx\.in_use_by\.0\.pid=//p" "$work/inuse.flat")
@@ -231,7 +213,7 @@ else
 fi
 
 echo "=== probe"
-run probe-dax "$PMCTL" probe /dev/dax0.0
+run_saved probe-dax "$PMCTL" probe /dev/dax0.0
 expect_rc probe-dax 0
 sed 's/^/    /' "$work/probe-dax.out"
 grep -q 'device-dax' "$work/probe-dax.out" && pass "probe /dev/dax0.0: device-dax" || fail "probe /dev/dax0.0: not device-dax"
@@ -239,13 +221,13 @@ grep -q 'device-dax' "$work/probe-dax.out" && pass "probe /dev/dax0.0: device-da
 mkdir -p /mnt/fsdax /mnt/raw /mnt/tmpfs
 if mkfs.ext4 -q -F -b 4096 /dev/pmem1 >/dev/null 2>&1 && mount -o dax /dev/pmem1 /mnt/fsdax; then
 	truncate -s 400M /mnt/fsdax/backend.img  # 3 blocks: backend (3-1)*128M + 2M
-	run probe-daxfile "$PMCTL" probe --json /mnt/fsdax/backend.img
+	run_saved probe-daxfile "$PMCTL" probe --json /mnt/fsdax/backend.img
 	expect_rc probe-daxfile 0
 	json_flatten <"$work/probe-daxfile.out" >"$work/pdf.flat"
 	k=$(sed -n 's/^kind=//p' "$work/pdf.flat") ns=$(sed -n 's/^namespace=//p' "$work/pdf.flat")
 	[[ $k == dax-file && $ns == namespace1.0 ]] && pass "probe DAX file: kind $k on $ns" ||
 		fail "probe DAX file: kind '$k' namespace '$ns' (want dax-file on namespace1.0)"
-	run size-daxfile "$PMCTL" size /mnt/fsdax/backend.img
+	run_saved size-daxfile "$PMCTL" size /mnt/fsdax/backend.img
 	expect_rc size-daxfile 0
 	sed 's/^/    /' "$work/size-daxfile.out"
 	grep -q 'size=258M,align=2M,pmem=on' "$work/size-daxfile.out" && pass "size DAX file: size=258M,align=2M,pmem=on" ||
@@ -256,7 +238,7 @@ fi
 
 if mkfs.ext4 -q -F -b 4096 /dev/pmem0.1 >/dev/null 2>&1 && mount /dev/pmem0.1 /mnt/raw; then
 	truncate -s 300M /mnt/raw/backend.img
-	run probe-pagecache "$PMCTL" probe /mnt/raw/backend.img
+	run_saved probe-pagecache "$PMCTL" probe /mnt/raw/backend.img
 	expect_rc probe-pagecache 1
 	sed 's/^/    /' "$work/probe-pagecache.out"
 	grep -q 'page-cache' "$work/probe-pagecache.out" && pass "probe ext4 without dax: page-cache" ||
@@ -267,20 +249,20 @@ fi
 
 mount -t tmpfs -o size=400M tmpfs /mnt/tmpfs
 truncate -s 300M /mnt/tmpfs/backend.img
-run probe-tmpfs "$PMCTL" probe /mnt/tmpfs/backend.img
+run_saved probe-tmpfs "$PMCTL" probe /mnt/tmpfs/backend.img
 expect_rc probe-tmpfs 1
 sed 's/^/    /' "$work/probe-tmpfs.out"
 grep -q 'volatile' "$work/probe-tmpfs.out" && pass "probe tmpfs: volatile" || fail "probe tmpfs: not volatile"
-run probe-null "$PMCTL" probe /dev/null
+run_saved probe-null "$PMCTL" probe /dev/null
 expect_rc probe-null 2
 
 echo "=== size errors"
 truncate -s 64M /mnt/tmpfs/small.img
-run size-small "$PMCTL" size /mnt/tmpfs/small.img
+run_saved size-small "$PMCTL" size /mnt/tmpfs/small.img
 expect_rc size-small 2
 sed 's/^/    /' "$work/size-small.err"
 grep -q 'too small' "$work/size-small.err" && pass "size: small device says 'too small'" || fail "size: no 'too small' message"
-run size-sector "$PMCTL" size /dev/pmem1.1s
+run_saved size-sector "$PMCTL" size /dev/pmem1.1s
 expect_rc size-sector 0
 grep -q 'align=128M' "$work/size-sector.out" && pass "size /dev/pmem1.1s: no namespace align, 128M default" ||
 	fail "size /dev/pmem1.1s: $(grep -- -object "$work/size-sector.out")"

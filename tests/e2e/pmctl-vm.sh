@@ -22,24 +22,6 @@ if [[ ! -x $PMCTL || ! -x $PMVM_BIN ]]; then
 	exit
 fi
 
-# run NAME CMD...: run, keep stdout in $work/NAME.out, stderr in .err, rc in $RC.
-run() {
-	local name=$1
-	shift
-	"$@" >"$work/$name.out" 2>"$work/$name.err"
-	RC=$?
-	cp "$work/$name.out" "$work/$name.err" "$OUT/" 2>/dev/null
-	return 0
-}
-
-# expect_rc NAME WANT: PASS/FAIL on $RC, with the output on failure.
-expect_rc() {
-	if [[ $RC -eq $2 ]]; then pass "$1: exit $RC"; else
-		fail "$1: exit $RC (want $2)"
-		sed 's/^/    /' "$work/$1.err" "$work/$1.out" | tail -n 12
-	fi
-}
-
 # wait_stopped NAME SECONDS: until `vm status` says stopped (exit 1); returns 1 on timeout.
 wait_stopped() {
 	local i
@@ -68,15 +50,15 @@ L2EOF
 check "mk-l2-initrd" quiet mk-l2-initrd "$work/l2.sh" "$work/l2.img"
 
 echo "=== define, attach, show"
-run create "$PMCTL" vm create l2 --memory 256M --cpus 1 --kernel "$HIB_OPT/l2/vmlinux" \
+run_saved create "$PMCTL" vm create l2 --memory 256M --cpus 1 --kernel "$HIB_OPT/l2/vmlinux" \
 	--initrd "$work/l2.img" --append "console=ttyS0 quiet loglevel=3"
 expect_rc create 0
-run attach "$PMCTL" vm attach l2 "$dax"
+run_saved attach "$PMCTL" vm attach l2 "$dax"
 expect_rc attach 0
 sed 's/^/    /' "$work/attach.out"
 grep -q 'persistence not guaranteed' "$work/attach.err" && fail "devdax attach warned about persistence" ||
 	pass "devdax attach: no persistence warning"
-run show "$PMCTL" vm show l2 --json
+run_saved show "$PMCTL" vm show l2 --json
 expect_rc show 0
 json_flat "$work/show.out" >"$work/show.flat"
 predicted=$(sed -n 's/^\.nvdimms\[0\]\.guest_size=//p' "$work/show.flat")
@@ -88,22 +70,22 @@ else fail "show: guest_size '$predicted' label_size '$lsize' gpa '$gpa'"; fi
 "$PMCTL" vm show l2 | sed 's/^/    /'
 
 echo "=== one VM per device"
-run create2 "$PMCTL" vm create other --memory 256M --kernel "$HIB_OPT/l2/vmlinux"
+run_saved create2 "$PMCTL" vm create other --memory 256M --kernel "$HIB_OPT/l2/vmlinux"
 expect_rc create2 0
-run attach2 "$PMCTL" vm attach other "$dax"
+run_saved attach2 "$PMCTL" vm attach other "$dax"
 expect_rc attach2 1
 grep -q "already assigned to VM 'l2'" "$work/attach2.err" && pass "second VM refused: $(head -c 120 "$work/attach2.err")" ||
 	fail "second VM: no 'already assigned' message"
 
 echo "=== start: the guest sees the predicted size, pmvm exits after the guest powers off"
-run args "$PMCTL" vm args l2
+run_saved args "$PMCTL" vm args l2
 expect_rc args 0
 sed 's/^/    /' "$work/args.out"
-run start "$PMCTL" vm start l2 --pmvm "$PMVM_BIN"
+run_saved start "$PMCTL" vm start l2 --pmvm "$PMVM_BIN"
 expect_rc start 0
 cat "$work/start.out"
 pid=$(cat "$PMCTL_STATE_DIR/l2.pid" 2>/dev/null)
-run attach-running "$PMCTL" vm attach l2 /dev/null
+run_saved attach-running "$PMCTL" vm attach l2 /dev/null
 if kill -0 "${pid:-0}" 2>/dev/null; then
 	# Usually still booting; if it already powered off, these two checks are skipped.
 	if [[ $RC -eq 1 ]] && grep -q 'hotplug' "$work/attach-running.err"; then
@@ -111,7 +93,7 @@ if kill -0 "${pid:-0}" 2>/dev/null; then
 	elif kill -0 "$pid" 2>/dev/null; then
 		fail "attach while running: exit $RC: $(cat "$work/attach-running.err")"
 	fi
-	run status-running "$PMCTL" vm status l2
+	run_saved status-running "$PMCTL" vm status l2
 	if kill -0 "$pid" 2>/dev/null; then
 		[[ $RC -eq 0 ]] && grep -q 'QMP status' "$work/status-running.out" &&
 			pass "status while running: $(cat "$work/status-running.out")" ||
@@ -131,23 +113,23 @@ if [[ -n $got && $got == "$predicted" ]]; then pass "guest region0 size $got == 
 fi
 
 echo "=== stop --force ends a running VM (other: no initrd, its kernel waits for a root fs)"
-run start-other "$PMCTL" vm start other
+run_saved start-other "$PMCTL" vm start other
 expect_rc start-other 0
 for ((i = 0; i < 50; i++)); do [[ -S $PMCTL_STATE_DIR/other.qmp ]] && break; sleep 0.1; done
-run status-other "$PMCTL" vm status other
+run_saved status-other "$PMCTL" vm status other
 expect_rc status-other 0
 cat "$work/status-other.out"
-run stop "$PMCTL" vm stop other --force
+run_saved stop "$PMCTL" vm stop other --force
 expect_rc stop 0
 cat "$work/stop.out"
 grep -q '(quit)' "$work/stop.out" && pass "stop --force used QMP quit" || fail "stop --force: $(cat "$work/stop.out")"
 wait_stopped other 10 && pass "other stopped" || fail "other still running after stop --force"
 
 echo "=== detach, delete"
-run detach "$PMCTL" vm detach l2 "$dax"
+run_saved detach "$PMCTL" vm detach l2 "$dax"
 expect_rc detach 0
-run attach3 "$PMCTL" vm attach other "$dax"
+run_saved attach3 "$PMCTL" vm attach other "$dax"
 expect_rc attach3 0
-run delete "$PMCTL" vm delete l2
+run_saved delete "$PMCTL" vm delete l2
 expect_rc delete 0
 summary
