@@ -156,7 +156,14 @@ print_panic() {
 	else
 		tail -n 40 "$RUN/console.log" >&2 2>/dev/null
 	fi
-	[[ -s $RUN/qemu.stderr ]] && { hlog "qemu stderr (tail):"; grep -v 'does not support\|not supported by TCG' "$RUN/qemu.stderr" | tail -n 10 >&2; }
+	qemu_stderr_tail
+}
+
+# The end of L1 QEMU's stderr, without TCG's "feature not supported" warnings.
+qemu_stderr_tail() {
+	[[ -s $RUN/qemu.stderr ]] || return 0
+	hlog "qemu stderr (tail):"
+	grep -v "does not support\|not supported by TCG\|TCG doesn't support" "$RUN/qemu.stderr" | tail -n 10 | sed 's/^/  | /' >&2
 }
 
 # A hang: say where the script was (its output also goes to the L1 console) and what L1's
@@ -164,7 +171,7 @@ print_panic() {
 print_hang() {
 	hlog "HANG on attempt $1: last L1 console lines ($RUN/console.log):"
 	tail -n 30 "$RUN/console.log" 2>/dev/null | sed 's/^/  | /' >&2
-	[[ -s $RUN/qemu.stderr ]] && { hlog "qemu stderr (tail):"; tail -n 5 "$RUN/qemu.stderr" | sed 's/^/  | /' >&2; }
+	qemu_stderr_tail
 	return 0
 }
 
