@@ -46,35 +46,8 @@ fn bad(spec: &str, reason: impl Into<String>) -> ServerError {
 }
 
 fn parse_bool(spec: &str, key: &str, v: &str) -> Result<bool, ServerError> {
-    match v {
-        "on" | "yes" | "true" | "y" => Ok(true),
-        "off" | "no" | "false" | "n" => Ok(false),
-        _ => Err(bad(
-            spec,
-            format!("'{key}' expects 'on' or 'off', got '{v}'"),
-        )),
-    }
-}
-
-/// Splits on single commas; `,,` is a literal comma (QemuOpts).
-fn split_opts(s: &str) -> Vec<String> {
-    let mut items = Vec::new();
-    let mut cur = String::new();
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == ',' {
-            if chars.peek() == Some(&',') {
-                chars.next();
-                cur.push(',');
-            } else {
-                items.push(std::mem::take(&mut cur));
-            }
-        } else {
-            cur.push(c);
-        }
-    }
-    items.push(cur);
-    items
+    vm_config::bool_value(v)
+        .ok_or_else(|| bad(spec, format!("'{key}' expects 'on' or 'off', got '{v}'")))
 }
 
 /// Parses QEMU's `-qmp`/`-monitor` chardev shorthand.
@@ -82,7 +55,7 @@ fn split_opts(s: &str) -> Vec<String> {
 /// Accepted: `unix:PATH`, `tcp:[HOST]:PORT` (IPv6 in brackets), `stdio`, followed by
 /// `,server[=on|off]`, `,wait=on|off`, `,nowait`, and the ignored `,telnet=off`/`,nodelay`.
 pub fn parse_chardev_spec(spec: &str) -> Result<ChardevSpec, ServerError> {
-    let mut items = split_opts(spec).into_iter();
+    let mut items = vm_config::split_opts(spec).into_iter();
     let head = items.next().unwrap_or_default();
     let endpoint = if let Some(path) = head.strip_prefix("unix:") {
         if path.is_empty() {

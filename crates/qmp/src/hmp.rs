@@ -106,24 +106,8 @@ fn help_text(topic: Option<&str>) -> String {
 /// Splits QemuOpts text (`a=b,c,,d=e`): `,,` is a literal comma, a leading bare value belongs
 /// to `implied` (if given), a later bare `key` means `key=on`. Empty elements are skipped.
 pub fn parse_opts(s: &str, implied: Option<&str>) -> Result<Props, String> {
-    let mut items = Vec::new();
-    let mut cur = String::new();
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == ',' {
-            if chars.peek() == Some(&',') {
-                chars.next();
-                cur.push(',');
-            } else {
-                items.push(std::mem::take(&mut cur));
-            }
-        } else {
-            cur.push(c);
-        }
-    }
-    items.push(cur);
     let mut props = Vec::new();
-    for (i, item) in items.into_iter().enumerate() {
+    for (i, item) in vm_config::split_opts(s).into_iter().enumerate() {
         if item.is_empty() {
             continue;
         }

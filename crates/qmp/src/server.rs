@@ -243,26 +243,10 @@ impl QmpServer {
                 }
                 let l = UnixListener::bind(path).map_err(|e| io_err("listen on", e))?;
                 let stop = self.register_listener(endpoint.clone());
-                if wait {
-                    let (s, _) = l.accept().map_err(|e| io_err("accept on", e))?;
-                    self.spawn_conn(proto, Box::new(s))
-                        .map_err(|e| io_err("start a thread for", e))?;
-                }
-                let this = self.clone();
-                thread::Builder::new()
-                    .name("monitor-accept".into())
-                    .spawn(move || {
-                        for s in l.incoming() {
-                            if stop.load(Ordering::Acquire) {
-                                break;
-                            }
-                            if let Ok(s) = s {
-                                let _ = this.spawn_conn(proto, Box::new(s));
-                            }
-                        }
-                    })
-                    .map_err(|e| io_err("start a thread for", e))?;
-                Ok(())
+                self.accept_loop(proto, wait, stop, move || {
+                    l.accept().map(|(s, _)| Box::new(s) as Box<dyn Conn>)
+                })
+                .map_err(|(action, e)| io_err(action, e))
             }
             (Endpoint::Tcp(h, p), true) => {
                 let host = if h.is_empty() { "0.0.0.0" } else { h.as_str() };
@@ -270,28 +254,48 @@ impl QmpServer {
                 // Record the real port (port 0 = any free port).
                 let port = l.local_addr().map(|a| a.port()).unwrap_or(*p);
                 let stop = self.register_listener(Endpoint::Tcp(h.clone(), port));
-                if wait {
-                    let (s, _) = l.accept().map_err(|e| io_err("accept on", e))?;
-                    self.spawn_conn(proto, Box::new(s))
-                        .map_err(|e| io_err("start a thread for", e))?;
-                }
-                let this = self.clone();
-                thread::Builder::new()
-                    .name("monitor-accept".into())
-                    .spawn(move || {
-                        for s in l.incoming() {
-                            if stop.load(Ordering::Acquire) {
-                                break;
-                            }
-                            if let Ok(s) = s {
-                                let _ = this.spawn_conn(proto, Box::new(s));
-                            }
-                        }
-                    })
-                    .map_err(|e| io_err("start a thread for", e))?;
-                Ok(())
+                self.accept_loop(proto, wait, stop, move || {
+                    l.accept().map(|(s, _)| Box::new(s) as Box<dyn Conn>)
+                })
+                .map_err(|(action, e)| io_err(action, e))
             }
         }
+    }
+
+    /// Serves the connections `accept` yields: the first one before returning if `wait`
+    /// (QEMU's `wait=on`), then the rest on a thread until `stop` is set.
+    fn accept_loop(
+        &self,
+        proto: Protocol,
+        wait: bool,
+        stop: Arc<AtomicBool>,
+        mut accept: impl FnMut() -> io::Result<Box<dyn Conn>> + Send + 'static,
+    ) -> Result<(), (&'static str, io::Error)> {
+        if wait {
+            let s = accept().map_err(|e| ("accept on", e))?;
+            self.spawn_conn(proto, s)
+                .map_err(|e| ("start a thread for", e))?;
+        }
+        let this = self.clone();
+        thread::Builder::new()
+            .name("monitor-accept".into())
+            .spawn(move || {
+                loop {
+                    let s = accept();
+                    if stop.load(Ordering::Acquire) {
+                        break;
+                    }
+                    match s {
+                        Ok(s) => {
+                            let _ = this.spawn_conn(proto, s);
+                        }
+                        // e.g. out of file descriptors: do not spin on it.
+                        Err(_) => thread::sleep(std::time::Duration::from_millis(10)),
+                    }
+                }
+            })
+            .map_err(|e| ("start a thread for", e))?;
+        Ok(())
     }
 
     /// The TCP ports of the TCP listeners (useful with port 0).

@@ -15,34 +15,51 @@ pub struct Props(pub Vec<(String, String)>);
 impl Props {
     /// The value of `key`, if present (the last occurrence wins, as in QEMU).
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Keys not in `known`, for "unknown property" errors.
     pub fn unknown<'a>(&'a self, known: &[&str]) -> Option<&'a str> {
-        self.0.iter().map(|(k, _)| k.as_str()).find(|k| !known.contains(k))
+        self.0
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .find(|k| !known.contains(k))
     }
 
     /// Parses an on/off property (QEMU accepts on/off, yes/no, true/false, y/n).
     pub fn flag(&self, option: &str, key: &str) -> Result<Option<bool>, ConfigError> {
-        self.get(key).map(|v| parse_bool(option, key, v)).transpose()
+        self.get(key)
+            .map(|v| parse_bool(option, key, v))
+            .transpose()
     }
 }
 
 /// Parses a QEMU boolean.
 pub fn parse_bool(option: &str, key: &str, v: &str) -> Result<bool, ConfigError> {
-    match v {
-        "on" | "yes" | "true" | "y" => Ok(true),
-        "off" | "no" | "false" | "n" => Ok(false),
-        _ => Err(ConfigError::new(format!(
+    bool_value(v).ok_or_else(|| {
+        ConfigError::new(format!(
             "{option}: parameter '{key}' expects 'on' or 'off', got '{v}'"
-        ))),
+        ))
+    })
+}
+
+/// QEMU's boolean spellings: on/off, yes/no, true/false, y/n.
+pub fn bool_value(v: &str) -> Option<bool> {
+    match v {
+        "on" | "yes" | "true" | "y" => Some(true),
+        "off" | "no" | "false" | "n" => Some(false),
+        _ => None,
     }
 }
 
-/// Splits `s` into properties; `implied` names the key of a leading bare value.
-pub fn parse(option: &str, s: &str, implied: Option<&str>) -> Result<Props, ConfigError> {
-    let mut out = Vec::new();
+/// Splits on single commas; `,,` is a literal comma. Always at least one (maybe empty) item.
+/// The one splitter behind `-object`/`-device`/`-drive`, the monitor's `object_add`/
+/// `device_add` and the `-qmp`/`-monitor` chardev specs.
+pub fn split_opts(s: &str) -> Vec<String> {
     let mut items = Vec::new();
     let mut cur = String::new();
     let mut chars = s.chars().peekable();
@@ -59,17 +76,27 @@ pub fn parse(option: &str, s: &str, implied: Option<&str>) -> Result<Props, Conf
         }
     }
     items.push(cur);
-    for (i, item) in items.into_iter().enumerate() {
+    items
+}
+
+/// Splits `s` into properties; `implied` names the key of a leading bare value.
+pub fn parse(option: &str, s: &str, implied: Option<&str>) -> Result<Props, ConfigError> {
+    let mut out = Vec::new();
+    for (i, item) in split_opts(s).into_iter().enumerate() {
         if item.is_empty() {
             if i == 0 && implied.is_none() {
                 continue;
             }
-            return Err(ConfigError::new(format!("{option}: empty parameter in '{s}'")));
+            return Err(ConfigError::new(format!(
+                "{option}: empty parameter in '{s}'"
+            )));
         }
         match item.split_once('=') {
             Some((k, v)) => {
                 if k.is_empty() {
-                    return Err(ConfigError::new(format!("{option}: parameter name missing in '{item}'")));
+                    return Err(ConfigError::new(format!(
+                        "{option}: parameter name missing in '{item}'"
+                    )));
                 }
                 out.push((k.to_string(), v.to_string()));
             }
@@ -88,15 +115,35 @@ mod tests {
 
     #[test]
     fn seed_share_means_on() {
-        let p = parse("-object", "memory-backend-file,id=mem1,share,mem-path=/x,size=4G", Some("qom-type")).unwrap();
+        let p = parse(
+            "-object",
+            "memory-backend-file,id=mem1,share,mem-path=/x,size=4G",
+            Some("qom-type"),
+        )
+        .unwrap();
         assert_eq!(p.get("qom-type"), Some("memory-backend-file"));
         assert_eq!(p.get("share"), Some("on"));
         assert_eq!(p.get("size"), Some("4G"));
     }
 
     #[test]
+    fn split_opts_and_bool_value() {
+        assert_eq!(split_opts("a,,b,c,"), ["a,b", "c", ""]);
+        assert_eq!(split_opts(""), [""]);
+        assert_eq!(split_opts(",,,,"), [",,"]);
+        assert_eq!(bool_value("y"), Some(true));
+        assert_eq!(bool_value("false"), Some(false));
+        assert_eq!(bool_value("On"), None); // QEMU is case-sensitive here
+    }
+
+    #[test]
     fn double_comma_escapes() {
-        let p = parse("-object", "memory-backend-file,mem-path=/a,,b", Some("qom-type")).unwrap();
+        let p = parse(
+            "-object",
+            "memory-backend-file,mem-path=/a,,b",
+            Some("qom-type"),
+        )
+        .unwrap();
         assert_eq!(p.get("mem-path"), Some("/a,b"));
     }
 
