@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use pmem_layout::{Suffix, format_size, parse_size};
+use pmem_layout::format_size;
 use serde::Serialize;
 
 use super::error::{ErrorKind, VmError};
@@ -54,35 +54,13 @@ pub struct VmArgs {
     cmd: VmCommand,
 }
 
-fn parse_memory(s: &str) -> Result<u64, String> {
-    parse_size(s, Suffix::M).map_err(|e| format!("--memory {s}: {e}"))
-}
-
 /// `pmctl vm` subcommands.
 #[derive(Debug, Subcommand)]
 enum VmCommand {
     /// Define a VM.
     Create {
-        /// VM name (letters, digits, '-', '_', '.').
-        name: String,
-        /// Guest RAM without NVDIMMs (QEMU syntax; a bare number is MiB).
-        #[arg(long, value_parser = parse_memory, default_value = "1G")]
-        memory: u64,
-        /// vCPUs.
-        #[arg(long, default_value_t = 1)]
-        cpus: u32,
-        /// Kernel image.
-        #[arg(long)]
-        kernel: PathBuf,
-        /// Initial ramdisk.
-        #[arg(long)]
-        initrd: Option<PathBuf>,
-        /// Kernel command line.
-        #[arg(long, default_value = "", allow_hyphen_values = true)]
-        append: String,
-        /// Memory-device slots (-m slots=).
-        #[arg(long)]
-        slots: Option<u32>,
+        #[command(flatten)]
+        spec: CreateSpec,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -273,25 +251,8 @@ fn print_view(out: &mut dyn Write, v: &VmView) -> std::io::Result<()> {
 fn run(m: &Manager, cmd: VmCommand) -> Result<u8, CliError> {
     let mut out = std::io::stdout().lock();
     match cmd {
-        VmCommand::Create {
-            name,
-            memory,
-            cpus,
-            kernel,
-            initrd,
-            append,
-            slots,
-            json: j,
-        } => {
-            let v = m.create(CreateSpec {
-                name,
-                memory,
-                cpus,
-                kernel,
-                initrd,
-                append,
-                slots,
-            })?;
+        VmCommand::Create { spec, json: j } => {
+            let v = m.create(spec)?;
             if j {
                 return json(&mut out, &v);
             }

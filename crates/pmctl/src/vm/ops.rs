@@ -31,23 +31,33 @@ pub struct Manager {
     pub stop_timeout: Duration,
 }
 
-/// What `create` needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What `create` needs; also the `pmctl vm create` options.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct CreateSpec {
-    /// VM name.
+    /// VM name (letters, digits, '-', '_', '.').
     pub name: String,
-    /// RAM bytes (a multiple of 1 MiB).
+    /// Guest RAM without NVDIMMs (QEMU syntax; a bare number is MiB).
+    #[arg(long, value_parser = parse_memory, default_value = "1G")]
     pub memory: u64,
     /// vCPUs.
+    #[arg(long, default_value_t = 1)]
     pub cpus: u32,
     /// Kernel image.
+    #[arg(long)]
     pub kernel: PathBuf,
     /// Initial ramdisk.
+    #[arg(long)]
     pub initrd: Option<PathBuf>,
     /// Kernel command line.
+    #[arg(long, default_value = "", allow_hyphen_values = true)]
     pub append: String,
-    /// Memory-device slots (default 16).
+    /// Memory-device slots (-m slots=; default 16).
+    #[arg(long)]
     pub slots: Option<u32>,
+}
+
+fn parse_memory(s: &str) -> Result<u64, String> {
+    pmem_layout::parse_size(s, pmem_layout::Suffix::M).map_err(|e| format!("--memory {s}: {e}"))
 }
 
 /// An assignment with the guest address pmvm's plan gives it.
