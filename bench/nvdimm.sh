@@ -15,15 +15,12 @@
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
-. "$repo/tests/e2e/stage.sh"
+. "$here/lib.sh"
 export BENCH_N=${1:-${BENCH_N:-3}} BENCH_R=${BENCH_R:-5}
 
-"$repo/harness/hib" setup >&2 || exit 1
-extra=$(mktemp -d)
 l1=$(mktemp)
 out=$(mktemp)
-trap 'rm -rf "$extra" "$l1" "$out"' EXIT
-stage_extra_dir "$extra"
+trap 'rm -f "$l1" "$out"' EXIT
 
 cat >"$l1" <<'L1EOF'
 #!/bin/bash
@@ -94,27 +91,12 @@ umount "$work/nv"
 rm -rf "$work"
 L1EOF
 
-HIB_EXTRA_DIR=$extra HIB_PASS_ENV="BENCH_N BENCH_R" HIB_SMP=${HIB_SMP:-2} \
-	HIB_TIMEOUT=${HIB_TIMEOUT:-$((300 + BENCH_N * 400))} \
-	"$repo/harness/hib" run "$l1" >"$out"
+bench_l1 "$l1" 400 "$out" BENCH_R
 rc=$?
-grep '^BENCH ' "$out" >&2
-[[ $rc -eq 0 ]] || { echo "bench: L1 run failed (rc $rc)" >&2; cat "$out" >&2; }
 
-awk -v n="$BENCH_N" -v r="$BENCH_R" -v when="$(date -u +%Y-%m-%dT%H:%MZ)" '
-function med(key,   m, i, j, t, a) {
-	m = cnt[key]
-	for (i = 1; i <= m; i++) a[i] = val[key, i]
-	if (m == 0) return "nan"
-	for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
-	return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
-}
-function add(key, v) { cnt[key]++; val[key, cnt[key]] = v }
-function fmt(v, d) { return v == "nan" ? "n/a" : sprintf("%." d "f", v) }
-function ratio(p, q) { return (p == "nan" || q == "nan" || q == 0) ? "n/a" : sprintf("%.2f", p / q) }
+awk -v n="$BENCH_N" -v r="$BENCH_R" -v when="$(date -u +%Y-%m-%dT%H:%MZ)" "$BENCH_AWK"'
 /^BENCH / {
-	delete f
-	for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+	kv()
 	runs[f["kind"], f["vmm"], f["label"]]++
 	if (f["ok"] != 1) next
 	if (f["kind"] == "labels" && f["rc"] != "0000") next
