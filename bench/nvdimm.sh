@@ -14,7 +14,6 @@
 # pmvm is built and staged like tests/e2e/run.sh (E2E_NO_BUILD, PMVM_BIN apply).
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo=$(cd "$here/.." && pwd)
 . "$here/lib.sh"
 export BENCH_N=${1:-${BENCH_N:-3}} BENCH_R=${BENCH_R:-5}
 
