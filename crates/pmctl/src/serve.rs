@@ -1,8 +1,8 @@
 //! `pmctl serve`: the REST API and web UI over HTTP/1.1 (tiny_http, a small
 //! synchronous server: no async runtime to build on two cores). Routing is
-//! [`crate::api::handle`]; this file only moves bytes. There is no
-//! authentication, so only loopback addresses are accepted unless
-//! `--allow-remote` is given.
+//! [`crate::api::handle`]; this file only moves bytes and checks who asks:
+//! with `--token-file`, every `/api` request needs `Authorization: Bearer
+//! <token>`; a non-loopback address needs `--allow-remote` and a token.
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -26,9 +26,13 @@ pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port; the URL is printed).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: String,
-    /// Allow a non-loopback address (the API has no authentication).
+    /// Allow a non-loopback address (needs --token-file).
     #[arg(long)]
     pub allow_remote: bool,
+    /// Require `Authorization: Bearer <token>` on /api; the token is the file's first line
+    /// (at least 16 characters, e.g. `head -c 24 /dev/urandom | base64 > FILE`).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<std::path::PathBuf>,
     /// Seconds `stop` waits for the guest to power off before `quit`.
     #[arg(long, default_value_t = 30)]
     pub stop_timeout: u64,
@@ -44,11 +48,20 @@ pub enum ServeError {
     BadAddr(String),
     /// Non-loopback without --allow-remote.
     #[error(
-        "--listen {0}: not a loopback address; the API has no authentication, so anyone who can \
-         reach it can start VMs and attach host devices. Use 127.0.0.1 (and an SSH tunnel), or \
-         add --allow-remote if the network is trusted"
+        "--listen {0}: not a loopback address; anyone who can reach it could start VMs and \
+         attach host devices. Use 127.0.0.1 (and an SSH tunnel), or add --allow-remote together \
+         with --token-file"
     )]
     Remote(String),
+    /// --allow-remote without a token.
+    #[error(
+        "--allow-remote needs --token-file FILE: without a token the API has no authentication \
+         (make one with `head -c 24 /dev/urandom | base64 > FILE; chmod 600 FILE`)"
+    )]
+    RemoteWithoutToken,
+    /// Unusable token file.
+    #[error("--token-file {0}: {1}")]
+    Token(String, String),
     /// Bind failure.
     #[error("cannot listen on {0}: {1}")]
     Bind(String, String),
@@ -61,6 +74,59 @@ pub fn listen_addr(s: &str, allow_remote: bool) -> Result<SocketAddr, ServeError
         return Err(ServeError::Remote(s.into()));
     }
     Ok(a)
+}
+
+/// The token from `--token-file`: its first line, trimmed; at least 16 characters.
+pub fn read_token(path: &std::path::Path) -> Result<String, ServeError> {
+    let bad = |why: String| ServeError::Token(path.display().to_string(), why);
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let token = text.lines().next().unwrap_or("").trim().to_owned();
+    if token.len() < 16 {
+        return Err(bad(format!(
+            "the token (first line) has {} characters; use at least 16",
+            token.len()
+        )));
+    }
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad(
+            "the token must be printable ASCII without spaces".into()
+        ));
+    }
+    Ok(token)
+}
+
+/// Whether a request may pass: the UI page and its assets are public (the page asks for the
+/// token), every `/api` path needs `Authorization: Bearer <token>` when a token is set.
+/// Compared in constant time.
+pub fn token_guard(
+    token: Option<&str>,
+    url: &str,
+    authorization: Option<&str>,
+) -> Result<(), String> {
+    let Some(token) = token else { return Ok(()) };
+    let path = url.split('?').next().unwrap_or("");
+    if path != "/api" && !path.starts_with("/api/") {
+        return Ok(());
+    }
+    let given = authorization
+        .map(str::trim)
+        .and_then(|a| a.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim())
+        .unwrap_or("");
+    let same = given.len() == token.len()
+        && given
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if same {
+        Ok(())
+    } else if given.is_empty() {
+        Err("this server needs 'Authorization: Bearer <token>' (pmctl serve --token-file)".into())
+    } else {
+        Err("wrong API token".into())
+    }
 }
 
 /// Run `pmctl serve` until killed; returns the exit status on start-up failure.
@@ -92,6 +158,11 @@ fn read_body(req: &mut tiny_http::Request) -> Result<Vec<u8>, ApiResponse> {
 
 fn respond(req: tiny_http::Request, r: ApiResponse) {
     let mut resp = tiny_http::Response::from_data(r.body).with_status_code(r.status);
+    if r.status == 401
+        && let Ok(h) = tiny_http::Header::from_bytes(&b"WWW-Authenticate"[..], &b"Bearer"[..])
+    {
+        resp.add_header(h);
+    }
     if let Ok(h) = tiny_http::Header::from_bytes(&b"Content-Type"[..], r.content_type.as_bytes()) {
         resp.add_header(h);
     }
@@ -151,9 +222,13 @@ fn header<'a>(req: &'a tiny_http::Request, name: &str) -> Option<&'a str> {
         .map(|h| h.value.as_str())
 }
 
-fn serve_one(m: &Manager, mut req: tiny_http::Request, allow_remote: bool) {
+fn serve_one(m: &Manager, mut req: tiny_http::Request, allow_remote: bool, token: Option<&str>) {
     if let Err(e) = browser_guard(header(&req, "Host"), header(&req, "Origin"), allow_remote) {
         respond(req, ApiResponse::error(403, &e));
+        return;
+    }
+    if let Err(e) = token_guard(token, req.url(), header(&req, "Authorization")) {
+        respond(req, ApiResponse::error(401, &e));
         return;
     }
     let r = match read_body(&mut req) {
@@ -176,6 +251,11 @@ fn serve_one(m: &Manager, mut req: tiny_http::Request, allow_remote: bool) {
 
 fn run(a: &ServeArgs) -> Result<(), ServeError> {
     let addr = listen_addr(&a.listen, a.allow_remote)?;
+    let token = a.token_file.as_deref().map(read_token).transpose()?;
+    if a.allow_remote && token.is_none() {
+        return Err(ServeError::RemoteWithoutToken);
+    }
+    let token: Option<Arc<str>> = token.map(Arc::from);
     let mut m = a.common.manager();
     m.stop_timeout = Duration::from_secs(a.stop_timeout);
     let server = tiny_http::Server::http(addr)
@@ -185,8 +265,13 @@ fn run(a: &ServeArgs) -> Result<(), ServeError> {
         .to_ip()
         .map_or_else(|| a.listen.clone(), |s| s.to_string());
     println!(
-        "pmctl: serving http://{bound}/ (state {})",
-        m.store.dir().display()
+        "pmctl: serving http://{bound}/ (state {}{})",
+        m.store.dir().display(),
+        if token.is_some() {
+            ", token required"
+        } else {
+            ""
+        }
     );
     let _ = std::io::stdout().flush();
     let m = Arc::new(m);
@@ -201,8 +286,9 @@ fn run(a: &ServeArgs) -> Result<(), ServeError> {
             continue;
         }
         let (m, n, allow_remote) = (Arc::clone(&m), Arc::clone(&in_flight), a.allow_remote);
+        let token = token.clone();
         std::thread::spawn(move || {
-            serve_one(&m, req, allow_remote);
+            serve_one(&m, req, allow_remote, token.as_deref());
             n.fetch_sub(1, Ordering::SeqCst);
         });
     }
@@ -211,7 +297,25 @@ fn run(a: &ServeArgs) -> Result<(), ServeError> {
 
 #[cfg(test)]
 mod tests {
-    use super::browser_guard;
+    use super::{browser_guard, token_guard};
+
+    #[test]
+    fn token_guard_protects_the_api_only() {
+        let t = Some("0123456789abcdef0123");
+        assert!(
+            token_guard(None, "/api/vms", None).is_ok(),
+            "no token configured"
+        );
+        assert!(token_guard(t, "/", None).is_ok(), "the UI page is public");
+        assert!(token_guard(t, "/apix", None).is_ok());
+        let e = token_guard(t, "/api/vms", None).unwrap_err();
+        assert!(e.contains("Bearer"), "{e}");
+        assert!(token_guard(t, "/api", None).is_err());
+        assert!(token_guard(t, "/api/vms?x=1", Some("Bearer 0123456789abcdef012")).is_err());
+        assert!(token_guard(t, "/api/vms", Some("Bearer 0123456789abcdef0124")).is_err());
+        assert!(token_guard(t, "/api/vms", Some("Basic 0123456789abcdef0123")).is_err());
+        assert!(token_guard(t, "/api/vms", Some("bearer  0123456789abcdef0123 ")).is_ok());
+    }
 
     #[test]
     fn scripts_and_same_origin_pages_pass() {

@@ -28,6 +28,10 @@ fn fixture(name: &str) -> String {
 }
 
 fn start_server(tag: &str) -> Server {
+    start_server_with(tag, &[])
+}
+
+fn start_server_with(tag: &str, extra: &[&str]) -> Server {
     use std::os::unix::fs::PermissionsExt;
     let dir = std::env::temp_dir().join(format!("pmctl-api-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -49,6 +53,7 @@ fn start_server(tag: &str) -> Server {
         .arg("--pmvm")
         .arg(&fake)
         .args(["--sysfs-root", &fixture("l1-four-modes")])
+        .args(extra)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -347,7 +352,73 @@ fn serve_refuses_remote_without_flag() {
     assert_eq!(o.status.code(), Some(2));
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(
-        e.contains("--allow-remote") && e.contains("no authentication"),
+        e.contains("--allow-remote") && e.contains("--token-file"),
         "{e}"
     );
+    // --allow-remote alone is not enough either: it needs a token.
+    let o = Command::new(env!("CARGO_BIN_EXE_pmctl"))
+        .args(["serve", "--listen", "0.0.0.0:0", "--allow-remote"])
+        .args(["--state-dir", "/nonexistent"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("needs --token-file"), "{e}");
+}
+
+#[test]
+fn token_is_required_on_the_api_when_configured() {
+    let dir = std::env::temp_dir().join(format!("pmctl-token-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let short = dir.join("short");
+    std::fs::write(&short, "tooshort\n").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_pmctl"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--state-dir",
+            "/nonexistent",
+        ])
+        .arg("--token-file")
+        .arg(&short)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("at least 16"));
+
+    let good = dir.join("token");
+    std::fs::write(&good, "s3cret-token-0123456789\nignored second line\n").unwrap();
+    let s = start_server_with("token", &["--token-file", good.to_str().unwrap()]);
+    let get = |auth: Option<&str>| {
+        let mut req = format!(
+            "GET /api/vms HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+            s.addr
+        );
+        if let Some(a) = auth {
+            req.push_str(&format!("Authorization: {a}\r\n"));
+        }
+        req.push_str("\r\n");
+        raw(&s.addr, req.as_bytes())
+    };
+    let (status, head, body) = get(None);
+    assert_eq!(status, 401, "{}", String::from_utf8_lossy(&body));
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("www-authenticate: bearer"),
+        "{head}"
+    );
+    assert_eq!(get(Some("Bearer s3cret-token-012345678")).0, 401);
+    assert_eq!(get(Some("Bearer wrong-token-0123456789")).0, 401);
+    let (status, _, body) = get(Some("Bearer s3cret-token-0123456789"));
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    // The page itself is public: it asks for the token.
+    let req = format!(
+        "GET / HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        s.addr
+    );
+    let (status, _, page) = raw(&s.addr, req.as_bytes());
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&page).contains("Authorization"));
+    let _ = std::fs::remove_dir_all(&dir);
 }
