@@ -54,7 +54,9 @@ pub fn enable_raw_mode() {
     raw.c_oflag |= libc::OPOST | libc::ONLCR; // keep the host's newline translation on output
     // SAFETY: raw is a valid termios derived from the current one.
     unsafe { libc::tcsetattr(0, libc::TCSANOW, &raw) };
-    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT] {
+    // SIGTERM/SIGINT/SIGHUP are taken by the signals thread (a clean quit); SIGQUIT still
+    // kills at once (core dump), so give the terminal back first.
+    for sig in [libc::SIGQUIT] {
         // SAFETY: installing a handler that only calls async-signal-safe functions.
         unsafe { libc::signal(sig, on_fatal_signal as *const () as libc::sighandler_t) };
     }

@@ -9,6 +9,7 @@ pub mod devices;
 pub mod error;
 pub mod memory;
 pub mod monitor;
+pub mod signals;
 pub mod vcpu;
 pub mod vm;
 

@@ -154,6 +154,20 @@ impl Monitor {
         self.lock().quit_requested
     }
 
+    /// Ends the VM as `quit` does, for another `cause` (a signal).
+    pub fn request_quit(&self, cause: ShutdownCause) {
+        Self::quit_locked(&mut self.lock(), cause);
+    }
+
+    fn quit_locked(st: &mut State, cause: ShutdownCause) {
+        st.quit_cause = cause;
+        st.quit_requested = true;
+        if let Some(vm) = &st.vm {
+            // A paused VM must be able to stop.
+            vm.sink.send(VmEvent::Quit);
+        }
+    }
+
     /// Why a Quit event happened.
     pub fn quit_cause(&self) -> ShutdownCause {
         self.lock().quit_cause
@@ -430,12 +444,7 @@ impl Monitor {
                 Ok(json!({}))
             }
             Command::Quit => {
-                st.quit_cause = ShutdownCause::HostQmpQuit;
-                st.quit_requested = true;
-                if let Some(vm) = &st.vm {
-                    // A paused VM must be able to stop.
-                    vm.sink.send(VmEvent::Quit);
-                }
+                Self::quit_locked(st, ShutdownCause::HostQmpQuit);
                 Ok(json!({}))
             }
             other => Err(QmpError::command_not_found(format!(

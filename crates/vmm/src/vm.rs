@@ -342,6 +342,7 @@ pub fn run_vm(cfg: &VmConfig) -> Result<i32> {
     crate::vcpu::install_kick_handler()
         .map_err(|e| Error::io("cannot install the vCPU kick handler", e))?;
     let monitor = Monitor::new(cfg.clone());
+    crate::signals::start(&monitor).map_err(|e| Error::io("cannot start the signal thread", e))?;
     let monitor_on_stdio = monitor.start_servers()?;
     if cfg.serial == SerialConfig::Stdio && !monitor_on_stdio {
         console::enable_raw_mode();
