@@ -245,6 +245,38 @@ fn vm_lifecycle_and_errors() {
         "{args:?}"
     );
 
+    // The console: empty before the VM ever ran, then its tail, bounded, and what is new.
+    let (st, c) = http(a, "GET", "/api/vms/web/console", None);
+    assert_eq!(
+        (st, c["text"].as_str(), c["size"].as_u64()),
+        (200, Some(""), Some(0)),
+        "{c}"
+    );
+    std::fs::write(
+        s.dir.join("state/web.console"),
+        "Linux version 6.1\nlogin: ",
+    )
+    .unwrap();
+    let (st, c) = http(a, "GET", "/api/vms/web/console?bytes=7", None);
+    assert_eq!(
+        (st, c["text"].as_str(), c["skipped"].as_u64()),
+        (200, Some("login: "), Some(18)),
+        "{c}"
+    );
+    let (st, c) = http(a, "GET", "/api/vms/web/console?from=25", None);
+    assert_eq!((st, c["text"].as_str()), (200, Some("")), "{c}");
+    let (st, c) = http(a, "GET", "/api/vms/web/console?bytes=lots", None);
+    assert_eq!(st, 400, "{c}");
+    let (st, _) = http(a, "GET", "/api/vms/nosuch/console", None);
+    assert_eq!(st, 404);
+    let cli = Command::new(env!("CARGO_BIN_EXE_pmctl"))
+        .args(["vm", "console", "web", "--bytes", "7", "--state-dir"])
+        .arg(s.dir.join("state"))
+        .output()
+        .unwrap();
+    assert!(cli.status.success());
+    assert_eq!(cli.stdout, b"login: ");
+
     // The CLI on the same state directory prints the same command line.
     let cli = Command::new(env!("CARGO_BIN_EXE_pmctl"))
         .args(["vm", "args", "web", "--state-dir"])

@@ -227,7 +227,20 @@ fn vm_route(
             ok(&m.stop(name, b.force)?)
         }
         ("GET", ["status"]) => ok(&m.status(name)?),
-        (_, [] | ["nvdimms"] | ["args"] | ["start"] | ["stop"] | ["status"]) => Err(
+        ("GET", ["console"]) => {
+            let num = |key: &str| -> Result<Option<u64>> {
+                query_param(url, key)
+                    .map(|v| {
+                        v.parse::<u64>().map_err(|_| {
+                            ApiResponse::error(400, &format!("{key}={v}: give a number of bytes"))
+                        })
+                    })
+                    .transpose()
+            };
+            let bytes = num("bytes")?.unwrap_or(16384);
+            ok(&m.console(name, num("from")?, bytes)?)
+        }
+        (_, [] | ["nvdimms"] | ["args"] | ["start"] | ["stop"] | ["status"] | ["console"]) => Err(
             ApiResponse::error(405, &format!("method {method} not allowed here")),
         ),
         _ => Err(ApiResponse::error(

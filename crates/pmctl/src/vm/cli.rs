@@ -131,6 +131,17 @@ enum VmCommand {
         #[arg(long, default_value_t = 30)]
         timeout: u64,
     },
+    /// Print the VM's serial console (the file pmvm writes), the last --bytes of it.
+    Console {
+        /// VM name.
+        name: String,
+        /// How much of the end to print.
+        #[arg(long, default_value_t = 16384)]
+        bytes: u64,
+        /// Keep printing what the VM prints until it stops (Ctrl-C to leave).
+        #[arg(long, short)]
+        follow: bool,
+    },
     /// Whether the VM runs (pidfile + QMP query-status); exit 0 running, 1 stopped.
     Status {
         /// VM name.
@@ -362,6 +373,22 @@ fn run(m: &Manager, cmd: VmCommand) -> Result<u8, CliError> {
         VmCommand::Stop { name, force, .. } => {
             let r = m.stop(&name, force)?;
             writeln!(out, "stopped {name} ({})", r.method)?;
+        }
+        VmCommand::Console {
+            name,
+            bytes,
+            follow,
+        } => {
+            let mut v = m.console(&name, None, bytes)?;
+            loop {
+                out.write_all(v.text.as_bytes())?;
+                out.flush()?;
+                if !follow || (!v.running && v.text.is_empty()) {
+                    return Ok(EXIT_OK);
+                }
+                std::thread::sleep(Duration::from_millis(250));
+                v = m.console(&name, Some(v.size), super::console::MAX_CONSOLE_READ)?;
+            }
         }
         VmCommand::Status { name, json: j } => {
             let r = m.status(&name)?;

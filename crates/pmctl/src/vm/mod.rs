@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod cmdline;
+pub mod console;
 pub mod device;
 pub mod error;
 pub mod ops;

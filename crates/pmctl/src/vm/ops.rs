@@ -196,7 +196,8 @@ impl Manager {
         }
     }
 
-    fn pid(&self, name: &str) -> Option<u32> {
+    /// pmvm's pid if VM `name` runs.
+    pub(super) fn pid(&self, name: &str) -> Option<u32> {
         process::running_pid(&self.store.pidfile(name))
     }
 

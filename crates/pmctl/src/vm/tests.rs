@@ -465,3 +465,51 @@ fn status_and_stop_over_qmp() {
         ]
     );
 }
+
+#[test]
+fn console_tail_follow_and_restart() {
+    let f = Fixture::new();
+    f.create("c1");
+    assert!(matches!(
+        f.m.console("nope", None, 100).unwrap_err().kind(),
+        ErrorKind::NotFound
+    ));
+    // Never started: empty, not an error.
+    let v = f.m.console("c1", None, 100).unwrap();
+    assert_eq!(
+        (v.size, v.offset, v.text.as_str(), v.skipped, v.running),
+        (0, 0, "", 0, false)
+    );
+
+    let path = f.m.store.console("c1");
+    std::fs::write(&path, b"line one\nline two\n").unwrap();
+    let v = f.m.console("c1", None, 9).unwrap();
+    assert_eq!(
+        (v.text.as_str(), v.offset, v.size, v.skipped),
+        ("line two\n", 9, 18, 9)
+    );
+    // Follow: only what is new.
+    let mut fh = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    fh.write_all(b"three\xff\n").unwrap();
+    let w = f.m.console("c1", Some(v.size), 1000).unwrap();
+    assert_eq!(
+        (w.text.as_str(), w.offset, w.size, w.skipped),
+        ("three\u{fffd}\n", 18, 25, 0)
+    );
+    assert_eq!(f.m.console("c1", Some(w.size), 1000).unwrap().text, "");
+    // Fell behind by more than max: the newest max bytes, the gap reported.
+    let x = f.m.console("c1", Some(0), 7).unwrap();
+    assert_eq!(
+        (x.offset, x.skipped, x.text.as_str()),
+        (18, 18, "three\u{fffd}\n")
+    );
+    // The VM was started again (the file shrank): from its start.
+    std::fs::write(&path, b"boot 2\n").unwrap();
+    let y = f.m.console("c1", Some(w.size), 1000).unwrap();
+    assert_eq!((y.offset, y.text.as_str()), (0, "boot 2\n"));
+    f.fake_running("c1");
+    assert!(f.m.console("c1", None, 0).unwrap().running);
+}
