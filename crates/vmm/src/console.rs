@@ -1,10 +1,12 @@
 //! The terminal side of the serial console: raw mode (restored on exit, also after a panic or
-//! a fatal signal), a stdin reader feeding the UART, and QEMU's `Ctrl-a x` escape to quit.
+//! a fatal signal), a stdin reader feeding the UART, and QEMU's `Ctrl-a` escapes (`x` quits,
+//! `c` switches to the human monitor; see `console_mux`).
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use crate::console_mux::{Mux, MuxOut, PROMPT};
 use crate::devices::serial::Serial;
 use crate::devices::{EventSink, VmEvent};
 
@@ -56,10 +58,8 @@ pub fn enable_raw_mode() {
     unsafe { libc::tcsetattr(0, libc::TCSANOW, &raw) };
     // SIGTERM/SIGINT/SIGHUP are taken by the signals thread (a clean quit); SIGQUIT still
     // kills at once (core dump), so give the terminal back first.
-    for sig in [libc::SIGQUIT] {
-        // SAFETY: installing a handler that only calls async-signal-safe functions.
-        unsafe { libc::signal(sig, on_fatal_signal as *const () as libc::sighandler_t) };
-    }
+    // SAFETY: installing a handler that only calls async-signal-safe functions.
+    unsafe { libc::signal(libc::SIGQUIT, on_fatal_signal as *const () as libc::sighandler_t) };
     let prev = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         restore_terminal();
@@ -74,7 +74,25 @@ pub fn attach(serial: Arc<Mutex<Serial>>, sink: EventSink) {
     }
 }
 
-/// Starts the stdin reader thread (once per process).
+/// Runs one human-monitor line and returns its output (`\n` line ends).
+pub type MonitorHook = Box<dyn Fn(&str) -> String + Send + Sync>;
+
+static MONITOR: OnceLock<MonitorHook> = OnceLock::new();
+
+/// Gives the stdio console a human monitor behind `Ctrl-a c` (call before the stdin reader
+/// starts; the first hook set wins).
+pub fn set_monitor_hook(hook: MonitorHook) {
+    let _ = MONITOR.set(hook);
+}
+
+fn term_write(bytes: &[u8]) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(bytes);
+    let _ = out.flush();
+}
+
+/// Starts the stdin reader thread (once per process): bytes go to the guest's UART, `Ctrl-a`
+/// escapes as in QEMU (`console_mux`).
 pub fn start_stdin_reader() {
     static STARTED: OnceLock<()> = OnceLock::new();
     if STARTED.set(()).is_err() {
@@ -83,35 +101,34 @@ pub fn start_stdin_reader() {
     let _ = std::thread::Builder::new().name("stdin".into()).spawn(|| {
         let mut stdin = std::io::stdin();
         let mut buf = [0u8; 64];
-        let mut escape = false;
+        let mut mux = Mux::new(MONITOR.get().is_some());
         loop {
             let n = match stdin.read(&mut buf) {
                 Ok(0) | Err(_) => return, // EOF: the guest just gets no more input
                 Ok(n) => n,
             };
-            let mut pending = Vec::with_capacity(n);
-            for &b in &buf[..n] {
-                if escape {
-                    escape = false;
-                    match b {
-                        b'x' => {
-                            if let Ok(t) = target().lock()
-                                && let Some((_, sink)) = t.as_ref()
-                            {
-                                sink.send(VmEvent::Quit);
-                            }
-                            return;
+            for o in mux.feed(&buf[..n]) {
+                match o {
+                    MuxOut::Guest(b) => feed(&b),
+                    MuxOut::Term(b) => term_write(&b),
+                    MuxOut::Monitor(line) => {
+                        let mut text = MONITOR.get().map(|h| h(&line)).unwrap_or_default();
+                        // After `quit` the VMM is going away: no new prompt (QEMU prints none).
+                        if !matches!(line.trim(), "quit" | "q") {
+                            text.push_str(PROMPT);
                         }
-                        0x01 => pending.push(0x01),
-                        _ => {}
+                        term_write(text.replace('\n', "\r\n").as_bytes());
                     }
-                } else if b == 0x01 {
-                    escape = true;
-                } else {
-                    pending.push(b);
+                    MuxOut::Quit => {
+                        if let Ok(t) = target().lock()
+                            && let Some((_, sink)) = t.as_ref()
+                        {
+                            sink.send(VmEvent::Quit);
+                        }
+                        return;
+                    }
                 }
             }
-            feed(&pending);
         }
     });
 }

@@ -5,6 +5,7 @@ pub mod acpi;
 pub mod arch;
 pub mod bus;
 pub mod console;
+pub mod console_mux;
 pub mod devices;
 pub mod error;
 pub mod memory;

@@ -87,7 +87,8 @@ impl Monitor {
     /// Starts the `-qmp` and `-monitor` endpoints; returns whether a monitor owns stdio.
     pub fn start_servers(self: &Arc<Self>) -> Result<bool> {
         let cfg = self.config();
-        if cfg.qmp.is_empty() && cfg.monitor.is_empty() {
+        let serial_stdio = cfg.serial == vm_config::SerialConfig::Stdio;
+        if cfg.qmp.is_empty() && cfg.monitor.is_empty() && !serial_stdio {
             return Ok(false);
         }
         let handler: Arc<dyn QmpHandler> = self.clone();
@@ -120,6 +121,11 @@ impl Monitor {
                 };
                 res.map_err(|e| Error::Config(format!("{opt} {}: {e}", spec.0)))?;
             }
+        }
+        if serial_stdio && !on_stdio {
+            // QEMU's -nographic / mon:stdio: the human monitor behind Ctrl-a c.
+            let s = server.clone();
+            crate::console::set_monitor_hook(Box::new(move |line| s.hmp_command(line)));
         }
         *self.server.lock().unwrap_or_else(|p| p.into_inner()) = Some(server);
         Ok(on_stdio)

@@ -422,13 +422,18 @@ mod tests {
         for line in smaps.lines() {
             let first = line.split_whitespace().next().unwrap_or("");
             if let Some((a, b)) = first.split_once('-')
-                && let (Ok(start), Ok(_)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+                && let (Ok(start), Ok(_)) =
+                    (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
             {
                 inside = start == addr;
                 continue;
             }
             if inside && (line.starts_with("Shared_Dirty:") || line.starts_with("Private_Dirty:")) {
-                kib += line.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+                kib += line
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
             }
         }
         kib
@@ -438,7 +443,9 @@ mod tests {
     fn disk_dir() -> std::path::PathBuf {
         let tmp = std::env::temp_dir();
         match pmem_probe::probe_path(&tmp).map(|p| p.class) {
-            Ok(BackendClass::Volatile { .. }) => std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+            Ok(BackendClass::Volatile { .. }) => {
+                std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            }
             _ => tmp,
         }
     }
@@ -464,9 +471,16 @@ mod tests {
         // Dirty the pages the way the guest does, through the mapping:
         // SAFETY: the mapping is live and 4 MiB long.
         unsafe { std::ptr::write_bytes(b.ptr, 0x5a, 4 << 20) };
-        assert!(dirty_kib(b.host_addr() as usize) >= 4096, "guest writes left pages dirty");
+        assert!(
+            dirty_kib(b.host_addr() as usize) >= 4096,
+            "guest writes left pages dirty"
+        );
         assert!(b.write_back().expect("msync").is_some());
-        assert_eq!(dirty_kib(b.host_addr() as usize), 0, "write_back left dirty pages");
+        assert_eq!(
+            dirty_kib(b.host_addr() as usize),
+            0,
+            "write_back left dirty pages"
+        );
         drop(b);
         let data = std::fs::read(&path).unwrap();
         assert!(data.iter().all(|&x| x == 0x5a));

@@ -162,7 +162,7 @@ impl Labels<'_> {
 /// boundaries. QEMU does not check this either.
 pub fn memory_block_warning(id: &str, gpa: u64, size: u64) -> Option<String> {
     const BLOCK: u64 = 128 << 20;
-    (size % BLOCK != 0 || gpa % BLOCK != 0).then(|| {
+    (!size.is_multiple_of(BLOCK) || !gpa.is_multiple_of(BLOCK)).then(|| {
         format!(
             "pmvm: warning: pc-dimm {id}: {} at {gpa:#x} is not whole 128 MiB memory blocks; a Linux \
              guest refuses to add such memory (use a size that is a multiple of 128M)",

@@ -1,0 +1,54 @@
+#!/bin/bash
+# E2E: the stdio console's Ctrl-a escapes, as QEMU's -nographic has them (runs inside L1).
+# QEMU and pmvm, same guest, same keys typed into stdin (a FIFO): once the guest runs,
+# `Ctrl-a c` opens the human monitor, `info status` answers "VM status: running", `info name`
+# prints the -name, `Ctrl-a c` goes back to the guest, `Ctrl-a h` lists the escapes, and the
+# monitor's `quit` ends the VMM with status 0 while the guest still runs.
+. "${E2E_LIB:-$HIB_OPT/e2e/lib.sh}"
+
+work=$(mktemp -d)
+printf '%s\n' 'echo "CON-GUEST-UP"' 'sleep 120' >"$work/l2.sh"
+mk-l2-initrd "$work/l2.sh" "$work/initrd.img" || { fail "mk-l2-initrd"; summary; exit 1; }
+
+for vmm in qemu pmvm; do
+	bin=$(vmm_bin "$vmm")
+	# QEMU: without -nodefaults, -nographic adds a NIC and VGA whose ROMs L1 does not have;
+	# -serial mon:stdio is what -nographic would give (the serial/monitor mux on stdio).
+	args=(-nographic)
+	[[ $vmm == qemu ]] && args=(-nodefaults -display none -serial mon:stdio -L "$HIB_OPT/share/qemu")
+	out=$work/$vmm.out
+	rm -f "$work/fifo" "$out"
+	mkfifo "$work/fifo"
+	(
+		exec 3>"$work/fifo"
+		for _ in $(seq 1 1200); do grep -q CON-GUEST-UP "$out" 2>/dev/null && break; sleep 0.1; done
+		printf '\001c' >&3; sleep 0.5
+		printf 'info status\r' >&3; sleep 0.5
+		printf 'info name\r' >&3; sleep 0.5
+		printf '\001c' >&3; sleep 0.3
+		printf '\001h' >&3; sleep 0.3
+		printf '\001c' >&3; sleep 0.3
+		printf 'quit\r' >&3
+		sleep 5
+	) &
+	feeder=$!
+	timeout 300 "$bin" -machine pc,accel=kvm -cpu host -m 512M -smp 1 -name "con-$vmm" \
+		-kernel "$HIB_OPT/l2/vmlinux" -initrd "$work/initrd.img" \
+		-append "console=ttyS0 quiet loglevel=3 panic=-1" "${args[@]}" \
+		<"$work/fifo" >"$out" 2>"$work/$vmm.err"
+	rc=$?
+	kill "$feeder" 2>/dev/null
+	wait "$feeder" 2>/dev/null
+	{ tr -d '\r' <"$out"; echo; } >"$out.txt"
+	echo "--- $vmm output (tail):"; tail -n 16 "$out.txt" | sed 's/^/  /'
+	[[ $rc -eq 0 ]] && pass "$vmm: monitor quit ends it with status 0" ||
+		{ fail "$vmm: exit status $rc"; tail -n 5 "$work/$vmm.err" | sed 's/^/    /'; }
+	grep -q 'CON-GUEST-UP' "$out.txt" && pass "$vmm: the guest ran" || fail "$vmm: the guest never ran"
+	grep -q '(qemu) ' "$out.txt" && pass "$vmm: Ctrl-a c shows the (qemu) prompt" || fail "$vmm: no (qemu) prompt"
+	grep -q 'VM status: running' "$out.txt" && pass "$vmm: info status: VM status: running" || fail "$vmm: no 'VM status: running'"
+	grep -qx "con-$vmm" "$out.txt" && pass "$vmm: info name prints the -name" || fail "$vmm: info name did not print con-$vmm"
+	grep -q 'C-a c *switch between console and monitor' "$out.txt" && pass "$vmm: Ctrl-a h lists the escapes" ||
+		fail "$vmm: Ctrl-a h printed no help"
+	grep -q 'L2-RC=' "$out.txt" && fail "$vmm: the guest finished before quit" || pass "$vmm: quit ended a running guest"
+done
+summary
