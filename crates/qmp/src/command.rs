@@ -95,6 +95,8 @@ pub enum Command {
     QueryMemorySizeSummary,
     /// `query-memdev` → `Vec<`[`crate::types::Memdev`]`>`.
     QueryMemdev,
+    /// `query-cpus-fast` → `Vec<`[`crate::types::CpuInfoFast`]`>`.
+    QueryCpusFast,
     /// `object-add`.
     ObjectAdd(ObjectAdd),
     /// `object-del {"id": ...}`.
@@ -138,6 +140,7 @@ pub const COMMAND_NAMES: &[&str] = &[
     "query-memory-devices",
     "query-memory-size-summary",
     "query-memdev",
+    "query-cpus-fast",
     "object-add",
     "object-del",
     "device_add",
@@ -162,6 +165,7 @@ impl Command {
             Command::QueryMemoryDevices => "query-memory-devices",
             Command::QueryMemorySizeSummary => "query-memory-size-summary",
             Command::QueryMemdev => "query-memdev",
+            Command::QueryCpusFast => "query-cpus-fast",
             Command::ObjectAdd(_) => "object-add",
             Command::ObjectDel { .. } => "object-del",
             Command::DeviceAdd(_) => "device_add",
@@ -186,6 +190,7 @@ impl Command {
                 | Command::QueryMemoryDevices
                 | Command::QueryMemorySizeSummary
                 | Command::QueryMemdev
+                | Command::QueryCpusFast
                 | Command::HumanMonitorCommand { .. }
         )
     }
@@ -204,6 +209,7 @@ impl Command {
             "query-memory-devices" => Command::QueryMemoryDevices,
             "query-memory-size-summary" => Command::QueryMemorySizeSummary,
             "query-memdev" => Command::QueryMemdev,
+            "query-cpus-fast" => Command::QueryCpusFast,
             "object-add" => {
                 let qom_type = a.req_str("qom-type")?;
                 let id = a.req_str("id")?;

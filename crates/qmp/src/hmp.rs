@@ -9,7 +9,9 @@ use std::io::{self, Read, Write};
 use crate::command::{Command, DeviceAdd, ObjectAdd, Props};
 use crate::error::QmpError;
 use crate::session::Core;
-use crate::types::{Memdev, MemoryDeviceInfo, MemoryInfo, NameInfo, RunState, StatusInfo};
+use crate::types::{
+    CpuInfoFast, Memdev, MemoryDeviceInfo, MemoryInfo, NameInfo, RunState, StatusInfo,
+};
 
 /// Longest HMP line we accept; longer lines are discarded with an error.
 pub const MAX_LINE: usize = 64 * 1024;
@@ -61,6 +63,7 @@ const COMMANDS: &[(&str, &str, &str)] = &[
 
 /// `info` subcommands.
 const INFO: &[(&str, &str)] = &[
+    ("cpus", "show infos for each CPU"),
     ("memdev", "show memory backends"),
     ("memory-devices", "show memory devices"),
     (
@@ -210,6 +213,7 @@ pub fn parse_hmp_line(line: &str) -> Result<HmpRequest, String> {
                 "memory-devices" => Command::QueryMemoryDevices,
                 "memory_size_summary" => Command::QueryMemorySizeSummary,
                 "memdev" => Command::QueryMemdev,
+                "cpus" => Command::QueryCpusFast,
                 "name" => Command::QueryName,
                 "version" => return Ok(HmpRequest::InfoVersion),
                 _ => return Err(format!("unknown command: 'info {sub}'")),
@@ -333,6 +337,17 @@ pub fn format_memdev(list: &[Memdev]) -> String {
     out
 }
 
+/// `info cpus`, as QEMU prints it (`*` marks the monitor's current CPU, the first).
+pub fn format_cpus(cpus: &[CpuInfoFast]) -> String {
+    cpus.iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let mark = if i == 0 { '*' } else { ' ' };
+            format!("{mark} CPU #{}: thread_id={}\n", c.cpu_index, c.thread_id)
+        })
+        .collect()
+}
+
 fn decode<T: serde::de::DeserializeOwned>(cmd: &str, v: serde_json::Value) -> Result<T, String> {
     serde_json::from_value(v)
         .map_err(|e| format!("Error: {cmd}: malformed reply from the VMM: {e}\n"))
@@ -344,6 +359,7 @@ fn format_result(cmd: &Command, v: serde_json::Value) -> Result<String, String> 
         Command::QueryMemoryDevices => format_memory_devices(&decode::<Vec<_>>(cmd.name(), v)?),
         Command::QueryMemorySizeSummary => format_memory_size_summary(&decode(cmd.name(), v)?),
         Command::QueryMemdev => format_memdev(&decode::<Vec<_>>(cmd.name(), v)?),
+        Command::QueryCpusFast => format_cpus(&decode::<Vec<_>>(cmd.name(), v)?),
         Command::QueryName => match decode::<NameInfo>(cmd.name(), v)?.name {
             Some(n) => format!("{n}\n"),
             None => String::new(),

@@ -204,6 +204,44 @@ impl HostMemPolicy {
     }
 }
 
+/// `CpuInstanceProperties`: where a vCPU sits in the topology.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct CpuInstanceProperties {
+    /// NUMA node, if the machine has NUMA nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<u32>,
+    /// Socket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket_id: Option<u32>,
+    /// Die within the socket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub die_id: Option<u32>,
+    /// Core within the die.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub core_id: Option<u32>,
+    /// Thread within the core.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<u32>,
+}
+
+/// `CpuInfoFast`: one element of the `query-cpus-fast` reply. `thread-id` is the host thread
+/// that runs the vCPU (what `taskset`/cgroup pinning needs).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct CpuInfoFast {
+    /// vCPU index.
+    pub cpu_index: u32,
+    /// QOM path of the vCPU object.
+    pub qom_path: String,
+    /// Host thread id (Linux TID).
+    pub thread_id: i64,
+    /// Topology.
+    pub props: CpuInstanceProperties,
+    /// QEMU target, `x86_64`.
+    pub target: String,
+}
+
 /// `Memdev`: one element of the `query-memdev` reply.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Memdev {

@@ -163,6 +163,28 @@ fn formats_like_qemu() {
 }
 
 #[test]
+fn info_cpus_and_query_cpus_fast() {
+    let vm = Arc::new(fake::FakeVm::new());
+    let server = QmpServer::new(vm.clone());
+    assert_eq!(
+        server.hmp_command("info cpus"),
+        "* CPU #0: thread_id=4242\n  CPU #1: thread_id=4243\n"
+    );
+    let mut s = server.session();
+    s.feed(br#"{"execute":"qmp_capabilities"}"#);
+    let r = s.feed(br#"{"execute":"query-cpus-fast"}"#);
+    let text = qmp::session::wire_line(&r[0]);
+    assert!(
+        text.contains(r#""cpu-index": 1"#) || text.contains(r#""cpu-index":1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("thread-id") && text.contains("core-id") && !text.contains("node-id"),
+        "{text}"
+    );
+}
+
+#[test]
 fn whole_session_over_a_stream() {
     let vm = Arc::new(fake::FakeVm::new());
     let server = QmpServer::new(vm.clone());

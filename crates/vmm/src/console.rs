@@ -59,7 +59,12 @@ pub fn enable_raw_mode() {
     // SIGTERM/SIGINT/SIGHUP are taken by the signals thread (a clean quit); SIGQUIT still
     // kills at once (core dump), so give the terminal back first.
     // SAFETY: installing a handler that only calls async-signal-safe functions.
-    unsafe { libc::signal(libc::SIGQUIT, on_fatal_signal as *const () as libc::sighandler_t) };
+    unsafe {
+        libc::signal(
+            libc::SIGQUIT,
+            on_fatal_signal as *const () as libc::sighandler_t,
+        )
+    };
     let prev = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         restore_terminal();

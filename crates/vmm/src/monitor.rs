@@ -56,6 +56,29 @@ pub struct Monitor {
     server: Mutex<Option<QmpServer>>,
 }
 
+/// Host thread ids of the vCPU threads, by vCPU index: the threads named `vcpuN` in
+/// /proc/self/task (vcpu.rs names them so).
+fn vcpu_thread_ids() -> HashMap<u32, i64> {
+    let mut out = HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let Some(tid) = e.file_name().to_str().and_then(|t| t.parse::<i64>().ok()) else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+        if let Some(i) = comm
+            .trim()
+            .strip_prefix("vcpu")
+            .and_then(|n| n.parse::<u32>().ok())
+        {
+            out.insert(i, tid);
+        }
+    }
+    out
+}
+
 fn generic(msg: impl Into<String>) -> QmpError {
     QmpError::generic(msg.into())
 }
@@ -385,6 +408,29 @@ impl Monitor {
                     .sum();
                 Ok(json!({"base-memory": st.cfg.memory.size, "plugged-memory": plugged}))
             }
+            Command::QueryCpusFast => {
+                let Some(vm) = &st.vm else {
+                    return Ok(json!([]));
+                };
+                let tids = vcpu_thread_ids();
+                let cpus: Vec<qmp::CpuInfoFast> = (0..vm.vcpus as u32)
+                    .map(|i| qmp::CpuInfoFast {
+                        cpu_index: i,
+                        qom_path: format!("/machine/unattached/device[{i}]"),
+                        thread_id: tids.get(&i).copied().unwrap_or(-1),
+                        // pmvm's -smp N is one socket of N single-thread cores (MADT, CPUID).
+                        props: qmp::CpuInstanceProperties {
+                            node_id: None,
+                            socket_id: Some(0),
+                            die_id: Some(0),
+                            core_id: Some(i),
+                            thread_id: Some(0),
+                        },
+                        target: "x86_64".into(),
+                    })
+                    .collect();
+                Ok(serde_json::to_value(cpus).unwrap_or(Value::Null))
+            }
             Command::QueryMemdev => {
                 let list: Vec<Value> = st
                     .cfg
@@ -464,5 +510,29 @@ impl QmpHandler for Monitor {
     fn execute(&self, cmd: Command) -> std::result::Result<Value, QmpError> {
         let mut st = self.lock();
         self.execute_locked(&mut st, cmd)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::vcpu_thread_ids;
+
+    #[test]
+    fn vcpu_thread_ids_finds_threads_named_vcpu_n() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::Builder::new()
+            .name("vcpu7".into())
+            .spawn(move || {
+                // SAFETY: gettid has no preconditions.
+                tx.send(i64::from(unsafe { libc::gettid() })).unwrap();
+                let _ = done_rx.recv();
+            })
+            .unwrap();
+        let tid = rx.recv().unwrap();
+        let ids = vcpu_thread_ids();
+        done_tx.send(()).unwrap();
+        t.join().unwrap();
+        assert_eq!(ids.get(&7), Some(&tid), "{ids:?}");
     }
 }

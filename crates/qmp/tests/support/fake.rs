@@ -87,6 +87,24 @@ impl QmpHandler for FakeVm {
                 name: Some("fake".into()),
             })
             .unwrap()),
+            Command::QueryCpusFast => Ok(serde_json::to_value(
+                (0..2u32)
+                    .map(|i| qmp::CpuInfoFast {
+                        cpu_index: i,
+                        qom_path: format!("/machine/unattached/device[{i}]"),
+                        thread_id: 4242 + i64::from(i),
+                        props: qmp::CpuInstanceProperties {
+                            socket_id: Some(0),
+                            die_id: Some(0),
+                            core_id: Some(i),
+                            thread_id: Some(0),
+                            node_id: None,
+                        },
+                        target: "x86_64".into(),
+                    })
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap()),
             Command::QueryMemorySizeSummary => {
                 let plugged = st.devices.iter().map(|d| d.3).sum();
                 Ok(serde_json::to_value(MemoryInfo {
