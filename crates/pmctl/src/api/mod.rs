@@ -106,6 +106,9 @@ struct CreateBody {
     append: Option<String>,
     #[serde(default)]
     slots: Option<u32>,
+    /// Room for NVDIMMs attached while running, like `memory` (default none).
+    #[serde(default)]
+    hotplug_room: Option<Value>,
 }
 
 /// `POST /api/vms/{name}/nvdimms` body.
@@ -130,16 +133,22 @@ fn parse_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T> {
 }
 
 fn memory_of(v: Option<Value>) -> Result<u64> {
+    size_of("memory", v, pmem_layout::GIB)
+}
+
+/// A size given as a byte count or a QEMU size string (a bare number is MiB).
+fn size_of(what: &str, v: Option<Value>, default: u64) -> Result<u64> {
+    let hint = || {
+        bad(format!(
+            "{what}: give a byte count or a size string such as \"1G\""
+        ))
+    };
     match v {
-        None => Ok(pmem_layout::GIB),
-        Some(Value::Number(n)) => n
-            .as_u64()
-            .ok_or_else(|| bad("memory: give a byte count or a size string such as \"1G\"")),
+        None => Ok(default),
+        Some(Value::Number(n)) => n.as_u64().ok_or_else(hint),
         Some(Value::String(s)) => pmem_layout::parse_size(&s, pmem_layout::Suffix::M)
-            .map_err(|e| bad(format!("memory {s}: {e}"))),
-        Some(_) => Err(bad(
-            "memory: give a byte count or a size string such as \"1G\"",
-        )),
+            .map_err(|e| bad(format!("{what} {s}: {e}"))),
+        Some(_) => Err(hint()),
     }
 }
 
@@ -298,6 +307,7 @@ fn route(m: &Manager, req: &ApiRequest<'_>) -> Result<ApiResponse> {
                 initrd: b.initrd,
                 append: b.append.unwrap_or_default(),
                 slots: b.slots,
+                hotplug_room: size_of("hotplug_room", b.hotplug_room, 0)?,
             };
             Ok(ApiResponse::json(201, &m.create(spec)?))
         }

@@ -84,7 +84,8 @@ enum VmCommand {
         /// VM name.
         name: String,
     },
-    /// Assign a host NVDIMM (/dev/daxX.Y, /dev/pmemX, or a sized file) to a stopped VM.
+    /// Assign a host NVDIMM (/dev/daxX.Y, /dev/pmemX, or a sized file) to a VM; a running VM
+    /// gets it at once (hotplug) if it was created with --hotplug-room.
     Attach {
         /// VM name.
         name: String,
@@ -97,7 +98,7 @@ enum VmCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Remove an NVDIMM from a stopped VM.
+    /// Remove an NVDIMM from a stopped VM (NVDIMMs cannot be unplugged, as in QEMU).
     Detach {
         /// VM name.
         name: String,
@@ -325,7 +326,7 @@ fn run(m: &Manager, cmd: VmCommand) -> Result<u8, CliError> {
             let a = &r.assignment;
             writeln!(
                 out,
-                "{} {} to {name} as {} (slot {}): guest pmem {} at {}, label area {} at offset {}, backend size {}",
+                "{} {} to {name} as {} (slot {}): guest pmem {} at {}, label area {} at offset {}, backend size {}{}",
                 if dry_run { "would attach" } else { "attached" },
                 a.path.display(),
                 a.id,
@@ -334,7 +335,12 @@ fn run(m: &Manager, cmd: VmCommand) -> Result<u8, CliError> {
                 hex(r.gpa),
                 format_size(a.label_size),
                 a.label_offset,
-                format_size(a.backend_size)
+                format_size(a.backend_size),
+                match (r.live, dry_run) {
+                    (true, false) => "; hot-added to the running VM",
+                    (true, true) => "; would be hot-added to the running VM",
+                    (false, _) => "",
+                }
             )?;
         }
         VmCommand::Detach { name, path } => {

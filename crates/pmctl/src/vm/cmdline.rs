@@ -18,16 +18,18 @@ pub const DEFAULT_SLOTS: u32 = 16;
 /// Longest usable unix socket path (sun_path is 108 bytes with the NUL).
 const MAX_SOCKET_PATH: usize = 107;
 
-/// `maxmem` for `memory` bytes of RAM and these NVDIMMs (oVirt: maxMemory +
-/// the NVDIMM sizes); `memory` itself when there are none.
-pub fn derive_maxmem(memory: u64, nvdimms: &[Assignment]) -> u64 {
-    if nvdimms.is_empty() {
+/// `maxmem` for `memory` bytes of RAM, these NVDIMMs and `hotplug` bytes of room for
+/// NVDIMMs attached while the VM runs (oVirt: maxMemory + the NVDIMM sizes); `memory`
+/// itself when there are neither NVDIMMs nor room.
+pub fn derive_maxmem(memory: u64, nvdimms: &[Assignment], hotplug: u64) -> u64 {
+    if nvdimms.is_empty() && hotplug == 0 {
         return memory;
     }
     nvdimms
         .iter()
         .fold(memory, |m, a| m.saturating_add(a.backend_size))
         .saturating_add(MAXMEM_HEADROOM)
+        .saturating_add(hotplug)
 }
 
 /// The `-object`/`-device` pair of an assignment, from the sizes recorded at
@@ -74,7 +76,7 @@ pub fn vm_args(store: &Store, def: &VmDef) -> Result<Vec<String>, VmError> {
             "QMP socket path {qmp} is longer than {MAX_SOCKET_PATH} bytes; use a shorter --state-dir"
         )));
     }
-    let mem = if def.nvdimms.is_empty() {
+    let mem = if def.nvdimms.is_empty() && def.hotplug == 0 {
         format_size_arg(def.memory)
     } else {
         format!(

@@ -57,7 +57,7 @@ pub enum VmError {
     /// The operation needs a stopped VM.
     #[error(
         "VM '{name}' is running (pid {pid}): {what} only while it is stopped \
-         (pmctl vm stop {name}); NVDIMM hotplug into a running VM is a later feature"
+         (pmctl vm stop {name})"
     )]
     Running {
         /// VM name.

@@ -9,6 +9,7 @@ pub mod cmdline;
 pub mod console;
 pub mod device;
 pub mod error;
+pub mod hotplug;
 pub mod ops;
 pub mod process;
 pub mod state;

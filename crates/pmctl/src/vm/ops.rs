@@ -54,6 +54,15 @@ pub struct CreateSpec {
     /// Memory-device slots (-m slots=; default 16).
     #[arg(long)]
     pub slots: Option<u32>,
+    /// Room for NVDIMMs attached while the VM runs (added to maxmem; costs no host memory,
+    /// only guest address space), e.g. 64G. Default 0: attach only while stopped.
+    #[arg(long = "hotplug-room", value_parser = parse_hotplug_room, default_value = "0")]
+    pub hotplug_room: u64,
+}
+
+fn parse_hotplug_room(s: &str) -> Result<u64, String> {
+    pmem_layout::parse_size(s, pmem_layout::Suffix::M)
+        .map_err(|e| format!("--hotplug-room {s}: {e}"))
 }
 
 fn parse_memory(s: &str) -> Result<u64, String> {
@@ -89,6 +98,8 @@ pub struct VmView {
     pub slots: u32,
     /// Derived maxmem.
     pub maxmem: u64,
+    /// Room in maxmem for NVDIMMs attached while running.
+    pub hotplug_room: u64,
     /// Whether pmvm runs (pidfile + live process).
     pub running: bool,
     /// Its pid.
@@ -110,6 +121,8 @@ pub struct AttachReport {
     pub device: DeviceReport,
     /// Whether it was saved (false for a dry run).
     pub saved: bool,
+    /// Whether it went into the running VM (hotplug) rather than waiting for the next start.
+    pub live: bool,
 }
 
 /// Result of `start`.
@@ -165,7 +178,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
 
 /// Connect to a VM's QMP socket; a just-started pmvm may not have created it
 /// yet, so a missing or refusing socket is retried for about two seconds.
-fn connect_retry(sock: &Path) -> Result<QmpClient, crate::qmpc::QmpError> {
+pub(super) fn connect_retry(sock: &Path) -> Result<QmpClient, crate::qmpc::QmpError> {
     let mut tries = 0;
     loop {
         match QmpClient::connect(sock, Duration::from_secs(5)) {
@@ -229,7 +242,8 @@ impl Manager {
             initrd: spec.initrd.map(abs),
             append: spec.append,
             slots,
-            maxmem: spec.memory,
+            maxmem: cmdline::derive_maxmem(spec.memory, &[], spec.hotplug_room),
+            hotplug: spec.hotplug_room,
             nvdimms: Vec::new(),
         };
         cmdline::check(&cmdline::vm_args(&self.store, &def)?, false)?;
@@ -265,6 +279,7 @@ impl Manager {
             append: def.append,
             slots: def.slots,
             maxmem: def.maxmem,
+            hotplug_room: def.hotplug,
             running: pid.is_some(),
             pid,
             nvdimms,
@@ -328,13 +343,7 @@ impl Manager {
     pub fn attach(&self, name: &str, path: &Path, dry_run: bool) -> Result<AttachReport, VmError> {
         let _lock = self.store.lock()?;
         let mut def = self.store.load(name)?;
-        if let Some(pid) = self.pid(name) {
-            return Err(VmError::Running {
-                name: name.to_owned(),
-                pid,
-                what: "attach NVDIMMs",
-            });
-        }
+        let running = self.pid(name);
         let (report, sizing) = device::inspect(&self.sysfs_root, path)?;
         let canon = report.device.path.clone();
         if let Some(vm) = self.assigned_to(&canon)? {
@@ -365,12 +374,33 @@ impl Manager {
             label_size: sizing.label_size,
             label_offset: sizing.label_offset,
         };
+        let started_without_room = def.nvdimms.is_empty() && def.hotplug == 0;
         def.nvdimms.push(a.clone());
         def.nvdimms.sort_by_key(|a| a.slot);
-        def.maxmem = cmdline::derive_maxmem(def.memory, &def.nvdimms);
-        let plans = cmdline::check(&cmdline::vm_args(&self.store, &def)?, true)?;
+        if running.is_none() {
+            def.maxmem = cmdline::derive_maxmem(def.memory, &def.nvdimms, def.hotplug);
+        }
+        // While it runs, the layout must fit the -m slots/maxmem pmvm was started with.
+        let plans =
+            cmdline::check(&cmdline::vm_args(&self.store, &def)?, true).map_err(
+                |e| match running {
+                    Some(_) if started_without_room => VmError::Layout(format!(
+                        "VM '{name}' runs without memory slots for hot-added NVDIMMs: stop it and \
+                     attach (the device is then added at the next start), or create VMs with \
+                     --hotplug-room SIZE"
+                    )),
+                    Some(_) => VmError::Layout(format!(
+                        "{e}; the running VM cannot grow its maxmem: stop it and attach, or create \
+                     VMs with a larger --hotplug-room"
+                    )),
+                    None => e,
+                },
+            )?;
         let gpa = plans.iter().find(|p| p.id == a.id).map(|p| p.gpa);
         if !dry_run {
+            if running.is_some() {
+                self.hotplug(name, &a)?;
+            }
             self.store.save(&def)?;
         }
         Ok(AttachReport {
@@ -378,6 +408,7 @@ impl Manager {
             gpa,
             device: report,
             saved: !dry_run,
+            live: running.is_some(),
         })
     }
 
@@ -401,7 +432,7 @@ impl Manager {
                 path: path.to_owned(),
             })?;
         let a = def.nvdimms.remove(i);
-        def.maxmem = cmdline::derive_maxmem(def.memory, &def.nvdimms);
+        def.maxmem = cmdline::derive_maxmem(def.memory, &def.nvdimms, def.hotplug);
         self.store.save(&def)?;
         Ok(a)
     }

@@ -35,9 +35,13 @@ pub struct VmDef {
     pub append: String,
     /// Memory-device slots (`-m slots=`).
     pub slots: u32,
-    /// Derived `-m maxmem=`: memory + sum of NVDIMM backend sizes + headroom
-    /// (oVirt raises maxMemory by the NVDIMM sizes); equals `memory` without NVDIMMs.
+    /// Derived `-m maxmem=`: memory + sum of NVDIMM backend sizes + headroom + `hotplug`
+    /// (oVirt raises maxMemory by the NVDIMM sizes); equals `memory` without NVDIMMs and
+    /// without `hotplug`. Fixed while the VM runs.
     pub maxmem: u64,
+    /// Room in `maxmem` for NVDIMMs attached while the VM runs (`--hotplug-room`).
+    #[serde(default)]
+    pub hotplug: u64,
     /// Host NVDIMM assignments, in slot order.
     #[serde(default)]
     pub nvdimms: Vec<Assignment>,

@@ -71,6 +71,7 @@ impl Fixture {
                 initrd: None,
                 append: "console=ttyS0".into(),
                 slots: None,
+                hotplug_room: 0,
             })
             .unwrap()
     }
@@ -150,6 +151,7 @@ fn names_are_validated_and_not_paths() {
             initrd: None,
             append: String::new(),
             slots: None,
+            hotplug_room: 0,
         })
         .unwrap_err();
     assert!(matches!(e, VmError::Exists(_)), "{e}");
@@ -162,6 +164,7 @@ fn names_are_validated_and_not_paths() {
             initrd: None,
             append: String::new(),
             slots: None,
+            hotplug_room: 0,
         })
         .unwrap_err();
     assert!(e.to_string().contains("-kernel"), "{e}");
@@ -218,17 +221,12 @@ fn double_assignment_is_refused() {
 }
 
 #[test]
-fn attach_detach_delete_refused_while_running() {
+fn detach_delete_refused_while_running() {
     let f = Fixture::new();
     f.create("r");
     let p = f.file("dev", GIB);
     f.m.attach("r", &p, false).unwrap();
-    let q = f.file("dev2", GIB);
     f.fake_running("r");
-    let e = f.m.attach("r", &q, false).unwrap_err();
-    assert!(matches!(e, VmError::Running { .. }), "{e}");
-    assert!(e.to_string().contains("hotplug"), "{e}");
-    assert_eq!(e.status(), 409);
     assert!(matches!(
         f.m.detach("r", &p).unwrap_err(),
         VmError::Running { .. }
@@ -245,7 +243,9 @@ fn attach_detach_delete_refused_while_running() {
     // A stale pidfile (dead pid) is not a running VM.
     std::fs::write(f.m.store.pidfile("r"), "2147483646\n").unwrap();
     assert!(!f.m.show("r").unwrap().running);
-    f.m.attach("r", &q, false).unwrap();
+    let q = f.file("dev2", GIB);
+    let r = f.m.attach("r", &q, false).unwrap();
+    assert!(!r.live, "a stopped VM gets the device at its next start");
 }
 
 #[test]
@@ -270,6 +270,7 @@ fn too_small_missing_and_no_slot() {
         initrd: None,
         append: String::new(),
         slots: Some(1),
+        hotplug_room: 0,
     })
     .unwrap();
     f.m.attach("one", &f.file("d1", GIB), false).unwrap();
@@ -512,4 +513,138 @@ fn console_tail_follow_and_restart() {
     assert_eq!((y.offset, y.text.as_str()), (0, "boot 2\n"));
     f.fake_running("c1");
     assert!(f.m.console("c1", None, 0).unwrap().running);
+}
+
+/// A fake pmvm QMP socket for hot-add: records each `human-monitor-command` line and
+/// answers it with `reply(line)` (HMP output; "" is success).
+fn fake_hmp(sock: PathBuf, reply: fn(&str) -> String) -> std::thread::JoinHandle<Vec<String>> {
+    let l = UnixListener::bind(&sock).unwrap();
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let conn = l.incoming().next().unwrap().unwrap();
+        let mut w = conn.try_clone().unwrap();
+        writeln!(w, r#"{{"QMP": {{"version": {{}}, "capabilities": []}}}}"#).unwrap();
+        let mut negotiated = false;
+        for line in BufReader::new(conn).lines() {
+            let Ok(line) = line else { break };
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            let ret = match v["execute"].as_str() {
+                // as pmvm and QEMU: negotiation happens once, then is an error
+                Some("qmp_capabilities") if negotiated => {
+                    let e = r#"{"error": {"class": "CommandNotFound", "desc": "Capabilities negotiation is already complete, command ignored"}}"#;
+                    writeln!(w, "{e}").unwrap();
+                    continue;
+                }
+                Some("qmp_capabilities") => {
+                    negotiated = true;
+                    serde_json::json!({})
+                }
+                _ if !negotiated => panic!("command before qmp_capabilities: {line}"),
+                Some("human-monitor-command") => {
+                    let cl = v["arguments"]["command-line"].as_str().unwrap().to_owned();
+                    let out = reply(&cl);
+                    seen.push(cl);
+                    serde_json::Value::String(out)
+                }
+                _ => serde_json::json!({}),
+            };
+            writeln!(w, "{}", serde_json::json!({ "return": ret })).unwrap();
+        }
+        seen
+    })
+}
+
+#[test]
+fn live_attach_sends_the_cold_start_strings_to_pmvm() {
+    let f = Fixture::new();
+    f.m.create(CreateSpec {
+        name: "live".into(),
+        memory: 512 * MIB,
+        cpus: 1,
+        kernel: f.dir.0.join("kernel"),
+        initrd: None,
+        append: String::new(),
+        slots: Some(4),
+        hotplug_room: 8 * GIB,
+    })
+    .unwrap();
+    let before = f.m.store.load("live").unwrap();
+    assert_eq!(
+        before.maxmem,
+        512 * MIB + GIB + 8 * GIB,
+        "room is in maxmem from the start"
+    );
+    assert!(
+        cmdline::vm_args(&f.m.store, &before)
+            .unwrap()
+            .contains(&format!("512M,slots=4,maxmem={}M", (512 + 9 * 1024)))
+    );
+    f.fake_running("live");
+    let dev = f.file("dev", 2 * GIB);
+    let server = fake_hmp(f.m.store.qmp_socket("live"), |_| String::new());
+    let r = f.m.attach("live", &dev, false).unwrap();
+    assert!(r.live && r.saved);
+    let lines = server.join().unwrap();
+    let n = cmdline::nvdimm_args(&r.assignment).unwrap();
+    assert_eq!(
+        lines,
+        [
+            format!("object_add {}", n.object),
+            format!("device_add {}", n.device)
+        ]
+    );
+    let after = f.m.store.load("live").unwrap();
+    assert_eq!(after.nvdimms, std::slice::from_ref(&r.assignment));
+    assert_eq!(
+        after.maxmem, before.maxmem,
+        "maxmem is fixed while the VM runs"
+    );
+    // The same device at the next cold start: the strings pmvm got are the ones start passes.
+    let args = cmdline::vm_args(&f.m.store, &after).unwrap();
+    assert!(
+        args.contains(&n.object) && args.contains(&n.device),
+        "{args:?}"
+    );
+}
+
+#[test]
+fn live_attach_refusals_leave_vm_and_state_alone() {
+    let f = Fixture::new();
+    f.create("tight"); // no NVDIMMs, no --hotplug-room: started without slots
+    f.fake_running("tight");
+    let dev = f.file("dev", GIB);
+    let e = f.m.attach("tight", &dev, false).unwrap_err();
+    assert!(e.to_string().contains("--hotplug-room"), "{e}");
+    assert_eq!(e.status(), 400);
+    assert!(f.m.store.load("tight").unwrap().nvdimms.is_empty());
+
+    // pmvm refuses the device: the backend object is removed again, nothing is saved.
+    f.m.create(CreateSpec {
+        name: "room".into(),
+        memory: 512 * MIB,
+        cpus: 1,
+        kernel: f.dir.0.join("kernel"),
+        initrd: None,
+        append: String::new(),
+        slots: None,
+        hotplug_room: 4 * GIB,
+    })
+    .unwrap();
+    f.fake_running("room");
+    let server = fake_hmp(f.m.store.qmp_socket("room"), |l| {
+        if l.starts_with("device_add") {
+            "Error: nvdimm is not enabled: add 'nvdimm=on' to '-machine'\n".into()
+        } else {
+            String::new()
+        }
+    });
+    let e = f.m.attach("room", &dev, false).unwrap_err();
+    assert!(e.to_string().contains("nvdimm is not enabled"), "{e}");
+    let lines = server.join().unwrap();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(lines[2].starts_with("object_del memnv0"), "{lines:?}");
+    assert!(f.m.store.load("room").unwrap().nvdimms.is_empty());
+    // A dry run while running talks to nobody.
+    let r = f.m.attach("room", &dev, true).unwrap();
+    assert!(r.live && !r.saved);
 }
