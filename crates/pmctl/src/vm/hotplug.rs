@@ -32,14 +32,15 @@ impl Manager {
                     Some(json!({ "command-line": line })),
                 )
                 .map_err(|e| qmp_err(e.to_string()))?;
-            match out.as_str().map(str::trim) {
-                Some("") | None if out.is_string() || out.is_null() => Ok(()),
-                _ => Err(VmError::Layout(format!(
-                    "{}: {}",
-                    line.split(',').next().unwrap_or_default(),
-                    text(&out)
-                ))),
+            // HMP prints nothing on success and "Error: ..." otherwise.
+            if out.is_null() || out.as_str().is_some_and(|s| s.trim().is_empty()) {
+                return Ok(());
             }
+            Err(VmError::Layout(format!(
+                "{}: {}",
+                line.split(',').next().unwrap_or_default(),
+                text(&out)
+            )))
         };
         hmp(format!("object_add {}", n.object))?;
         if let Err(e) = hmp(format!("device_add {}", n.device)) {
