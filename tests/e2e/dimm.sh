@@ -3,7 +3,7 @@
 # RAM DIMMs: one pc-dimm cold-plugged and one hot-added through the human monitor
 # (object_add memory-backend-ram + device_add pc-dimm), under QEMU (reference) and pmvm: the
 # guest sees both as memory blocks, onlines them, and MemTotal grows by their size; both VMMs
-# report them in `info memory-devices`.
+# report them in `info memory-devices` (asked while the guest still runs; then `quit`).
 . "${E2E_LIB:-$HIB_OPT/e2e/lib.sh}"
 
 work=$(mktemp -d)
@@ -18,6 +18,7 @@ echo "DIMM-HOT-BLOCKS=$(blocks)"
 for b in /sys/devices/system/memory/memory*; do [ "$(cat $b/state)" = offline ] && echo online >$b/state; done
 echo "DIMM-OFFLINE-LEFT=$(cat /sys/devices/system/memory/memory*/state | grep -c offline)"
 echo "DIMM-MEMTOTAL=$(awk '/MemTotal/ { print $2 }' /proc/meminfo)"
+sleep 60 # the host asks `info memory-devices` and then quits: no race with our poweroff
 X
 mk-l2-initrd "$work/l2.sh" "$work/initrd.cpio" || { fail "mk-l2-initrd"; summary; exit 1; }
 
@@ -34,6 +35,8 @@ for vmm in qemu pmvm; do
 		echo "device_add pc-dimm,id=dimm2,memdev=ram2" >&3
 		for _ in $(seq 1 600); do grep -q DIMM-MEMTOTAL "$con" 2>/dev/null && break; sleep 0.1; done
 		echo "info memory-devices" >&3
+		sleep 1
+		echo "quit" >&3
 		sleep 1
 	) &
 	feeder=$!
