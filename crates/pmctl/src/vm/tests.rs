@@ -61,19 +61,22 @@ impl Fixture {
         p
     }
 
+    /// The spec `create` uses: 512 MiB, 1 vCPU, the fixture's kernel, default slots, no room.
+    fn spec(&self, name: &str) -> CreateSpec {
+        CreateSpec {
+            name: name.into(),
+            memory: 512 * MIB,
+            cpus: 1,
+            kernel: self.dir.0.join("kernel"),
+            initrd: None,
+            append: "console=ttyS0".into(),
+            slots: None,
+            hotplug_room: 0,
+        }
+    }
+
     fn create(&self, name: &str) -> ops::VmView {
-        self.m
-            .create(CreateSpec {
-                name: name.into(),
-                memory: 512 * MIB,
-                cpus: 1,
-                kernel: self.dir.0.join("kernel"),
-                initrd: None,
-                append: "console=ttyS0".into(),
-                slots: None,
-                hotplug_room: 0,
-            })
-            .unwrap()
+        self.m.create(self.spec(name)).unwrap()
     }
 
     fn fake_running(&self, name: &str) {
@@ -558,14 +561,9 @@ fn fake_hmp(sock: PathBuf, reply: fn(&str) -> String) -> std::thread::JoinHandle
 fn live_attach_sends_the_cold_start_strings_to_pmvm() {
     let f = Fixture::new();
     f.m.create(CreateSpec {
-        name: "live".into(),
-        memory: 512 * MIB,
-        cpus: 1,
-        kernel: f.dir.0.join("kernel"),
-        initrd: None,
-        append: String::new(),
         slots: Some(4),
         hotplug_room: 8 * GIB,
+        ..f.spec("live")
     })
     .unwrap();
     let before = f.m.store.load("live").unwrap();
@@ -620,14 +618,8 @@ fn live_attach_refusals_leave_vm_and_state_alone() {
 
     // pmvm refuses the device: the backend object is removed again, nothing is saved.
     f.m.create(CreateSpec {
-        name: "room".into(),
-        memory: 512 * MIB,
-        cpus: 1,
-        kernel: f.dir.0.join("kernel"),
-        initrd: None,
-        append: String::new(),
-        slots: None,
         hotplug_room: 4 * GIB,
+        ..f.spec("room")
     })
     .unwrap();
     f.fake_running("room");
