@@ -418,7 +418,7 @@ impl Monitor {
                         cpu_index: i,
                         qom_path: format!("/machine/unattached/device[{i}]"),
                         thread_id: tids.get(&i).copied().unwrap_or(-1),
-                        // pmvm's -smp N is one socket of N single-thread cores (MADT, CPUID).
+X
                         props: qmp::CpuInstanceProperties {
                             node_id: None,
                             socket_id: Some(0),
