@@ -418,7 +418,8 @@ impl Monitor {
                         cpu_index: i,
                         qom_path: format!("/machine/unattached/device[{i}]"),
                         thread_id: tids.get(&i).copied().unwrap_or(-1),
-X
+                        // pmvm does not model sockets or SMT: each vCPU is reported as
+                        // its own core of socket 0 (what QEMU reports for -smp N, cores).
                         props: qmp::CpuInstanceProperties {
                             node_id: None,
                             socket_id: Some(0),
