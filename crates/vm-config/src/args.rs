@@ -30,8 +30,9 @@ Memory backends and devices:
   -device nvdimm,id=ID,memdev=ID[,label-size=SIZE][,unarmed=on|off][,slot=N][,node=N][,uuid=U]
   -device pc-dimm,id=ID,memdev=ID[,slot=N][,node=N]
 Console and control:
-  -nographic                    serial on stdio, no display
-  -serial stdio|file:PATH|none
+  -nographic                    serial on stdio, no display; as in QEMU, Ctrl-a x quits,
+                                Ctrl-a c switches to the monitor, Ctrl-a h lists the keys
+  -serial stdio|mon:stdio|file:PATH|none
   -display none
   -qmp unix:PATH,server[=on][,wait=off] | tcp:HOST:PORT,server[,wait=off]
   -monitor stdio|unix:PATH,server[,wait=off]
@@ -46,6 +47,8 @@ pmvm extensions:
   -require-persistence          refuse pmem=on backends that cannot guarantee persistence
   -force-label-area             start even if a label area holds data that is not labels
   -h|-help|--help, -version|--version
+Signals: SIGTERM, SIGINT and SIGHUP quit cleanly (as in QEMU); NVDIMM file backends are
+  written back to storage first.
 ";
 
 /// Options pmvm knows it does not implement: refused with a clear message, never ignored.
