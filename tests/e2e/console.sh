@@ -3,7 +3,8 @@
 # QEMU and pmvm, same guest, same keys typed into stdin (a FIFO): once the guest runs,
 # `Ctrl-a c` opens the human monitor, `info status` answers "VM status: running", `info name`
 # prints the -name, `info cpus` lists 2 thread ids that are live threads of the VMM (checked
-# in /proc while it runs), `Ctrl-a c` goes back to the guest, `Ctrl-a h` lists the escapes,
+# in /proc while it runs), `info registers -a` shows RIP of both vCPUs and the VM runs on,
+# `Ctrl-a c` goes back to the guest, `Ctrl-a h` lists the escapes,
 # and the monitor's `quit` ends the VMM with status 0 while the guest still runs.
 . "${E2E_LIB:-$HIB_OPT/e2e/lib.sh}"
 
@@ -41,6 +42,8 @@ for vmm in qemu pmvm; do
 				echo "TID-BAD $t (VMM pid ${child:-?})"
 			fi
 		done >"$work/$vmm.tids"
+		printf 'info registers -a\r' >&3; sleep 1
+		printf 'info status\r' >&3; sleep 0.5
 		printf '\001c' >&3; sleep 0.3
 		printf '\001h' >&3; sleep 0.3
 		printf '\001c' >&3; sleep 0.3
@@ -66,6 +69,11 @@ for vmm in qemu pmvm; do
 		fail "$vmm: info cpus did not give 2 live threads of the VMM"
 		sed 's/^/    /' "$work/$vmm.tids" 2>/dev/null
 	fi
+	[[ $(grep -c '^RIP=' "$out.txt") -eq 2 && $(grep -c '^CPU#[01]$' "$out.txt") -eq 2 ]] &&
+		pass "$vmm: info registers -a shows both vCPUs ($(grep -m1 '^RIP=' "$out.txt" | cut -c1-20)...)" ||
+		fail "$vmm: info registers -a: $(grep -c '^RIP=' "$out.txt") RIP lines"
+	[[ $(grep -c 'VM status: running' "$out.txt") -ge 2 ]] && pass "$vmm: still running after the register dump" ||
+		fail "$vmm: not running after info registers"
 	grep -q 'C-a c *switch between console and monitor' "$out.txt" && pass "$vmm: Ctrl-a h lists the escapes" ||
 		fail "$vmm: Ctrl-a h printed no help"
 	grep -q 'L2-RC=' "$out.txt" && fail "$vmm: the guest finished before quit" || pass "$vmm: quit ended a running guest"

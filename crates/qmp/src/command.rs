@@ -97,6 +97,12 @@ pub enum Command {
     QueryMemdev,
     /// `query-cpus-fast` → `Vec<`[`crate::types::CpuInfoFast`]`>`.
     QueryCpusFast,
+    /// HMP `info registers [-a]` (no QMP form, as in QEMU) → a string: the current vCPU's
+    /// registers, or every vCPU's with `all`.
+    InfoRegisters {
+        /// `-a`: all vCPUs.
+        all: bool,
+    },
     /// `object-add`.
     ObjectAdd(ObjectAdd),
     /// `object-del {"id": ...}`.
@@ -166,6 +172,7 @@ impl Command {
             Command::QueryMemorySizeSummary => "query-memory-size-summary",
             Command::QueryMemdev => "query-memdev",
             Command::QueryCpusFast => "query-cpus-fast",
+            Command::InfoRegisters { .. } => "info registers",
             Command::ObjectAdd(_) => "object-add",
             Command::ObjectDel { .. } => "object-del",
             Command::DeviceAdd(_) => "device_add",
@@ -191,6 +198,7 @@ impl Command {
                 | Command::QueryMemorySizeSummary
                 | Command::QueryMemdev
                 | Command::QueryCpusFast
+                | Command::InfoRegisters { .. }
                 | Command::HumanMonitorCommand { .. }
         )
     }

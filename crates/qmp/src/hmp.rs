@@ -71,6 +71,7 @@ const INFO: &[(&str, &str)] = &[
         "show the amount of initially allocated and present hotpluggable (if enabled) memory in bytes.",
     ),
     ("name", "show the current VM name"),
+    ("registers [-a]", "show the cpu registers (-a: all CPUs)"),
     ("status", "show the current VM status (running|paused)"),
     ("version", "show the version of QEMU"),
 ];
@@ -205,6 +206,15 @@ pub fn parse_hmp_line(line: &str) -> Result<HmpRequest, String> {
             let Some(sub) = words.next() else {
                 return Ok(HmpRequest::InfoHelp);
             };
+            if sub == "registers" {
+                return match (words.next(), words.next()) {
+                    (None, _) => Ok(HmpRequest::Command(Command::InfoRegisters { all: false })),
+                    (Some("-a"), None) => {
+                        Ok(HmpRequest::Command(Command::InfoRegisters { all: true }))
+                    }
+                    _ => Err("info registers: usage: info registers [-a]".to_string()),
+                };
+            }
             if words.next().is_some() {
                 return Err("info: extraneous characters at the end of line".to_string());
             }
@@ -360,6 +370,7 @@ fn format_result(cmd: &Command, v: serde_json::Value) -> Result<String, String> 
         Command::QueryMemorySizeSummary => format_memory_size_summary(&decode(cmd.name(), v)?),
         Command::QueryMemdev => format_memdev(&decode::<Vec<_>>(cmd.name(), v)?),
         Command::QueryCpusFast => format_cpus(&decode::<Vec<_>>(cmd.name(), v)?),
+        Command::InfoRegisters { .. } => decode::<String>(cmd.name(), v)?,
         Command::QueryName => match decode::<NameInfo>(cmd.name(), v)?.name {
             Some(n) => format!("{n}\n"),
             None => String::new(),

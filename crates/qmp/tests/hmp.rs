@@ -163,6 +163,24 @@ fn formats_like_qemu() {
 }
 
 #[test]
+fn info_registers_is_hmp_only() {
+    use qmp::{Command, HmpRequest, parse_hmp_line};
+    assert_eq!(
+        parse_hmp_line("info registers"),
+        Ok(HmpRequest::Command(Command::InfoRegisters { all: false }))
+    );
+    assert_eq!(
+        parse_hmp_line("info  registers -a"),
+        Ok(HmpRequest::Command(Command::InfoRegisters { all: true }))
+    );
+    assert!(parse_hmp_line("info registers -b").is_err());
+    assert!(parse_hmp_line("info registers -a x").is_err());
+    // QEMU has no QMP command for it; human-monitor-command reaches it.
+    assert!(Command::from_qmp("info registers", None).is_err());
+    assert!(!qmp::COMMAND_NAMES.contains(&"info registers"));
+}
+
+#[test]
 fn info_cpus_and_query_cpus_fast() {
     let vm = Arc::new(fake::FakeVm::new());
     let server = QmpServer::new(vm.clone());

@@ -432,6 +432,22 @@ impl Monitor {
                     .collect();
                 Ok(serde_json::to_value(cpus).unwrap_or(Value::Null))
             }
+            Command::InfoRegisters { all } => {
+                let Some(vm) = &st.vm else {
+                    return Err(generic("the VM is not running"));
+                };
+                let n = if all { vm.vcpus } else { vm.vcpus.min(1) };
+                let text: String = vm
+                    .control
+                    .dump_registers(vm.vcpus)
+                    .into_iter()
+                    .take(n)
+                    .enumerate()
+                    .map(|(i, d)| d.unwrap_or_else(|| format!("CPU#{i}: no answer (stopped)\n")))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                Ok(Value::String(text))
+            }
             Command::QueryMemdev => {
                 let list: Vec<Value> = st
                     .cfg

@@ -35,6 +35,8 @@ pub struct VcpuControl {
     state: Mutex<(RunState, usize)>,
     cv: Condvar,
     threads: Mutex<Vec<libc::pthread_t>>,
+    /// Register dumps for the monitor: a request generation and one answer per vCPU.
+    dumps: Mutex<(u64, Vec<Option<String>>)>,
 }
 
 impl VcpuControl {
@@ -44,6 +46,7 @@ impl VcpuControl {
             state: Mutex::new((initial, 0)),
             cv: Condvar::new(),
             threads: Mutex::new(Vec::new()),
+            dumps: Mutex::new((0, Vec::new())),
         })
     }
 
@@ -77,8 +80,63 @@ impl VcpuControl {
         }
     }
 
-    /// Called by a vCPU after every exit: parks while paused. Returns false when stopping.
-    fn checkpoint(&self) -> bool {
+    /// The registers of each of `count` vCPUs, formatted as QEMU's `info registers` (`None`
+    /// for a vCPU that did not answer within a second, e.g. one that already stopped). A
+    /// running VM is paused for the moment it takes (vCPU registers can only be read by the
+    /// vCPU's own thread while it is out of KVM_RUN) and resumed.
+    pub fn dump_registers(&self, count: usize) -> Vec<Option<String>> {
+        let was_running = self.state() == RunState::Running;
+        if was_running {
+            self.set(RunState::Paused, count);
+        }
+        let Ok(mut s) = self.state.lock() else {
+            return vec![None; count];
+        };
+        if let Ok(mut d) = self.dumps.lock() {
+            d.0 += 1;
+            d.1 = vec![None; count];
+        }
+        self.cv.notify_all();
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        let answers = loop {
+            let done = self.dumps.lock().map(|d| d.1.clone()).unwrap_or_default();
+            let now = std::time::Instant::now();
+            if done.iter().all(Option::is_some) || now >= deadline {
+                break done;
+            }
+            s = match self.cv.wait_timeout(s, deadline - now) {
+                Ok((g, _)) => g,
+                Err(_) => return vec![None; count],
+            };
+        };
+        drop(s);
+        if was_running {
+            self.set(RunState::Running, count);
+        }
+        answers
+    }
+
+    /// Answers a pending register dump request (called by a parked vCPU, state lock held).
+    fn answer_dump(&self, index: u32, vcpu: &VcpuFd, seen: &mut u64) {
+        let Ok(mut d) = self.dumps.lock() else { return };
+        if d.0 == *seen {
+            return;
+        }
+        *seen = d.0;
+        let text = match (vcpu.get_regs(), vcpu.get_sregs()) {
+            (Ok(r), Ok(sr)) => crate::arch::x86_64::regs::format_registers(index, &r, &sr),
+            (Err(e), _) | (_, Err(e)) => format!("CPU#{index}\nregisters unavailable: {e}\n"),
+        };
+        if let Some(slot) = d.1.get_mut(index as usize) {
+            *slot = Some(text);
+        }
+        drop(d);
+        self.cv.notify_all();
+    }
+
+    /// Called by a vCPU after every exit: parks while paused (answering register dumps).
+    /// Returns false when stopping.
+    fn checkpoint(&self, index: u32, vcpu: &VcpuFd) -> bool {
         let Ok(mut s) = self.state.lock() else {
             return false;
         };
@@ -86,11 +144,13 @@ impl VcpuControl {
             return true;
         }
         s.1 += 1;
+        let mut seen = self.dumps.lock().map(|d| d.0).unwrap_or(0);
         while s.0 == RunState::Paused {
             s = match self.cv.wait(s) {
                 Ok(g) => g,
                 Err(_) => return false,
             };
+            self.answer_dump(index, vcpu, &mut seen);
         }
         if s.0 == RunState::Stopping {
             return false; // stays counted as parked
@@ -124,7 +184,7 @@ pub fn spawn_vcpu(
 
 fn run_loop(index: u32, vcpu: &mut VcpuFd, bus: &PioBus, ctl: &VcpuControl, events: &EventSink) {
     loop {
-        if !ctl.checkpoint() {
+        if !ctl.checkpoint(index, vcpu) {
             return;
         }
         match vcpu.run() {
@@ -145,7 +205,7 @@ fn run_loop(index: u32, vcpu: &mut VcpuFd, bus: &PioBus, ctl: &VcpuControl, even
                     where_is(vcpu)
                 );
                 events.send(VmEvent::Reset);
-                park_until_stopped(ctl);
+                park_until_stopped(ctl, index, vcpu);
                 return;
             }
             Ok(VcpuExit::SystemEvent(kind, _)) => {
@@ -155,7 +215,7 @@ fn run_loop(index: u32, vcpu: &mut VcpuFd, bus: &PioBus, ctl: &VcpuControl, even
                     VmEvent::Poweroff
                 };
                 events.send(ev);
-                park_until_stopped(ctl);
+                park_until_stopped(ctl, index, vcpu);
                 return;
             }
             Ok(VcpuExit::FailEntry(reason, cpu)) => {
@@ -163,13 +223,13 @@ fn run_loop(index: u32, vcpu: &mut VcpuFd, bus: &PioBus, ctl: &VcpuControl, even
                     "vCPU {index}: KVM entry failed, hardware reason {reason:#x} on host CPU {cpu}"
                 );
                 events.send(VmEvent::Crash);
-                park_until_stopped(ctl);
+                park_until_stopped(ctl, index, vcpu);
                 return;
             }
             Ok(VcpuExit::InternalError) => {
                 tracing::error!("vCPU {index}: KVM internal error (emulation failure)");
                 events.send(VmEvent::Crash);
-                park_until_stopped(ctl);
+                park_until_stopped(ctl, index, vcpu);
                 return;
             }
             Ok(other) => tracing::debug!("vCPU {index}: unhandled exit {other:?}"),
@@ -177,7 +237,7 @@ fn run_loop(index: u32, vcpu: &mut VcpuFd, bus: &PioBus, ctl: &VcpuControl, even
             Err(e) => {
                 tracing::error!("vCPU {index}: KVM_RUN failed: {e}");
                 events.send(VmEvent::Crash);
-                park_until_stopped(ctl);
+                park_until_stopped(ctl, index, vcpu);
                 return;
             }
         }
@@ -196,9 +256,9 @@ fn where_is(vcpu: &VcpuFd) -> String {
 }
 
 /// After asking the VM to stop or reset, wait for the control loop to stop us.
-fn park_until_stopped(ctl: &VcpuControl) {
+fn park_until_stopped(ctl: &VcpuControl, index: u32, vcpu: &VcpuFd) {
     while ctl.state() != RunState::Stopping {
         std::thread::sleep(Duration::from_millis(1));
     }
-    let _ = ctl.checkpoint();
+    let _ = ctl.checkpoint(index, vcpu);
 }

@@ -177,3 +177,90 @@ mod tests {
         assert_eq!((p.l, p.db), (0, 1));
     }
 }
+
+/// A vCPU's registers in the layout of QEMU's `info registers` (the general registers, RIP,
+/// RFLAGS, CS, the control registers and EFER), for the human monitor.
+pub fn format_registers(index: u32, r: &kvm_regs, s: &kvm_bindings::kvm_sregs) -> String {
+    let f = |b: u64, c: char| if r.rflags & (1 << b) != 0 { c } else { '-' };
+    let flags: String = [
+        f(11, 'O'),
+        f(10, 'D'),
+        f(7, 'S'),
+        f(6, 'Z'),
+        f(4, 'A'),
+        f(2, 'P'),
+        f(0, 'C'),
+    ]
+    .iter()
+    .collect();
+    format!(
+        "CPU#{index}\n\
+         RAX={:016x} RBX={:016x} RCX={:016x} RDX={:016x}\n\
+         RSI={:016x} RDI={:016x} RBP={:016x} RSP={:016x}\n\
+         R8 ={:016x} R9 ={:016x} R10={:016x} R11={:016x}\n\
+         R12={:016x} R13={:016x} R14={:016x} R15={:016x}\n\
+         RIP={:016x} RFL={:08x} [{flags}] CPL={}\n\
+         CS ={:04x} {:016x} {:08x}\n\
+         CR0={:08x} CR2={:016x} CR3={:016x} CR4={:08x}\n\
+         EFER={:016x}\n",
+        r.rax,
+        r.rbx,
+        r.rcx,
+        r.rdx,
+        r.rsi,
+        r.rdi,
+        r.rbp,
+        r.rsp,
+        r.r8,
+        r.r9,
+        r.r10,
+        r.r11,
+        r.r12,
+        r.r13,
+        r.r14,
+        r.r15,
+        r.rip,
+        r.rflags,
+        s.cs.dpl,
+        s.cs.selector,
+        s.cs.base,
+        s.cs.limit,
+        s.cr0,
+        s.cr2,
+        s.cr3,
+        s.cr4,
+        s.efer
+    )
+}
+
+#[cfg(test)]
+mod format_tests {
+    use super::*;
+
+    #[test]
+    fn registers_print_like_qemu() {
+        let r = kvm_regs {
+            rax: 0x1234,
+            rip: 0xffff_ffff_8100_0000,
+            rflags: 0x246,
+            r8: 8,
+            ..Default::default()
+        };
+        let mut s = kvm_bindings::kvm_sregs::default();
+        s.cr0 = 0x8005_0033;
+        s.efer = 0xd01;
+        s.cs.selector = 0x10;
+        let t = format_registers(1, &r, &s);
+        assert!(
+            t.starts_with("CPU#1\nRAX=0000000000001234 RBX=0000000000000000"),
+            "{t}"
+        );
+        assert!(t.contains("\nR8 =0000000000000008 "), "{t}");
+        assert!(
+            t.contains("\nRIP=ffffffff81000000 RFL=00000246 [---Z-P-] CPL=0\n"),
+            "{t}"
+        );
+        assert!(t.contains("\nCR0=80050033 "), "{t}");
+        assert!(t.ends_with("EFER=0000000000000d01\n"), "{t}");
+    }
+}
