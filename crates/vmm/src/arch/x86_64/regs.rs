@@ -246,10 +246,15 @@ mod format_tests {
             r8: 8,
             ..Default::default()
         };
-        let mut s = kvm_bindings::kvm_sregs::default();
-        s.cr0 = 0x8005_0033;
-        s.efer = 0xd01;
-        s.cs.selector = 0x10;
+        let s = kvm_bindings::kvm_sregs {
+            cr0: 0x8005_0033,
+            efer: 0xd01,
+            cs: kvm_segment {
+                selector: 0x10,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
         let t = format_registers(1, &r, &s);
         assert!(
             t.starts_with("CPU#1\nRAX=0000000000001234 RBX=0000000000000000"),
