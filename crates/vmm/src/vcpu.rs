@@ -109,8 +109,10 @@ impl VcpuControl {
                 Err(_) => return vec![None; count],
             };
         };
+        // Resume only what this paused: a VM that began to stop meanwhile stays stopping.
+        let resume = was_running && s.0 == RunState::Paused;
         drop(s);
-        if was_running {
+        if resume {
             self.set(RunState::Running, count);
         }
         answers
