@@ -9,6 +9,9 @@ L1_MODULES=(kvm_amd nfit nd_pmem nd_btt dax_pmem device_dax kmem ext4 crc32c_gen
 	virtio_pci 9pnet_virtio 9p)
 # Modules loaded by the L2 /init.
 L2_MODULES=(nfit nd_pmem nd_btt dax_pmem device_dax ext4 crc32c_generic)
+# Modules in the L2 image that a test loads itself when it needs them (virtio disks: pmvm's
+# virtio-mmio, QEMU's virtio-pci), so that other boots do not pay for them.
+L2_EXTRA_MODULES=(virtio_mmio virtio_pci virtio_blk)
 QEMU_FIRMWARE=(bios-256k.bin bios.bin kvmvapic.bin linuxboot.bin linuxboot_dma.bin multiboot.bin
 	multiboot_dma.bin pvh.bin qboot.rom vgabios-stdvga.bin)
 
@@ -198,7 +201,7 @@ build_images() {
 	r=$b/l2root
 	install_busybox "$r"
 	install_tools_common "$r"
-	install_modules "$r" "${L2_MODULES[@]}" || return 1
+	install_modules "$r" "${L2_MODULES[@]}" "${L2_EXTRA_MODULES[@]}" || return 1
 	mkdir -p "$r/etc/l2" "$r/l2"
 	printf '%s\n' "${L2_MODULES[@]}" >"$r/etc/l2/modules"
 	cp "$b/hibprobe" "$r/usr/bin/hibprobe"

@@ -34,9 +34,26 @@ fn unknown_option() {
 
 #[test]
 fn unsupported_qemu_options_are_refused_by_name() {
-    for opt in ["-vnc", "-net", "-drive"] {
+    for opt in ["-vnc", "-net", "-netdev", "-hda"] {
         expect_error(&["-kernel", &kernel(), opt, "x"], &format!("{opt}: option not supported"));
     }
+}
+
+#[test]
+fn drive_refusals_name_the_fix() {
+    // Options checked before any file is opened: one line each, naming what to use instead.
+    expect_error(&["-kernel", &kernel(), "-drive", "if=virtio"], "file= is missing or empty");
+    expect_error(&["-kernel", &kernel(), "-drive", "x"], "parameter 'x' is not supported");
+    expect_error(&["-kernel", &kernel(), "-drive", "file=a.img,format=qcow2"], "qemu-img convert -O raw a.img");
+    expect_error(&["-kernel", &kernel(), "-drive", "file=a.img,if=none"], "use if=virtio");
+    expect_error(&["-kernel", &kernel(), "-drive", "file=a.img,cache=none"], "cache=writeback");
+    expect_error(&["-kernel", &kernel(), "-drive", "file=a.img,serial=x"], "parameter 'serial'");
+    // The seed's form parses: it fails only later, at opening the image that is not there.
+    let (code, _, stderr) = pmvm(&[
+        "-kernel", &kernel(), "-drive", "file=/nonexistent/f27.raw,format=raw,index=0,media=disk",
+    ]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("/nonexistent/f27.raw: cannot open the image"), "{stderr}");
 }
 
 #[test]

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use crate::keyval::{Props, parse as keyval};
 use crate::objects::{BackendConfig, DeviceConfig};
 use crate::{
-    Action, ChardevSpec, ConfigError, MachineConfig, MemoryConfig, PersistenceDomain, SerialConfig, VmConfig, size_prop,
+    Action, ChardevSpec, ConfigError, MachineConfig, MemoryConfig, PersistenceDomain, SerialConfig,
+    VmConfig, size_prop,
 };
 
 /// `pmvm --help`.
@@ -29,6 +30,9 @@ Memory backends and devices:
   -object memory-backend-ram,id=ID,size=SIZE[,share=on|off]
   -device nvdimm,id=ID,memdev=ID[,label-size=SIZE][,unarmed=on|off][,slot=N][,node=N][,uuid=U]
   -device pc-dimm,id=ID,memdev=ID[,slot=N][,node=N]
+  -drive file=IMAGE[,format=raw][,if=virtio|ide][,id=ID][,index=N][,media=disk|cdrom]
+         [,readonly=on|off][,cache=writeback|writethrough|unsafe]
+                                a raw disk image, given to the guest as a virtio disk (/dev/vdX)
 Console and control:
   -nographic                    serial on stdio, no display; as in QEMU, Ctrl-a x quits,
                                 Ctrl-a c switches to the monitor, Ctrl-a h lists the keys
@@ -53,10 +57,49 @@ Signals: SIGTERM, SIGINT and SIGHUP quit cleanly (as in QEMU); NVDIMM file backe
 
 /// Options pmvm knows it does not implement: refused with a clear message, never ignored.
 const UNSUPPORTED: &[&str] = &[
-    "drive", "hda", "hdb", "cdrom", "vnc", "net", "netdev", "nic", "usb", "usbdevice", "vga", "spice", "soundhw",
-    "audiodev", "bios", "boot", "numa", "chardev", "fsdev", "virtfs", "blockdev", "global", "icount", "rtc",
-    "incoming", "loadvm", "snapshot", "mem-path", "mem-prealloc", "sandbox", "overcommit", "readconfig", "D", "d",
-    "trace", "s", "gdb", "watchdog", "device-help", "fw_cfg", "smbios", "acpitable", "tpmdev", "k",
+    "hda",
+    "hdb",
+    "cdrom",
+    "vnc",
+    "net",
+    "netdev",
+    "nic",
+    "usb",
+    "usbdevice",
+    "vga",
+    "spice",
+    "soundhw",
+    "audiodev",
+    "bios",
+    "boot",
+    "numa",
+    "chardev",
+    "fsdev",
+    "virtfs",
+    "blockdev",
+    "global",
+    "icount",
+    "rtc",
+    "incoming",
+    "loadvm",
+    "snapshot",
+    "mem-path",
+    "mem-prealloc",
+    "sandbox",
+    "overcommit",
+    "readconfig",
+    "D",
+    "d",
+    "trace",
+    "s",
+    "gdb",
+    "watchdog",
+    "device-help",
+    "fw_cfg",
+    "smbios",
+    "acpitable",
+    "tpmdev",
+    "k",
 ];
 
 fn value<'a>(it: &mut std::slice::Iter<'a, String>, opt: &str) -> Result<&'a str, ConfigError> {
@@ -67,8 +110,18 @@ fn value<'a>(it: &mut std::slice::Iter<'a, String>, opt: &str) -> Result<&'a str
 
 fn parse_machine(m: &mut MachineConfig, s: &str) -> Result<(), ConfigError> {
     let p = keyval("-machine", s, Some("type"))?;
-    if let Some(k) = p.unknown(&["type", "accel", "nvdimm", "nvdimm-persistence", "usb", "vmport", "dump-guest-core"]) {
-        return Err(ConfigError::new(format!("-machine: property '{k}' is not supported by pmvm")));
+    if let Some(k) = p.unknown(&[
+        "type",
+        "accel",
+        "nvdimm",
+        "nvdimm-persistence",
+        "usb",
+        "vmport",
+        "dump-guest-core",
+    ]) {
+        return Err(ConfigError::new(format!(
+            "-machine: property '{k}' is not supported by pmvm"
+        )));
     }
     if let Some(t) = p.get("type") {
         match t {
@@ -106,21 +159,27 @@ fn check_accel(a: &str) -> Result<(), ConfigError> {
     if a.split(':').any(|x| x == "kvm") {
         Ok(())
     } else {
-        Err(ConfigError::new(format!("accelerator '{a}' is not supported by pmvm; it always uses kvm")))
+        Err(ConfigError::new(format!(
+            "accelerator '{a}' is not supported by pmvm; it always uses kvm"
+        )))
     }
 }
 
 fn parse_memory(s: &str) -> Result<MemoryConfig, ConfigError> {
     let p = keyval("-m", s, Some("size"))?;
     if let Some(k) = p.unknown(&["size", "slots", "maxmem"]) {
-        return Err(ConfigError::new(format!("-m: parameter '{k}' is not valid (size, slots, maxmem)")));
+        return Err(ConfigError::new(format!(
+            "-m: parameter '{k}' is not valid (size, slots, maxmem)"
+        )));
     }
     let size = match p.get("size") {
         Some(v) => size_prop("-m", "size", v, true)?,
         None => MemoryConfig::default().size,
     };
     if size == 0 {
-        return Err(ConfigError::new("-m: memory size 0 is not valid; give the guest RAM, e.g. -m 512M"));
+        return Err(ConfigError::new(
+            "-m: memory size 0 is not valid; give the guest RAM, e.g. -m 512M",
+        ));
     }
     let slots = match p.get("slots") {
         Some(v) => v
@@ -142,17 +201,28 @@ fn parse_memory(s: &str) -> Result<MemoryConfig, ConfigError> {
             "-m: slots is set but maxmem equals the RAM size: add maxmem=RAM+devices, e.g. -m 4G,slots=4,maxmem=32G",
         ));
     }
-    Ok(MemoryConfig { size, slots, maxmem })
+    Ok(MemoryConfig {
+        size,
+        slots,
+        maxmem,
+    })
 }
 
 fn parse_smp(s: &str) -> Result<u32, ConfigError> {
     let p = keyval("-smp", s, Some("cpus"))?;
-    if let Some(k) = p.unknown(&["cpus", "maxcpus", "sockets", "dies", "clusters", "cores", "threads"]) {
-        return Err(ConfigError::new(format!("-smp: parameter '{k}' is not valid")));
+    if let Some(k) = p.unknown(&[
+        "cpus", "maxcpus", "sockets", "dies", "clusters", "cores", "threads",
+    ]) {
+        return Err(ConfigError::new(format!(
+            "-smp: parameter '{k}' is not valid"
+        )));
     }
     let num = |k: &str| -> Result<Option<u32>, ConfigError> {
         p.get(k)
-            .map(|v| v.parse::<u32>().map_err(|_| ConfigError::new(format!("-smp: {k}='{v}' is not a number"))))
+            .map(|v| {
+                v.parse::<u32>()
+                    .map_err(|_| ConfigError::new(format!("-smp: {k}='{v}' is not a number")))
+            })
             .transpose()
     };
     let topo = ["sockets", "dies", "clusters", "cores", "threads"]
@@ -166,15 +236,22 @@ fn parse_smp(s: &str) -> Result<u32, ConfigError> {
         None => 1,
     };
     if cpus == 0 {
-        return Err(ConfigError::new("-smp: 0 CPUs is not valid; use -smp 1 or more"));
+        return Err(ConfigError::new(
+            "-smp: 0 CPUs is not valid; use -smp 1 or more",
+        ));
     }
     if cpus > 255 {
-        return Err(ConfigError::new(format!("-smp {cpus}: pmvm supports at most 255 vCPUs")));
+        return Err(ConfigError::new(format!(
+            "-smp {cpus}: pmvm supports at most 255 vCPUs"
+        )));
     }
     if let Some(max) = num("maxcpus")?
-        && max < cpus {
-            return Err(ConfigError::new(format!("-smp: maxcpus ({max}) must be at least cpus ({cpus})")));
-        }
+        && max < cpus
+    {
+        return Err(ConfigError::new(format!(
+            "-smp: maxcpus ({max}) must be at least cpus ({cpus})"
+        )));
+    }
     Ok(cpus)
 }
 
@@ -184,7 +261,9 @@ fn parse_serial(s: &str) -> Result<SerialConfig, ConfigError> {
         "none" | "null" => Ok(SerialConfig::None),
         _ => match s.strip_prefix("file:") {
             Some(p) if !p.is_empty() => Ok(SerialConfig::File(PathBuf::from(p))),
-            _ => Err(ConfigError::new(format!("-serial '{s}' is not supported; use stdio, file:PATH or none"))),
+            _ => Err(ConfigError::new(format!(
+                "-serial '{s}' is not supported; use stdio, file:PATH or none"
+            ))),
         },
     }
 }
@@ -205,6 +284,7 @@ pub fn parse_args(argv: &[String]) -> Result<Action, ConfigError> {
     let mut devices = Vec::new();
     let mut qmp = Vec::new();
     let mut monitor = Vec::new();
+    let mut drives = Vec::new();
 
     let mut it = argv.iter();
     while let Some(arg) = it.next() {
@@ -242,7 +322,9 @@ pub fn parse_args(argv: &[String]) -> Result<Action, ConfigError> {
             "display" => match value(&mut it, opt)? {
                 "none" => {}
                 other => {
-                    return Err(ConfigError::new(format!("-display {other}: pmvm has no display; use -display none")));
+                    return Err(ConfigError::new(format!(
+                        "-display {other}: pmvm has no display; use -display none"
+                    )));
                 }
             },
             "no-reboot" => cfg_flags.0 = true,
@@ -265,7 +347,10 @@ pub fn parse_args(argv: &[String]) -> Result<Action, ConfigError> {
                 let t = p.get("qom-type").unwrap_or_default().to_string();
                 let b = BackendConfig::from_props(&t, &p)?;
                 if objects.iter().any(|o| o.id == b.id) {
-                    return Err(ConfigError::new(format!("-object: Duplicate ID '{}' for object", b.id)));
+                    return Err(ConfigError::new(format!(
+                        "-object: Duplicate ID '{}' for object",
+                        b.id
+                    )));
                 }
                 objects.push(b);
             }
@@ -274,18 +359,29 @@ pub fn parse_args(argv: &[String]) -> Result<Action, ConfigError> {
                 let d = p.get("driver").unwrap_or_default().to_string();
                 devices.push(DeviceConfig::from_props(&d, &p)?);
             }
+            "drive" => drives.push(crate::drive::DriveConfig::from_props(&keyval(
+                "-drive",
+                value(&mut it, opt)?,
+                None,
+            )?)?),
             "qmp" => qmp.push(ChardevSpec(value(&mut it, opt)?.to_string())),
             "monitor" => monitor.push(ChardevSpec(value(&mut it, opt)?.to_string())),
             o if UNSUPPORTED.contains(&o) => {
                 return Err(ConfigError::new(format!(
-                    "-{o}: option not supported by pmvm (it boots with -kernel and has no disk, network or display devices)"
+                    "-{o}: option not supported by pmvm (it boots with -kernel; its only disks are -drive virtio disks; it has no network or display devices)"
                 )));
             }
-            o => return Err(ConfigError::new(format!("-{o}: invalid option (see pmvm --help)"))),
+            o => {
+                return Err(ConfigError::new(format!(
+                    "-{o}: invalid option (see pmvm --help)"
+                )));
+            }
         }
     }
 
-    let kernel = kernel.ok_or_else(|| ConfigError::new("no -kernel given: pmvm boots a Linux kernel directly (-kernel FILE)"))?;
+    let kernel = kernel.ok_or_else(|| {
+        ConfigError::new("no -kernel given: pmvm boots a Linux kernel directly (-kernel FILE)")
+    })?;
     let serial = serial.unwrap_or(SerialConfig::Stdio);
     let cfg = VmConfig {
         name,
@@ -303,6 +399,7 @@ pub fn parse_args(argv: &[String]) -> Result<Action, ConfigError> {
         daemonize: cfg_flags.3,
         objects,
         devices,
+        drives: crate::drive::assign_indexes(drives)?,
         qmp,
         monitor,
         require_persistence: cfg_flags.4,

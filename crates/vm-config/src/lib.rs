@@ -5,11 +5,13 @@
 //! checked by exactly the code that checks a cold-plugged one.
 
 mod args;
+mod drive;
 mod keyval;
 mod objects;
 mod plan;
 
 pub use args::{HELP, parse_args};
+pub use drive::{DriveCache, DriveConfig, MAX_DRIVES};
 pub use keyval::{Props, bool_value, parse as parse_keyval, parse_bool, split_opts};
 pub use objects::{BackendConfig, BackendKind, DeviceConfig, NvdimmConfig, PcDimmConfig};
 pub use plan::{DevicePlan, device_memory, plan_device, plan_devices};
@@ -50,7 +52,11 @@ pub struct MachineConfig {
 
 impl Default for MachineConfig {
     fn default() -> Self {
-        MachineConfig { kind: "pc".into(), nvdimm: false, nvdimm_persistence: None }
+        MachineConfig {
+            kind: "pc".into(),
+            nvdimm: false,
+            nvdimm_persistence: None,
+        }
     }
 }
 
@@ -68,7 +74,11 @@ pub struct MemoryConfig {
 impl Default for MemoryConfig {
     fn default() -> Self {
         // QEMU's default RAM size.
-        MemoryConfig { size: 128 << 20, slots: 0, maxmem: 128 << 20 }
+        MemoryConfig {
+            size: 128 << 20,
+            slots: 0,
+            maxmem: 128 << 20,
+        }
     }
 }
 
@@ -106,6 +116,8 @@ pub struct VmConfig {
     pub daemonize: bool,
     pub objects: Vec<BackendConfig>,
     pub devices: Vec<DeviceConfig>,
+    /// `-drive`s, sorted by index.
+    pub drives: Vec<DriveConfig>,
     pub qmp: Vec<ChardevSpec>,
     pub monitor: Vec<ChardevSpec>,
     /// pmvm extension `-require-persistence`: refuse `pmem=on` backends that cannot give
@@ -136,9 +148,19 @@ pub enum Action {
 mod validate;
 
 /// Parses a size property with QEMU's suffixes; `mib_default` makes a bare number MiB (`-m 512`).
-pub(crate) fn size_prop(option: &str, key: &str, v: &str, mib_default: bool) -> Result<u64, ConfigError> {
-    let unit = if mib_default { pmem_layout::Suffix::M } else { pmem_layout::Suffix::B };
-    pmem_layout::parse_size(v, unit).map_err(|e| ConfigError::new(format!("{option}: {key}={v}: {e}")))
+pub(crate) fn size_prop(
+    option: &str,
+    key: &str,
+    v: &str,
+    mib_default: bool,
+) -> Result<u64, ConfigError> {
+    let unit = if mib_default {
+        pmem_layout::Suffix::M
+    } else {
+        pmem_layout::Suffix::B
+    };
+    pmem_layout::parse_size(v, unit)
+        .map_err(|e| ConfigError::new(format!("{option}: {key}={v}: {e}")))
 }
 
 /// Fuzz entry: arbitrary bytes as a command line (NUL-separated arguments) and as QMP-style

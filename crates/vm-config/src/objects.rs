@@ -36,11 +36,30 @@ pub struct BackendConfig {
     pub kind: BackendKind,
 }
 
-const FILE_KEYS: &[&str] =
-    &["qom-type", "id", "mem-path", "size", "share", "align", "pmem", "readonly", "prealloc", "discard-data", "merge", "dump"];
-const RAM_KEYS: &[&str] = &["qom-type", "id", "size", "share", "prealloc", "merge", "dump"];
+const FILE_KEYS: &[&str] = &[
+    "qom-type",
+    "id",
+    "mem-path",
+    "size",
+    "share",
+    "align",
+    "pmem",
+    "readonly",
+    "prealloc",
+    "discard-data",
+    "merge",
+    "dump",
+];
+const RAM_KEYS: &[&str] = &[
+    "qom-type", "id", "size", "share", "prealloc", "merge", "dump",
+];
 
-fn require<'a>(option: &str, props: &'a Props, key: &str, hint: &str) -> Result<&'a str, ConfigError> {
+fn require<'a>(
+    option: &str,
+    props: &'a Props,
+    key: &str,
+    hint: &str,
+) -> Result<&'a str, ConfigError> {
     props
         .get(key)
         .ok_or_else(|| ConfigError::new(format!("{option}: parameter '{key}' is missing ({hint})")))
@@ -48,7 +67,9 @@ fn require<'a>(option: &str, props: &'a Props, key: &str, hint: &str) -> Result<
 
 fn valid_id(option: &str, id: &str) -> Result<(), ConfigError> {
     let ok = id.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
     if ok {
         Ok(())
     } else {
@@ -72,28 +93,48 @@ impl BackendConfig {
             }
         };
         if let Some(k) = props.unknown(keys) {
-            return Err(ConfigError::new(format!("{option} {qom_type}: property '{k}' not found")));
+            return Err(ConfigError::new(format!(
+                "{option} {qom_type}: property '{k}' not found"
+            )));
         }
-        let id = require(option, props, "id", "give the backend an id=NAME for -device ...,memdev=NAME")?;
+        let id = require(
+            option,
+            props,
+            "id",
+            "give the backend an id=NAME for -device ...,memdev=NAME",
+        )?;
         valid_id(option, id)?;
-        let size = size_prop(option, "size", require(option, props, "size", "e.g. size=4G")?, false)?;
+        let size = size_prop(
+            option,
+            "size",
+            require(option, props, "size", "e.g. size=4G")?,
+            false,
+        )?;
         if size == 0 {
-            return Err(ConfigError::new(format!("{option} {id}: size must be greater than 0")));
+            return Err(ConfigError::new(format!(
+                "{option} {id}: size must be greater than 0"
+            )));
         }
         let share = props.flag(option, "share")?.unwrap_or(false);
         let prealloc = props.flag(option, "prealloc")?.unwrap_or(false);
         let kind = if file {
             let mem_path = require(option, props, "mem-path", "the backing file or /dev/daxX.Y")?;
             if mem_path.is_empty() {
-                return Err(ConfigError::new(format!("{option} {id}: mem-path is empty")));
+                return Err(ConfigError::new(format!(
+                    "{option} {id}: mem-path is empty"
+                )));
             }
-            let align = props.get("align").map(|v| size_prop(option, "align", v, false)).transpose()?;
+            let align = props
+                .get("align")
+                .map(|v| size_prop(option, "align", v, false))
+                .transpose()?;
             if let Some(a) = align
-                && (!a.is_power_of_two() || a < 4096) {
-                    return Err(ConfigError::new(format!(
-                        "{option} {id}: alignment {a:#x} must be a power of two and a multiple of the page size 0x1000"
-                    )));
-                }
+                && (!a.is_power_of_two() || a < 4096)
+            {
+                return Err(ConfigError::new(format!(
+                    "{option} {id}: alignment {a:#x} must be a power of two and a multiple of the page size 0x1000"
+                )));
+            }
             BackendKind::File {
                 mem_path: PathBuf::from(mem_path),
                 align,
@@ -104,7 +145,13 @@ impl BackendConfig {
         } else {
             BackendKind::Ram
         };
-        Ok(BackendConfig { id: id.to_string(), size, share, prealloc, kind })
+        Ok(BackendConfig {
+            id: id.to_string(),
+            size,
+            share,
+            prealloc,
+            kind,
+        })
     }
 
     /// The backend's alignment: `align=`, else 2 MiB for RAM (QEMU's on x86_64 Linux), else the
@@ -150,7 +197,17 @@ pub enum DeviceConfig {
     PcDimm(PcDimmConfig),
 }
 
-const NVDIMM_KEYS: &[&str] = &["driver", "id", "memdev", "label-size", "unarmed", "slot", "node", "addr", "uuid"];
+const NVDIMM_KEYS: &[&str] = &[
+    "driver",
+    "id",
+    "memdev",
+    "label-size",
+    "unarmed",
+    "slot",
+    "node",
+    "addr",
+    "uuid",
+];
 const DIMM_KEYS: &[&str] = &["driver", "id", "memdev", "slot", "node", "addr"];
 
 fn num_prop(option: &str, key: &str, v: &str) -> Result<u64, ConfigError> {
@@ -158,12 +215,20 @@ fn num_prop(option: &str, key: &str, v: &str) -> Result<u64, ConfigError> {
         Some(hex) => u64::from_str_radix(hex, 16),
         None => v.parse::<u64>(),
     };
-    parsed.map_err(|_| ConfigError::new(format!("{option}: parameter '{key}' expects a number, got '{v}'")))
+    parsed.map_err(|_| {
+        ConfigError::new(format!(
+            "{option}: parameter '{key}' expects a number, got '{v}'"
+        ))
+    })
 }
 
 fn u32_prop(option: &str, key: &str, v: &str) -> Result<u32, ConfigError> {
     let n = num_prop(option, key, v)?;
-    u32::try_from(n).map_err(|_| ConfigError::new(format!("{option}: parameter '{key}' value {v} is too large")))
+    u32::try_from(n).map_err(|_| {
+        ConfigError::new(format!(
+            "{option}: parameter '{key}' value {v} is too large"
+        ))
+    })
 }
 
 impl DeviceConfig {
@@ -180,26 +245,54 @@ impl DeviceConfig {
             }
         };
         if let Some(k) = props.unknown(keys) {
-            return Err(ConfigError::new(format!("{option} {driver}: property '{k}' not found")));
+            return Err(ConfigError::new(format!(
+                "{option} {driver}: property '{k}' not found"
+            )));
         }
         let id = props.get("id").map(str::to_string);
         if let Some(id) = &id {
             valid_id(option, id)?;
         }
-        let memdev = require(option, props, "memdev", "name the backend: memdev=<-object id>")?.to_string();
-        let slot = props.get("slot").map(|v| u32_prop(option, "slot", v)).transpose()?;
-        let node = props.get("node").map(|v| u32_prop(option, "node", v)).transpose()?.unwrap_or(0);
-        let addr = props.get("addr").map(|v| num_prop(option, "addr", v)).transpose()?;
+        let memdev = require(
+            option,
+            props,
+            "memdev",
+            "name the backend: memdev=<-object id>",
+        )?
+        .to_string();
+        let slot = props
+            .get("slot")
+            .map(|v| u32_prop(option, "slot", v))
+            .transpose()?;
+        let node = props
+            .get("node")
+            .map(|v| u32_prop(option, "node", v))
+            .transpose()?
+            .unwrap_or(0);
+        let addr = props
+            .get("addr")
+            .map(|v| num_prop(option, "addr", v))
+            .transpose()?;
         if driver == "pc-dimm" {
-            return Ok(DeviceConfig::PcDimm(PcDimmConfig { id, memdev, slot, node, addr }));
+            return Ok(DeviceConfig::PcDimm(PcDimmConfig {
+                id,
+                memdev,
+                slot,
+                node,
+                addr,
+            }));
         }
-        let label_size = props.get("label-size").map(|v| size_prop(option, "label-size", v, false)).transpose()?;
+        let label_size = props
+            .get("label-size")
+            .map(|v| size_prop(option, "label-size", v, false))
+            .transpose()?;
         if let Some(l) = label_size
-            && l < 128 << 10 {
-                return Err(ConfigError::new(format!(
-                    "Property 'nvdimm.label-size' ({l:#x}) is required at least 0x20000: use label-size=128K or more"
-                )));
-            }
+            && l < 128 << 10
+        {
+            return Err(ConfigError::new(format!(
+                "Property 'nvdimm.label-size' ({l:#x}) is required at least 0x20000: use label-size=128K or more"
+            )));
+        }
         Ok(DeviceConfig::Nvdimm(NvdimmConfig {
             id,
             memdev,

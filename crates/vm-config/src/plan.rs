@@ -31,7 +31,10 @@ pub fn device_memory(mem: &MemoryConfig) -> Result<DeviceMemory, ConfigError> {
     // Slots count memory devices (pc-dimm + nvdimm), as QEMU counts them: the seed's advice to
     // also count the boot RAM would refuse command lines QEMU accepts.
     DeviceMemory::new(mem.size, mem.slots, mem.maxmem)
-        .map(|dm| dm.with_start_alignment(pmem_layout::X86_MEMORY_BLOCK).with_slot_rule(pmem_layout::SlotRule::Qemu))
+        .map(|dm| {
+            dm.with_start_alignment(pmem_layout::X86_MEMORY_BLOCK)
+                .with_slot_rule(pmem_layout::SlotRule::Qemu)
+        })
         .map_err(|e| ConfigError::new(format!("-m: {e}")))
 }
 
@@ -51,19 +54,49 @@ pub fn plan_device(
         DeviceConfig::Nvdimm(n) => {
             let split = nvdimm_split_named(&backend.id, backend.size, n.label_size, align)
                 .map_err(|e| ConfigError::new(format!("-device nvdimm,id={id}: {e}")))?;
-            let readonly = matches!(backend.kind, crate::BackendKind::File { readonly: true, .. });
+            let readonly = matches!(
+                backend.kind,
+                crate::BackendKind::File { readonly: true, .. }
+            );
             if readonly && !n.unarmed {
                 return Err(ConfigError::new(format!(
                     "-device nvdimm,id={id}: 'unarmed' property must be 'on' since memdev {} is read-only; add unarmed=on",
                     backend.id
                 )));
             }
-            (DeviceKind::Nvdimm, split.pmem_size, Some(split), n.node, n.unarmed, n.slot, n.addr, "nvdimm")
+            (
+                DeviceKind::Nvdimm,
+                split.pmem_size,
+                Some(split),
+                n.node,
+                n.unarmed,
+                n.slot,
+                n.addr,
+                "nvdimm",
+            )
         }
-        DeviceConfig::PcDimm(d) => (DeviceKind::PcDimm, backend.size, None, d.node, false, d.slot, d.addr, "pc-dimm"),
+        DeviceConfig::PcDimm(d) => (
+            DeviceKind::PcDimm,
+            backend.size,
+            None,
+            d.node,
+            false,
+            d.slot,
+            d.addr,
+            "pc-dimm",
+        ),
     };
-    let req = MemoryDeviceRequest { id: id.clone(), kind, size, align, slot, addr };
-    let placed = dm.plug(&req).map_err(|e| ConfigError::new(format!("-device {driver},id={id}: {e}")))?;
+    let req = MemoryDeviceRequest {
+        id: id.clone(),
+        kind,
+        size,
+        align,
+        slot,
+        addr,
+    };
+    let placed = dm
+        .plug(&req)
+        .map_err(|e| ConfigError::new(format!("-device {driver},id={id}: {e}")))?;
     Ok(DevicePlan {
         id,
         named,
@@ -83,9 +116,9 @@ pub fn plan_devices(cfg: &VmConfig) -> Result<(DeviceMemory, Vec<DevicePlan>), C
     let mut dm = device_memory(&cfg.memory)?;
     let mut plans = Vec::with_capacity(cfg.devices.len());
     for (i, dev) in cfg.devices.iter().enumerate() {
-        let backend = cfg
-            .backend(dev.memdev())
-            .ok_or_else(|| ConfigError::new(format!("-device: memdev '{}' not found", dev.memdev())))?;
+        let backend = cfg.backend(dev.memdev()).ok_or_else(|| {
+            ConfigError::new(format!("-device: memdev '{}' not found", dev.memdev()))
+        })?;
         plans.push(plan_device(&mut dm, dev, backend, i)?);
     }
     Ok((dm, plans))
@@ -120,7 +153,11 @@ mod tests {
         assert_eq!(plans[0].nvdimm.unwrap().label_offset, (4 << 30) - (2 << 20));
         assert_eq!((plans[0].slot, plans[1].slot), (0, 1));
         assert!(plans[1].gpa >= plans[0].gpa + plans[0].size);
-        assert_eq!(plans[1].gpa % (128 << 20), 0, "devices start on memory-block boundaries");
+        assert_eq!(
+            plans[1].gpa % (128 << 20),
+            0,
+            "devices start on memory-block boundaries"
+        );
         // Same command line, same layout.
         let (_, again) = super::plan_devices(&c).unwrap();
         assert_eq!(plans, again);
@@ -132,15 +169,33 @@ mod tests {
         let err = |extra: &str| cfg(&format!("{base} {extra}")).unwrap_err().to_string();
         assert!(err("-m 512M -device nvdimm,id=n,memdev=m").contains("maxmem"));
         assert!(err("-m 512M,slots=0,maxmem=2G -device nvdimm,id=n,memdev=m").contains("slots"));
-        assert!(cfg(&format!("{base} -m 512M,slots=1,maxmem=2G -device nvdimm,id=n,memdev=m")).is_ok());
+        assert!(
+            cfg(&format!(
+                "{base} -m 512M,slots=1,maxmem=2G -device nvdimm,id=n,memdev=m"
+            ))
+            .is_ok()
+        );
         let two = format!(
             "{base} -object memory-backend-file,id=m2,mem-path=/b,size=1G -m 512M,slots=1,maxmem=4G \
              -device nvdimm,id=n,memdev=m -device nvdimm,id=n2,memdev=m2"
         );
-        assert!(cfg(&two).unwrap_err().to_string().contains("no free slots available"));
+        assert!(
+            cfg(&two)
+                .unwrap_err()
+                .to_string()
+                .contains("no free slots available")
+        );
         let m = err("-m 512M,slots=2,maxmem=1G -device nvdimm,id=n,memdev=m");
         assert!(m.contains("maxmem") || m.contains("space"), "{m}");
-        assert!(err("-m 512M,slots=2,maxmem=2G -device nvdimm,id=n,memdev=m,label-size=64K").contains("0x20000"));
-        assert!(cfg(&format!("{base} -m 512M,slots=2,maxmem=2G -device nvdimm,id=n,memdev=m,label-size=128K")).is_ok());
+        assert!(
+            err("-m 512M,slots=2,maxmem=2G -device nvdimm,id=n,memdev=m,label-size=64K")
+                .contains("0x20000")
+        );
+        assert!(
+            cfg(&format!(
+                "{base} -m 512M,slots=2,maxmem=2G -device nvdimm,id=n,memdev=m,label-size=128K"
+            ))
+            .is_ok()
+        );
     }
 }

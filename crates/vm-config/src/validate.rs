@@ -14,10 +14,16 @@ fn check_append(append: &str) -> Result<(), ConfigError> {
         )));
     }
     if let Some(c) = append.chars().find(|c| c.is_control()) {
-        return Err(ConfigError::new(format!("-append: control character {:?} is not allowed", c)));
+        return Err(ConfigError::new(format!(
+            "-append: control character {:?} is not allowed",
+            c
+        )));
     }
     if append.len() >= 65536 {
-        return Err(ConfigError::new(format!("-append: {} bytes is too long (at most 65535)", append.len())));
+        return Err(ConfigError::new(format!(
+            "-append: {} bytes is too long (at most 65535)",
+            append.len()
+        )));
     }
     Ok(())
 }
@@ -28,8 +34,14 @@ fn check_file(option: &str, path: &std::path::Path) -> Result<(), ConfigError> {
         Ok(m) if m.is_file() => std::fs::File::open(path)
             .map(|_| ())
             .map_err(|e| ConfigError::new(format!("{option} '{}': {e}", path.display()))),
-        Ok(_) => Err(ConfigError::new(format!("{option} '{}': not a regular file", path.display()))),
-        Err(e) => Err(ConfigError::new(format!("{option} '{}': {e}", path.display()))),
+        Ok(_) => Err(ConfigError::new(format!(
+            "{option} '{}': not a regular file",
+            path.display()
+        ))),
+        Err(e) => Err(ConfigError::new(format!(
+            "{option} '{}': {e}",
+            path.display()
+        ))),
     }
 }
 
@@ -40,9 +52,12 @@ pub fn validate(cfg: &VmConfig) -> Result<(), ConfigError> {
     let mut used = HashSet::new();
     for dev in &cfg.devices {
         if let Some(id) = dev.id()
-            && !ids.insert(id) {
-                return Err(ConfigError::new(format!("-device: Duplicate ID '{id}' for device")));
-            }
+            && !ids.insert(id)
+        {
+            return Err(ConfigError::new(format!(
+                "-device: Duplicate ID '{id}' for device"
+            )));
+        }
         let driver = match dev {
             DeviceConfig::Nvdimm(_) => "nvdimm",
             DeviceConfig::PcDimm(_) => "pc-dimm",

@@ -1,4 +1,5 @@
-//! The port-I/O bus: guest IN/OUT instructions dispatched to devices by address range.
+//! The port-I/O bus (guest IN/OUT) and the MMIO bus (guest loads and stores that reach no
+//! memory slot), each dispatching to devices by address range.
 
 use std::sync::{Arc, Mutex};
 
@@ -66,6 +67,78 @@ impl PioBus {
     }
 }
 
+/// A device on the MMIO bus. `offset` is relative to the device's window; `data` has the access
+/// width (1, 2, 4 or 8 bytes). Devices must treat every value as hostile.
+pub trait MmioDevice: Send {
+    /// A load from the guest: fill `data`.
+    fn read(&mut self, offset: u64, data: &mut [u8]);
+    /// A store from the guest.
+    fn write(&mut self, offset: u64, data: &[u8]);
+}
+
+struct MmioRange {
+    base: u64,
+    len: u64,
+    dev: Arc<Mutex<dyn MmioDevice>>,
+}
+
+/// MMIO windows do not overlap; a handful of devices, a linear scan.
+#[derive(Default)]
+pub struct MmioBus {
+    ranges: Vec<MmioRange>,
+}
+
+impl MmioBus {
+    /// Adds a device at `[base, base+len)`. Returns false if the range overlaps another device,
+    /// is empty or wraps around.
+    pub fn insert(&mut self, base: u64, len: u64, dev: Arc<Mutex<dyn MmioDevice>>) -> bool {
+        let Some(end) = base.checked_add(len) else {
+            return false;
+        };
+        if len == 0
+            || self
+                .ranges
+                .iter()
+                .any(|r| base < r.base + r.len && r.base < end)
+        {
+            return false;
+        }
+        self.ranges.push(MmioRange { base, len, dev });
+        true
+    }
+
+    fn find(&self, addr: u64) -> Option<(&MmioRange, u64)> {
+        self.ranges
+            .iter()
+            .find(|r| addr >= r.base && addr - r.base < r.len)
+            .map(|r| (r, addr - r.base))
+    }
+
+    /// Dispatches a load. Unclaimed addresses read as all ones.
+    pub fn read(&self, addr: u64, data: &mut [u8]) {
+        match self.find(addr).map(|(r, off)| (r.dev.lock(), off)) {
+            Some((Ok(mut d), off)) => d.read(off, data),
+            _ => data.fill(0xff),
+        }
+    }
+
+    /// Dispatches a store. Unclaimed addresses ignore it.
+    pub fn write(&self, addr: u64, data: &[u8]) {
+        if let Some((r, off)) = self.find(addr)
+            && let Ok(mut d) = r.dev.lock()
+        {
+            d.write(off, data);
+        }
+    }
+}
+
+/// Both buses, shared by the vCPU threads.
+#[derive(Default)]
+pub struct Buses {
+    pub pio: PioBus,
+    pub mmio: MmioBus,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,5 +171,34 @@ mod tests {
         assert!(bus.insert(0xfffc, 4, dev)); // the last ports are addressable without overflow
         bus.read(0xffff, &mut b);
         assert_eq!(b, [3]);
+    }
+
+    struct Mem(Vec<(u64, Vec<u8>)>);
+    impl MmioDevice for Mem {
+        fn read(&mut self, offset: u64, data: &mut [u8]) {
+            data.fill(offset as u8);
+        }
+        fn write(&mut self, offset: u64, data: &[u8]) {
+            self.0.push((offset, data.to_vec()));
+        }
+    }
+
+    #[test]
+    fn mmio_dispatch_overlap_and_wrap() {
+        let mut bus = MmioBus::default();
+        let dev = Arc::new(Mutex::new(Mem(Vec::new())));
+        assert!(bus.insert(0xe000_0000, 0x1000, dev.clone()));
+        assert!(!bus.insert(0xe000_0fff, 0x1000, dev.clone()));
+        assert!(!bus.insert(u64::MAX - 10, 0x100, dev.clone()), "wraps");
+        assert!(!bus.insert(0x1000, 0, dev.clone()), "empty");
+        assert!(bus.insert(0xe000_1000, 0x1000, dev.clone()));
+        let mut b = [0u8; 4];
+        bus.read(0xe000_1070, &mut b);
+        assert_eq!(b, [0x70; 4]);
+        bus.read(0xe000_2000, &mut b);
+        assert_eq!(b, [0xff; 4]);
+        bus.write(0xe000_0050, &[1, 0, 0, 0]);
+        bus.write(0xdfff_ffff, &[1]);
+        assert_eq!(dev.lock().unwrap().0, vec![(0x50, vec![1, 0, 0, 0])]);
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use kvm_ioctls::{VcpuExit, VcpuFd};
 
-use crate::bus::PioBus;
+use crate::bus::Buses;
 use crate::devices::{EventSink, VmEvent};
 
 /// Signal used to kick vCPUs out of KVM_RUN.
@@ -166,7 +166,7 @@ impl VcpuControl {
 pub fn spawn_vcpu(
     index: u32,
     mut vcpu: VcpuFd,
-    bus: Arc<PioBus>,
+    bus: Arc<Buses>,
     control: Arc<VcpuControl>,
     events: EventSink,
 ) -> std::io::Result<JoinHandle<()>> {
@@ -184,16 +184,16 @@ pub fn spawn_vcpu(
     Ok(handle)
 }
 
-fn run_loop(index: u32, vcpu: &mut VcpuFd, bus: &PioBus, ctl: &VcpuControl, events: &EventSink) {
+fn run_loop(index: u32, vcpu: &mut VcpuFd, bus: &Buses, ctl: &VcpuControl, events: &EventSink) {
     loop {
         if !ctl.checkpoint(index, vcpu) {
             return;
         }
         match vcpu.run() {
-            Ok(VcpuExit::IoIn(port, data)) => bus.read(port, data),
-            Ok(VcpuExit::IoOut(port, data)) => bus.write(port, data),
-            Ok(VcpuExit::MmioRead(_, data)) => data.fill(0xff),
-            Ok(VcpuExit::MmioWrite(..)) => {}
+            Ok(VcpuExit::IoIn(port, data)) => bus.pio.read(port, data),
+            Ok(VcpuExit::IoOut(port, data)) => bus.pio.write(port, data),
+            Ok(VcpuExit::MmioRead(addr, data)) => bus.mmio.read(addr, data),
+            Ok(VcpuExit::MmioWrite(addr, data)) => bus.mmio.write(addr, data),
             Ok(VcpuExit::Hlt) => {
                 // With the in-kernel LAPIC, HLT only exits when the guest halts for good.
                 tracing::debug!("vCPU {index} halted");

@@ -12,9 +12,11 @@ use vmm_sys_util::eventfd::EventFd;
 
 use crate::acpi::{self, AcpiInput};
 use crate::arch::x86_64::boot::{BootSpec, load_kernel};
-use crate::arch::x86_64::layout::{KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, irqs, ports};
+use crate::arch::x86_64::layout::{
+    KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, VIRTIO_MMIO_BASE, irqs, ports,
+};
 use crate::arch::x86_64::{cpu, regs};
-use crate::bus::PioBus;
+use crate::bus::{Buses, MmioBus};
 use crate::console;
 use crate::devices::acpi_pm::{AcpiPm, AcpiPmAml, Ged, GedNotifier};
 use crate::devices::i8042::I8042;
@@ -23,6 +25,8 @@ use crate::devices::nvdimm::backend::Backend;
 use crate::devices::nvdimm::controller::NvdimmController;
 use crate::devices::nvdimm::{Nvdimm, label_safety};
 use crate::devices::serial::{Serial, SerialAml};
+use crate::devices::virtio::block::Block;
+use crate::devices::virtio::mmio::{self, VirtioMmio, VirtioMmioAml};
 use crate::devices::{EventSink, IrqLine, VmEvent};
 use crate::error::{Error, Result};
 use crate::memory::{GuestRam, RamSplit, create_guest_memory, e820_map, register_memory};
@@ -47,7 +51,7 @@ pub struct Vm {
     /// The VM file descriptor (hotplug adds memory slots through it).
     pub vm_fd: Arc<VmFd>,
     _mem: GuestRam,
-    bus: Arc<PioBus>,
+    bus: Arc<Buses>,
     events_tx: EventSink,
     events_rx: Receiver<VmEvent>,
     /// vCPU run state (QMP stop/cont).
@@ -122,6 +126,43 @@ fn serial_output(cfg: &SerialConfig) -> Result<Option<Box<dyn Write + Send>>> {
     })
 }
 
+/// Opens every `-drive` and puts a virtio-blk device for it on the MMIO bus and in the DSDT.
+fn add_drives(
+    vm: &VmFd,
+    mem: &GuestRam,
+    cfg: &VmConfig,
+    mmio: &mut MmioBus,
+    dsdt: &mut Vec<u8>,
+) -> Result<()> {
+    for (n, d) in cfg.drives.iter().enumerate() {
+        let (block, warnings) = Block::open(d)?;
+        for w in warnings {
+            eprintln!("{w}");
+        }
+        eprintln!("pmvm: {}", block.describe(d));
+        let n = n as u32;
+        let base = VIRTIO_MMIO_BASE + u64::from(n) * mmio::WINDOW;
+        let gsi = irqs::VIRTIO_FIRST + n;
+        let dev = VirtioMmio::new(
+            Box::new(block),
+            (**mem).clone(),
+            Box::new(irq_line(vm, gsi)?),
+        );
+        if !mmio.insert(base, mmio::WINDOW, Arc::new(Mutex::new(dev))) {
+            return Err(Error::Config(format!(
+                "-drive {}: no room for its MMIO window",
+                d.id
+            )));
+        }
+        dsdt.extend(acpi::aml_bytes(&[&VirtioMmioAml {
+            index: n,
+            base,
+            gsi,
+        }]));
+    }
+    Ok(())
+}
+
 impl Vm {
     /// Builds the VM: KVM objects, memory, devices, ACPI, kernel, vCPUs.
     pub fn build(kvm: &Kvm, cfg: &VmConfig) -> Result<Vm> {
@@ -173,7 +214,8 @@ impl Vm {
         tracing::debug!("memory and devices mapped after {:?}", t0.elapsed());
         let (tx, rx) = channel();
         let sink = EventSink(tx);
-        let mut bus = PioBus::default();
+        let mut buses = Buses::default();
+        let bus = &mut buses.pio;
         let mut dsdt: Vec<u8> = Vec::new();
         if let Some(out) = serial_output(&cfg.serial)? {
             let serial = Arc::new(Mutex::new(Serial::new(irq_line(&vm, irqs::COM1)?, out)));
@@ -230,6 +272,8 @@ impl Vm {
             None
         };
 
+        add_drives(&vm, &mem, cfg, &mut buses.mmio, &mut dsdt)?;
+
         let rsdp = acpi::write_tables(
             &mem,
             &AcpiInput {
@@ -275,7 +319,7 @@ impl Vm {
             vcpus,
             vm_fd: Arc::new(vm),
             _mem: mem,
-            bus: Arc::new(bus),
+            bus: Arc::new(buses),
             events_tx: sink,
             events_rx: rx,
             control: VcpuControl::new(if cfg.start_paused {

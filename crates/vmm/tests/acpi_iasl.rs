@@ -9,6 +9,7 @@ use vmm::acpi::{aml_bytes, build_dsdt, build_fadt};
 use vmm::devices::acpi_pm::AcpiPmAml;
 use vmm::devices::memhp::MemoryHotplugAml;
 use vmm::devices::serial::SerialAml;
+use vmm::devices::virtio::mmio::VirtioMmioAml;
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("vmm-acpi-{}-{name}", std::process::id()));
@@ -59,6 +60,16 @@ fn dsdt_with_every_device_disassembles_and_recompiles() {
             nvdimm: true,
             memory_hotplug: true,
         },
+        &VirtioMmioAml {
+            index: 0,
+            base: 0xe000_0000,
+            gsi: 16,
+        },
+        &VirtioMmioAml {
+            index: 1,
+            base: 0xe000_1000,
+            gsi: 17,
+        },
     ]);
     let dsdt = build_dsdt(&body);
     let ssdt = nvdimm_acpi::build_nvdimm_ssdt(4, 0xfe00_0000, 0x0a18, &nvdimm_acpi::OemIds::qemu())
@@ -77,6 +88,11 @@ fn dsdt_with_every_device_disassembles_and_recompiles() {
         "Device (MP03)",
         "Method (MCRS, 1, Serialized)",
         "PNP0C80",
+        "Device (_SB.VR01)",
+        "Name (_HID, \"LNRO0005\")",
+        "Memory32Fixed (ReadWrite,",
+        "0xE0001000,         // Address Base",
+        "Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive, ,, )",
     ] {
         assert!(asl.contains(needle), "missing {needle:?} in:\n{asl}");
     }

@@ -6,6 +6,7 @@ pub mod memhp;
 pub mod nvdimm;
 pub mod rtc;
 pub mod serial;
+pub mod virtio;
 
 use std::sync::mpsc::Sender;
 

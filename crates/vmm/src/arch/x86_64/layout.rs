@@ -39,6 +39,9 @@ pub const HIMEM_START: u64 = 0x10_0000;
 
 /// The 32-bit PCI hole starts at 3 GiB when RAM is at least 3.5 GiB (QEMU pc's rule).
 pub const MMIO_HOLE_START: u64 = 0xc000_0000;
+/// virtio-mmio register windows (4 KiB each, one per `-drive`), in the 32-bit hole above the
+/// highest low-RAM end (0xe000_0000, QEMU pc's split) and far below the mailbox.
+pub const VIRTIO_MMIO_BASE: u64 = 0xe000_0000;
 /// The NVDIMM `_DSM` mailbox (see docs/acpi-nvdimm.md), in the hole, E820-reserved, below the
 /// IOAPIC. It is a host-backed memory slot so AML accesses it without VM exits.
 pub const NVDIMM_MAILBOX_ADDR: u64 = 0xfe00_0000;
@@ -79,4 +82,7 @@ pub mod irqs {
     pub const COM1: u32 = 4;
     /// Generic Event Device: power button, NVDIMM and memory hotplug notifications.
     pub const GED: u32 = 5;
+    /// virtio-mmio devices: GSIs 16.. (one each, edge; above the ISA range so no legacy device
+    /// shares them).
+    pub const VIRTIO_FIRST: u32 = 16;
 }

@@ -1,0 +1,282 @@
+//! `-drive`: disks, given to the guest as virtio-blk devices (virtio-mmio, described in ACPI).
+//!
+//! QEMU's `pc` machine puts a `-drive` without `if=` on IDE; pmvm has no IDE controller and
+//! gives every drive as virtio-blk (the guest sees `/dev/vdX`). It says so once at start-up
+//! instead of pretending, and refuses what it cannot honour (other formats, snapshot=on,
+//! O_DIRECT cache modes) with the option that would work.
+
+use std::path::PathBuf;
+
+use crate::ConfigError;
+use crate::keyval::Props;
+
+/// The most drives a VM may have: one interrupt line each (see the vmm's `irqs::VIRTIO`).
+pub const MAX_DRIVES: usize = 8;
+
+/// How writes reach storage (`cache=`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DriveCache {
+    /// `writeback` (QEMU's default): writes go to the host page cache; a guest flush
+    /// (VIRTIO_BLK_T_FLUSH) is an fdatasync.
+    Writeback,
+    /// `writethrough`: every write is on stable storage before it completes (O_DSYNC).
+    Writethrough,
+    /// `unsafe`: guest flushes are ignored (for throw-away guests).
+    Unsafe,
+}
+
+/// One `-drive`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DriveConfig {
+    /// `id=`, or QEMU's default name for a virtio drive, `virtio<index>`.
+    pub id: String,
+    /// The image (raw).
+    pub file: PathBuf,
+    /// `index=`, or the next free one in command-line order.
+    pub index: u32,
+    /// `readonly=on`, or `media=cdrom` (always read-only).
+    pub readonly: bool,
+    pub cache: DriveCache,
+    /// `format=raw` was given: no probing and no warning.
+    pub format_given: bool,
+    /// `media=cdrom`.
+    pub cdrom: bool,
+    /// `if=` was absent or `ide`: QEMU would give an IDE disk; pmvm gives virtio-blk and warns.
+    pub if_ide: bool,
+}
+
+const KEYS: &[&str] = &[
+    "file", "format", "if", "id", "index", "media", "readonly", "cache", "snapshot", "aio",
+    "discard",
+];
+
+impl DriveConfig {
+    /// Parses one `-drive` value; `index` is given later by [`assign_indexes`].
+    pub fn from_props(p: &Props) -> Result<(DriveConfig, Option<u32>), ConfigError> {
+        if let Some(k) = p.unknown(KEYS) {
+            return Err(ConfigError::new(format!(
+                "-drive: parameter '{k}' is not supported by pmvm (it knows {})",
+                KEYS.join(", ")
+            )));
+        }
+        let cdrom = match p.get("media").unwrap_or("disk") {
+            "disk" => false,
+            "cdrom" => true,
+            m => {
+                return Err(ConfigError::new(format!(
+                    "-drive: media={m}: expected disk or cdrom"
+                )));
+            }
+        };
+        let file = match p.get("file") {
+            Some(f) if !f.is_empty() => PathBuf::from(f),
+            _ => {
+                return Err(ConfigError::new(
+                    "-drive: file= is missing or empty: pmvm's drives are virtio disks and cannot be \
+                     empty (no removable media); give file=IMAGE or drop the -drive",
+                ));
+            }
+        };
+        let format_given = match p.get("format") {
+            None => false,
+            Some("raw") => true,
+            Some(f) => {
+                return Err(ConfigError::new(format!(
+                    "-drive file={}: format={f} is not supported; pmvm reads raw images only \
+                     (convert with: qemu-img convert -O raw {} IMAGE.raw)",
+                    file.display(),
+                    file.display()
+                )));
+            }
+        };
+        let if_ide = match p.get("if") {
+            None | Some("ide") => true,
+            Some("virtio") => false,
+            Some(i) => {
+                return Err(ConfigError::new(format!(
+                    "-drive: if={i} is not supported; pmvm gives drives as virtio disks: use if=virtio"
+                )));
+            }
+        };
+        let cache = match p.get("cache").unwrap_or("writeback") {
+            "writeback" => DriveCache::Writeback,
+            "writethrough" => DriveCache::Writethrough,
+            "unsafe" => DriveCache::Unsafe,
+            c @ ("none" | "directsync") => {
+                return Err(ConfigError::new(format!(
+                    "-drive: cache={c} (O_DIRECT) is not supported by pmvm; use cache=writeback \
+                     (guest flushes reach the disk) or cache=writethrough (every write does)"
+                )));
+            }
+            c => {
+                return Err(ConfigError::new(format!(
+                    "-drive: cache={c}: expected writeback, writethrough or unsafe"
+                )));
+            }
+        };
+        if p.flag("-drive", "snapshot")? == Some(true) {
+            return Err(ConfigError::new(
+                "-drive: snapshot=on is not supported by pmvm; copy the image and use the copy",
+            ));
+        }
+        if let Some(a) = p.get("aio").filter(|a| *a != "threads") {
+            return Err(ConfigError::new(format!(
+                "-drive: aio={a} is not supported; pmvm does synchronous I/O (aio=threads)"
+            )));
+        }
+        if let Some(d) = p.get("discard").filter(|d| *d != "ignore" && *d != "off") {
+            return Err(ConfigError::new(format!(
+                "-drive: discard={d} is not supported; pmvm ignores discard (discard=ignore)"
+            )));
+        }
+        let index = p
+            .get("index")
+            .map(|v| {
+                v.parse::<u32>()
+                    .ok()
+                    .filter(|i| (*i as usize) < MAX_DRIVES)
+                    .ok_or_else(|| {
+                        ConfigError::new(format!(
+                            "-drive: index={v}: expected a number from 0 to {}",
+                            MAX_DRIVES - 1
+                        ))
+                    })
+            })
+            .transpose()?;
+        let readonly = cdrom || p.flag("-drive", "readonly")?.unwrap_or(false);
+        let cfg = DriveConfig {
+            id: p.get("id").unwrap_or_default().to_string(),
+            file,
+            index: 0,
+            readonly,
+            cache,
+            format_given,
+            cdrom,
+            if_ide,
+        };
+        Ok((cfg, index))
+    }
+}
+
+/// Gives every drive its index (explicit ones first, then the lowest free ones in command-line
+/// order, as QEMU does), sorts by index and names the unnamed ones `virtio<index>`.
+pub fn assign_indexes(
+    drives: Vec<(DriveConfig, Option<u32>)>,
+) -> Result<Vec<DriveConfig>, ConfigError> {
+    if drives.len() > MAX_DRIVES {
+        return Err(ConfigError::new(format!(
+            "-drive: {} drives given; pmvm supports at most {MAX_DRIVES}",
+            drives.len()
+        )));
+    }
+    let mut used = [false; MAX_DRIVES];
+    for (d, i) in &drives {
+        if let Some(i) = *i
+            && std::mem::replace(&mut used[i as usize], true)
+        {
+            return Err(ConfigError::new(format!(
+                "-drive file={}: index={i} is already used by another drive",
+                d.file.display()
+            )));
+        }
+    }
+    let mut out = Vec::with_capacity(drives.len());
+    for (mut d, i) in drives {
+        d.index = match i {
+            Some(i) => i,
+            None => {
+                // There is a free index: at most MAX_DRIVES drives, each takes one.
+                let free = used.iter().position(|u| !u).unwrap_or(0);
+                used[free] = true;
+                free as u32
+            }
+        };
+        if d.id.is_empty() {
+            d.id = format!("virtio{}", d.index);
+        }
+        out.push(d);
+    }
+    out.sort_by_key(|d| d.index);
+    for (i, d) in out.iter().enumerate() {
+        if out[..i].iter().any(|o| o.id == d.id) {
+            return Err(ConfigError::new(format!(
+                "-drive: duplicate drive id '{}'",
+                d.id
+            )));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keyval::parse;
+
+    fn drive(s: &str) -> Result<(DriveConfig, Option<u32>), ConfigError> {
+        DriveConfig::from_props(&parse("-drive", s, None)?)
+    }
+
+    #[test]
+    fn seed_drive_is_accepted_as_virtio() {
+        let (d, i) = drive("file=/vm/fedora27.raw,format=raw,index=0,media=disk").unwrap();
+        assert_eq!(i, Some(0));
+        assert!(d.if_ide && d.format_given && !d.readonly && !d.cdrom);
+        assert_eq!(d.cache, DriveCache::Writeback);
+        let (d, _) = drive("media=cdrom,file=/dl/Fedora.iso,readonly").unwrap();
+        assert!(d.cdrom && d.readonly && !d.format_given);
+    }
+
+    #[test]
+    fn refusals_name_the_fix() {
+        let e = |s: &str| drive(s).unwrap_err().0;
+        assert!(e("file=a.qcow2,format=qcow2").contains("qemu-img convert -O raw a.qcow2"));
+        assert!(e("media=cdrom,file=,readonly").contains("cannot be empty"));
+        assert!(e("file=a,if=scsi").contains("if=virtio"));
+        assert!(e("file=a,cache=none").contains("cache=writeback"));
+        assert!(e("file=a,snapshot=on").contains("snapshot=on"));
+        assert!(e("file=a,index=8").contains("0 to 7"));
+        assert!(e("file=a,bogus=1").contains("'bogus'"));
+        assert!(e("file=a,media=floppy").contains("media=floppy"));
+        assert!(drive("file=a,snapshot=off,cache=unsafe,aio=threads,discard=ignore").is_ok());
+    }
+
+    #[test]
+    fn indexes_explicit_first_then_lowest_free() {
+        let ds = vec![
+            drive("file=a").unwrap(),
+            drive("file=b,index=0").unwrap(),
+            drive("file=c,id=data").unwrap(),
+        ];
+        let out = assign_indexes(ds).unwrap();
+        let v: Vec<_> = out
+            .iter()
+            .map(|d| (d.index, d.id.as_str(), d.file.to_str().unwrap()))
+            .collect();
+        assert_eq!(
+            v,
+            vec![(0, "virtio0", "b"), (1, "virtio1", "a"), (2, "data", "c")]
+        );
+        let dup = vec![
+            drive("file=a,index=1").unwrap(),
+            drive("file=b,index=1").unwrap(),
+        ];
+        assert!(
+            assign_indexes(dup)
+                .unwrap_err()
+                .0
+                .contains("index=1 is already used")
+        );
+        let dup = vec![drive("file=a,id=x").unwrap(), drive("file=b,id=x").unwrap()];
+        assert!(
+            assign_indexes(dup)
+                .unwrap_err()
+                .0
+                .contains("duplicate drive id 'x'")
+        );
+        let many = (0..9)
+            .map(|i| drive(&format!("file=f{i}")).unwrap())
+            .collect();
+        assert!(assign_indexes(many).unwrap_err().0.contains("at most 8"));
+    }
+}

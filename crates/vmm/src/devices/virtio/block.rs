@@ -1,0 +1,463 @@
+//! virtio-blk (virtio 1.2 section 5.2) over a raw image file.
+//!
+//! Requests: IN, OUT, FLUSH, GET_ID; anything else gets VIRTIO_BLK_S_UNSUPP. Every descriptor
+//! chain is hostile: its readable part must hold the 16-byte header, its writable part ends
+//! with the status byte, sector and length are checked against the capacity with checked
+//! arithmetic, and data moves through a bounded bounce buffer with positional I/O, so neither a
+//! 4 GiB descriptor nor an address outside guest memory can make pmvm allocate, panic or touch
+//! the file outside the image.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::io::AsRawFd;
+
+use virtio_queue::{Queue, QueueT};
+use vm_config::{DriveCache, DriveConfig};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+
+use super::VirtioDevice;
+use crate::error::{Error, Result};
+
+/// Virtio device ID of a block device.
+pub const DEVICE_ID: u32 = 2;
+/// Queue size: Linux then sends up to 128 requests in flight.
+pub const QUEUE_SIZE: u16 = 256;
+/// Segments per request announced in `seg_max` (without it Linux sends one segment each).
+pub const SEG_MAX: u32 = 254;
+const SECTOR: u64 = 512;
+/// Largest piece of a request moved at once.
+const BOUNCE: usize = 256 << 10;
+
+const F_SEG_MAX: u64 = 1 << 2;
+const F_RO: u64 = 1 << 5;
+const F_FLUSH: u64 = 1 << 9;
+
+const T_IN: u32 = 0;
+const T_OUT: u32 = 1;
+const T_FLUSH: u32 = 4;
+const T_GET_ID: u32 = 8;
+const S_OK: u8 = 0;
+const S_IOERR: u8 = 1;
+const S_UNSUPP: u8 = 2;
+/// Length of the GET_ID answer.
+const ID_LEN: usize = 20;
+
+/// Magic numbers of image formats that must not be used as raw (QEMU's probes look at these).
+const FORMAT_MAGICS: &[(&[u8], &str)] = &[
+    (b"QFI\xfb", "qcow2"),
+    (b"KDMV", "vmdk"),
+    (b"vhdxfile", "vhdx"),
+    (b"QED\0", "qed"),
+    (b"LUKS\xba\xbe", "luks"),
+    (b"conectix", "vpc"),
+];
+
+fn detect_format(head: &[u8]) -> Option<&'static str> {
+    if head.len() >= 0x44 && head[0x40..0x44] == [0x7f, 0x10, 0xda, 0xbe] {
+        return Some("vdi");
+    }
+    FORMAT_MAGICS
+        .iter()
+        .find(|(m, _)| head.starts_with(m))
+        .map(|(_, f)| *f)
+}
+
+/// A guest-memory scatter list: the readable or writable half of a descriptor chain.
+#[derive(Default)]
+struct Segments(Vec<(GuestAddress, u64)>);
+
+impl Segments {
+    fn len(&self) -> u64 {
+        self.0.iter().map(|s| s.1).sum()
+    }
+
+    /// Calls `f(address, length)` for the pieces of `[offset, offset+len)`.
+    fn pieces(
+        &self,
+        mut offset: u64,
+        mut len: u64,
+        mut f: impl FnMut(GuestAddress, usize) -> bool,
+    ) -> bool {
+        for &(addr, seg_len) in &self.0 {
+            if len == 0 {
+                break;
+            }
+            if offset >= seg_len {
+                offset -= seg_len;
+                continue;
+            }
+            let n = (seg_len - offset).min(len);
+            let Some(a) = addr.0.checked_add(offset) else {
+                return false;
+            };
+            // n <= BOUNCE by the callers' chunking, so it fits usize.
+            if !f(GuestAddress(a), n as usize) {
+                return false;
+            }
+            len -= n;
+            offset = 0;
+        }
+        len == 0
+    }
+
+    fn read(&self, mem: &GuestMemoryMmap, offset: u64, buf: &mut [u8]) -> bool {
+        let mut done = 0;
+        self.pieces(offset, buf.len() as u64, |a, n| {
+            let ok = mem.read_slice(&mut buf[done..done + n], a).is_ok();
+            done += n;
+            ok
+        })
+    }
+
+    fn write(&self, mem: &GuestMemoryMmap, offset: u64, buf: &[u8]) -> bool {
+        let mut done = 0;
+        self.pieces(offset, buf.len() as u64, |a, n| {
+            let ok = mem.write_slice(&buf[done..done + n], a).is_ok();
+            done += n;
+            ok
+        })
+    }
+}
+
+/// A virtio-blk device over a raw image.
+pub struct Block {
+    file: File,
+    /// Capacity in 512-byte sectors.
+    capacity: u64,
+    readonly: bool,
+    cache: DriveCache,
+    id: [u8; ID_LEN],
+    /// The format was probed, not given: refuse guest writes that would make sector 0 look like
+    /// another image format (what QEMU calls restricting writes to block 0).
+    guard_sector0: bool,
+    bounce: Vec<u8>,
+    queue_sizes: [u16; 1],
+}
+
+impl Block {
+    /// Opens the image of `-drive`, locks it and probes its format. Returns the device and the
+    /// warnings to print (probed format, IDE given as virtio).
+    pub fn open(cfg: &DriveConfig) -> Result<(Block, Vec<String>)> {
+        let what = format!("-drive file={}", cfg.file.display());
+        let mut flags = libc::O_CLOEXEC;
+        if cfg.cache == DriveCache::Writethrough {
+            flags |= libc::O_DSYNC;
+        }
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(!cfg.readonly)
+            .custom_flags(flags)
+            .open(&cfg.file)
+            .map_err(|e| {
+                let hint = match e.kind() {
+                    std::io::ErrorKind::PermissionDenied if !cfg.readonly => {
+                        "; add readonly=on to use it read-only"
+                    }
+                    std::io::ErrorKind::NotFound => {
+                        "; create it with: qemu-img create -f raw FILE SIZE"
+                    }
+                    _ => "",
+                };
+                Error::Config(format!("{what}: cannot open the image: {e}{hint}"))
+            })?;
+        let lock = if cfg.readonly {
+            libc::LOCK_SH
+        } else {
+            libc::LOCK_EX
+        };
+        // SAFETY: flock on a descriptor we own; no memory is passed.
+        if unsafe { libc::flock(file.as_raw_fd(), lock | libc::LOCK_NB) } != 0 {
+            return Err(Error::Config(format!(
+                "{what}: the image is in use by another process (it holds a lock on it); \
+                 stop that VM or use a copy{}",
+                if cfg.readonly {
+                    ""
+                } else {
+                    ", or add readonly=on if both only read it"
+                }
+            )));
+        }
+        let size = file
+            .seek(SeekFrom::End(0))
+            .map_err(|e| Error::io(format!("{what}: size"), e))?;
+        let mut warnings = Vec::new();
+        if size % SECTOR != 0 {
+            warnings.push(format!(
+                "pmvm: warning: {what}: the image is {size} bytes, not a multiple of 512; \
+                 the guest sees {} bytes",
+                size / SECTOR * SECTOR
+            ));
+        }
+        if !cfg.format_given {
+            let mut head = vec![0u8; 512];
+            file.seek(SeekFrom::Start(0))
+                .map_err(|e| Error::io(what.clone(), e))?;
+            let n = file
+                .read(&mut head)
+                .map_err(|e| Error::io(format!("{what}: read"), e))?;
+            if let Some(f) = detect_format(&head[..n]) {
+                return Err(Error::Config(format!(
+                    "{what}: the image is in {f} format; pmvm reads raw images only \
+                     (convert with: qemu-img convert -O raw {} IMAGE.raw)",
+                    cfg.file.display()
+                )));
+            }
+            warnings.push(format!(
+                "pmvm: warning: {what}: no format= given; the image is used as raw and guest \
+                 writes to sector 0 that look like another image format are refused (add format=raw)"
+            ));
+        }
+        if cfg.if_ide {
+            warnings.push(format!(
+                "pmvm: {what}: given to the guest as virtio disk /dev/vd{} (pmvm has no IDE \
+                 controller; the guest kernel needs virtio_mmio and virtio_blk)",
+                (b'a' + cfg.index as u8) as char
+            ));
+        }
+        let block = Block::from_file(
+            file,
+            size,
+            cfg.readonly,
+            cfg.cache,
+            &cfg.id,
+            !cfg.format_given,
+        );
+        Ok((block, warnings))
+    }
+
+    /// A device over an open image of `size` bytes. `guard_sector0`: the format was probed, so
+    /// guest writes that would make sector 0 an image header are refused.
+    pub fn from_file(
+        file: File,
+        size: u64,
+        readonly: bool,
+        cache: DriveCache,
+        id: &str,
+        guard_sector0: bool,
+    ) -> Block {
+        let mut idb = [0u8; ID_LEN];
+        let n = id.len().min(ID_LEN);
+        idb[..n].copy_from_slice(&id.as_bytes()[..n]);
+        Block {
+            file,
+            capacity: size / SECTOR,
+            readonly,
+            cache,
+            id: idb,
+            guard_sector0,
+            bounce: Vec::new(),
+            queue_sizes: [QUEUE_SIZE],
+        }
+    }
+
+    /// One line for the start-up log.
+    pub fn describe(&self, cfg: &DriveConfig) -> String {
+        format!(
+            "drive {}: {} ({} bytes, {}, cache={:?})",
+            cfg.id,
+            cfg.file.display(),
+            self.capacity * SECTOR,
+            if self.readonly {
+                "read-only"
+            } else {
+                "read-write"
+            },
+            self.cache
+        )
+    }
+
+    /// Checks `[sector, sector + len)` against the capacity; returns the byte offset.
+    fn range(&self, sector: u64, len: u64) -> Option<u64> {
+        let off = sector.checked_mul(SECTOR)?;
+        let end = off.checked_add(len)?;
+        (len.is_multiple_of(SECTOR) && end <= self.capacity * SECTOR).then_some(off)
+    }
+
+    fn read_into(&mut self, mem: &GuestMemoryMmap, data: &Segments, off: u64, len: u64) -> bool {
+        let mut done = 0u64;
+        while done < len {
+            let n = (len - done).min(BOUNCE as u64) as usize;
+            self.bounce.resize(n, 0);
+            if self
+                .file
+                .read_exact_at(&mut self.bounce[..n], off + done)
+                .is_err()
+                || !data.write(mem, done, &self.bounce[..n])
+            {
+                return false;
+            }
+            done += n as u64;
+        }
+        true
+    }
+
+    fn write_from(
+        &mut self,
+        mem: &GuestMemoryMmap,
+        data: &Segments,
+        skip: u64,
+        off: u64,
+        len: u64,
+    ) -> bool {
+        let mut done = 0u64;
+        while done < len {
+            let n = (len - done).min(BOUNCE as u64) as usize;
+            self.bounce.resize(n, 0);
+            if !data.read(mem, skip + done, &mut self.bounce[..n]) {
+                return false;
+            }
+            if self.guard_sector0 && off + done == 0 && detect_format(&self.bounce[..n]).is_some() {
+                tracing::warn!(
+                    "virtio-blk: refused a guest write that would make sector 0 an image header"
+                );
+                return false;
+            }
+            if self
+                .file
+                .write_all_at(&self.bounce[..n], off + done)
+                .is_err()
+            {
+                return false;
+            }
+            done += n as u64;
+        }
+        true
+    }
+
+    /// Executes one request; returns (status, bytes written into the chain before the status).
+    fn execute(
+        &mut self,
+        mem: &GuestMemoryMmap,
+        readable: &Segments,
+        writable: &Segments,
+    ) -> (u8, u64) {
+        let mut hdr = [0u8; 16];
+        if readable.len() < 16 || !readable.read(mem, 0, &mut hdr) {
+            return (S_IOERR, 0);
+        }
+        let kind = u32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]);
+        let sector = u64::from_le_bytes([
+            hdr[8], hdr[9], hdr[10], hdr[11], hdr[12], hdr[13], hdr[14], hdr[15],
+        ]);
+        match kind {
+            T_IN => {
+                let len = writable.len();
+                match self.range(sector, len) {
+                    Some(off) if self.read_into(mem, writable, off, len) => (S_OK, len),
+                    _ => (S_IOERR, 0),
+                }
+            }
+            T_OUT => {
+                let len = readable.len() - 16;
+                match self.range(sector, len) {
+                    Some(off) if !self.readonly && self.write_from(mem, readable, 16, off, len) => {
+                        (S_OK, 0)
+                    }
+                    _ => (S_IOERR, 0),
+                }
+            }
+            T_FLUSH => {
+                if self.cache == DriveCache::Unsafe
+                    || self.readonly
+                    || self.file.sync_data().is_ok()
+                {
+                    (S_OK, 0)
+                } else {
+                    (S_IOERR, 0)
+                }
+            }
+            T_GET_ID => {
+                let n = writable.len().min(ID_LEN as u64);
+                if writable.write(mem, 0, &self.id[..n as usize]) {
+                    (S_OK, n)
+                } else {
+                    (S_IOERR, 0)
+                }
+            }
+            _ => (S_UNSUPP, 0),
+        }
+    }
+
+    /// Handles one descriptor chain; returns the number of bytes written into it.
+    fn handle_chain(
+        &mut self,
+        mem: &GuestMemoryMmap,
+        descs: impl Iterator<Item = (GuestAddress, u32, bool)>,
+    ) -> u32 {
+        let (mut readable, mut writable) = (Segments::default(), Segments::default());
+        for (addr, len, write) in descs {
+            if len == 0 {
+                continue;
+            }
+            if write {
+                writable.0.push((addr, u64::from(len)));
+            } else {
+                readable.0.push((addr, u64::from(len)));
+            }
+        }
+        // The status byte is the last writable byte; without one the driver cannot be answered.
+        let Some(last) = writable.0.last_mut() else {
+            return 0;
+        };
+        let Some(status_addr) = last.0.0.checked_add(last.1 - 1) else {
+            return 0;
+        };
+        last.1 -= 1;
+        if last.1 == 0 {
+            writable.0.pop();
+        }
+        let (status, written) = self.execute(mem, &readable, &writable);
+        if mem.write_obj(status, GuestAddress(status_addr)).is_err() {
+            return 0;
+        }
+        // The chain is at most 2^32 bytes (virtio-queue stops iterating beyond that).
+        u32::try_from(written + 1).unwrap_or(u32::MAX)
+    }
+}
+
+impl VirtioDevice for Block {
+    fn device_id(&self) -> u32 {
+        DEVICE_ID
+    }
+
+    fn features(&self) -> u64 {
+        F_SEG_MAX | F_FLUSH | if self.readonly { F_RO } else { 0 }
+    }
+
+    fn queue_max_sizes(&self) -> &[u16] {
+        &self.queue_sizes
+    }
+
+    fn read_config(&self, offset: u64, data: &mut [u8]) {
+        // struct virtio_blk_config: capacity (le64) at 0, size_max at 8, seg_max at 12.
+        let mut cfg = [0u8; 16];
+        cfg[0..8].copy_from_slice(&self.capacity.to_le_bytes());
+        cfg[12..16].copy_from_slice(&SEG_MAX.to_le_bytes());
+        for (i, b) in data.iter_mut().enumerate() {
+            *b = usize::try_from(offset)
+                .ok()
+                .and_then(|o| o.checked_add(i))
+                .and_then(|o| cfg.get(o).copied())
+                .unwrap_or(0);
+        }
+    }
+
+    fn process_queue(&mut self, _index: usize, queue: &mut Queue, mem: &GuestMemoryMmap) -> bool {
+        let mut used = false;
+        while let Some(chain) = queue.pop_descriptor_chain(mem) {
+            let head = chain.head_index();
+            let len = self.handle_chain(mem, chain.map(|d| (d.addr(), d.len(), d.is_write_only())));
+            if queue.add_used(mem, head, len).is_err() {
+                break;
+            }
+            used = true;
+        }
+        // Without EVENT_IDX this honours VIRTQ_AVAIL_F_NO_INTERRUPT.
+        used && queue.needs_notification(mem).unwrap_or(true)
+    }
+}
+
+#[cfg(test)]
+#[path = "block_tests.rs"]
+mod tests;

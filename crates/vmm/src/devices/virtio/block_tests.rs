@@ -1,0 +1,314 @@
+//! virtio-blk and virtio-mmio, driven through registers and rings as a guest driver would.
+
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::Ordering;
+
+use vm_memory::{Bytes, GuestAddress};
+
+use super::super::fuzz::{DATA, Driver, run};
+use super::super::mmio::{VirtioMmioAml, status};
+use super::super::{F_RING_INDIRECT_DESC, F_VERSION_1};
+use super::*;
+use crate::bus::MmioDevice;
+use acpi_tables::Aml;
+
+const FEATURES: u64 = F_VERSION_1 | F_FLUSH | F_SEG_MAX | F_RING_INDIRECT_DESC;
+const OKAY: u32 = status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK | status::DRIVER_OK;
+
+#[test]
+fn registers_and_config_as_linux_reads_them() {
+    let (mut d, _f) = Driver::with_image(1 << 20, false, false);
+    assert_eq!(d.r(0x000), 0x7472_6976);
+    assert_eq!(d.r(0x004), 2);
+    assert_eq!(d.r(0x008), 2);
+    d.w(0x014, 0);
+    let lo = d.r(0x010);
+    d.w(0x014, 1);
+    let hi = d.r(0x010);
+    let offered = u64::from(lo) | (u64::from(hi) << 32);
+    assert_eq!(
+        offered, FEATURES,
+        "VERSION_1, INDIRECT_DESC, FLUSH, SEG_MAX; not RO"
+    );
+    let mut cap = [0u8; 8];
+    d.dev.read(0x100, &mut cap);
+    assert_eq!(
+        u64::from_le_bytes(cap),
+        2048,
+        "capacity in 512-byte sectors"
+    );
+    let mut seg = [0u8; 4];
+    d.dev.read(0x10c, &mut seg);
+    assert_eq!(u32::from_le_bytes(seg), SEG_MAX);
+    let mut far = [0xaau8; 4];
+    d.dev.read(0x1000, &mut far);
+    assert_eq!(far, [0; 4], "beyond the config space reads zero");
+    d.w(0x030, 0);
+    assert_eq!(d.r(0x034), u32::from(QUEUE_SIZE));
+    d.w(0x030, 1);
+    assert_eq!(d.r(0x034), 0, "there is one queue");
+    assert_eq!(d.init(FEATURES), OKAY);
+}
+
+#[test]
+fn features_not_offered_are_refused() {
+    let (mut d, _f) = Driver::with_image(1 << 20, false, false);
+    // EVENT_IDX (bit 29) is not offered: FEATURES_OK must not stick, DRIVER_OK neither.
+    let st = d.init(FEATURES | (1 << 29));
+    assert_eq!(st & (status::FEATURES_OK | status::DRIVER_OK), 0);
+    // Without VERSION_1 (a legacy driver) the same.
+    let st = d.init(F_FLUSH);
+    assert_eq!(st & status::FEATURES_OK, 0);
+    // And a notify then does nothing.
+    assert_eq!(d.request(T_IN, 0, &[(DATA + 0x1000, 512)], true), 0xff);
+}
+
+#[test]
+fn write_then_read_back_through_the_rings() {
+    let (mut d, img) = Driver::with_image(1 << 20, false, false);
+    assert_eq!(d.init(FEATURES), OKAY);
+    let pattern: Vec<u8> = (0..1536u32).map(|i| (i * 7 + 3) as u8).collect();
+    d.mem
+        .write_slice(&pattern[..1024], GuestAddress(DATA + 0x1000))
+        .unwrap();
+    d.mem
+        .write_slice(&pattern[1024..], GuestAddress(DATA + 0x3000))
+        .unwrap();
+    // Two data segments, as a scatter list.
+    let st = d.request(
+        T_OUT,
+        4,
+        &[(DATA + 0x1000, 1024), (DATA + 0x3000, 512)],
+        false,
+    );
+    assert_eq!(st, S_OK);
+    let (idx, id, len) = d.used();
+    assert_eq!(
+        (idx, id, len),
+        (1, 0, 1),
+        "an OUT writes only the status byte"
+    );
+    assert_eq!(d.irqs.load(Ordering::SeqCst), 1);
+    assert_eq!(d.r(0x060), 1, "InterruptStatus: used buffer");
+    d.w(0x064, 1);
+    assert_eq!(d.r(0x060), 0);
+    let mut on_disk = vec![0u8; 1536];
+    img.read_exact_at(&mut on_disk, 4 * 512).unwrap();
+    assert_eq!(on_disk, pattern);
+
+    let st = d.request(T_IN, 4, &[(DATA + 0x8000, 1536)], true);
+    assert_eq!(st, S_OK);
+    assert_eq!(d.used().2, 1537);
+    let mut back = vec![0u8; 1536];
+    d.mem
+        .read_slice(&mut back, GuestAddress(DATA + 0x8000))
+        .unwrap();
+    assert_eq!(back, pattern);
+    assert_eq!(d.request(T_FLUSH, 0, &[], false), S_OK);
+}
+
+#[test]
+fn requests_outside_the_image_fail_without_touching_it() {
+    let (mut d, img) = Driver::with_image(64 << 10, false, false);
+    d.init(FEATURES);
+    let last = 64 * 2 - 1;
+    assert_eq!(d.request(T_IN, last, &[(DATA + 0x1000, 512)], true), S_OK);
+    assert_eq!(
+        d.request(T_IN, last, &[(DATA + 0x1000, 1024)], true),
+        S_IOERR
+    );
+    assert_eq!(
+        d.request(T_OUT, last + 1, &[(DATA + 0x1000, 512)], false),
+        S_IOERR
+    );
+    assert_eq!(
+        d.request(T_OUT, u64::MAX / 256, &[(DATA + 0x1000, 512)], false),
+        S_IOERR
+    );
+    assert_eq!(
+        d.request(T_OUT, u64::MAX, &[(DATA + 0x1000, 512)], false),
+        S_IOERR
+    );
+    assert_eq!(
+        d.request(T_IN, 0, &[(DATA + 0x1000, 100)], true),
+        S_IOERR,
+        "not whole sectors"
+    );
+    // A data buffer outside guest memory: an error, not a crash.
+    assert_eq!(d.request(T_IN, 0, &[(1 << 40, 512)], true), S_IOERR);
+    assert_eq!(
+        d.request(T_OUT, 0, &[(u64::MAX - 100, 512)], false),
+        S_IOERR
+    );
+    // A ~4 GiB descriptor: refused by the capacity check before any allocation.
+    assert_eq!(d.request(T_IN, 0, &[(DATA, u32::MAX - 17)], true), S_IOERR);
+    // A chain over 2^32 bytes is illegal: virtio-queue ends it early, so it has no status byte
+    // and is returned unanswered.
+    assert_eq!(d.request(T_IN, 0, &[(DATA, u32::MAX)], true), 0xff);
+    assert_eq!(d.used().2, 0);
+    assert_eq!(
+        img.metadata().unwrap().len(),
+        64 << 10,
+        "the image did not grow"
+    );
+}
+
+#[test]
+fn malformed_chains_are_answered_or_dropped() {
+    let (mut d, _img) = Driver::with_image(64 << 10, false, false);
+    d.init(FEATURES);
+    // Header shorter than 16 bytes.
+    d.mem.write_obj(0xffu8, GuestAddress(DATA + 0x100)).unwrap();
+    d.submit(&[(DATA, 8, false), (DATA + 0x100, 1, true)]);
+    assert_eq!(
+        d.mem.read_obj::<u8>(GuestAddress(DATA + 0x100)).unwrap(),
+        S_IOERR
+    );
+    // No writable byte for the status: used with length 0, nothing written.
+    d.submit(&[(DATA, 16, false)]);
+    assert_eq!(d.used().2, 0);
+    // Unknown request type.
+    assert_eq!(d.request(99, 0, &[], false), S_UNSUPP);
+    // GET_ID: the drive id, zero padded to 20 bytes.
+    assert_eq!(d.request(T_GET_ID, 0, &[(DATA + 0x1000, 20)], true), S_OK);
+    let mut id = [0u8; 20];
+    d.mem
+        .read_slice(&mut id, GuestAddress(DATA + 0x1000))
+        .unwrap();
+    assert_eq!(&id, b"virtio0\0\0\0\0\0\0\0\0\0\0\0\0\0");
+    // A descriptor loop (0 -> 0): virtio-queue stops after the queue size; no hang.
+    d.mem.write_obj(DATA, GuestAddress(DESC_ADDR)).unwrap();
+    d.mem.write_obj(16u32, GuestAddress(DESC_ADDR + 8)).unwrap();
+    d.mem.write_obj(1u16, GuestAddress(DESC_ADDR + 12)).unwrap();
+    d.mem.write_obj(0u16, GuestAddress(DESC_ADDR + 14)).unwrap();
+    let idx: u16 = d
+        .mem
+        .read_obj(GuestAddress(super::super::fuzz::AVAIL + 2))
+        .unwrap();
+    d.mem
+        .write_obj(
+            idx.wrapping_add(1),
+            GuestAddress(super::super::fuzz::AVAIL + 2),
+        )
+        .unwrap();
+    d.w(0x50, 0);
+    // An avail index far ahead of the device: nothing is processed.
+    d.mem
+        .write_obj(
+            idx.wrapping_add(1000),
+            GuestAddress(super::super::fuzz::AVAIL + 2),
+        )
+        .unwrap();
+    d.w(0x50, 0);
+}
+
+const DESC_ADDR: u64 = super::super::fuzz::DESC;
+
+#[test]
+fn read_only_drive_refuses_writes() {
+    let (mut d, img) = Driver::with_image(64 << 10, true, false);
+    d.w(0x014, 0);
+    assert_ne!(d.r(0x010) & (1 << 5), 0, "VIRTIO_BLK_F_RO offered");
+    d.init(FEATURES | F_RO);
+    d.mem
+        .write_slice(&[0x55; 512], GuestAddress(DATA + 0x1000))
+        .unwrap();
+    assert_eq!(d.request(T_OUT, 0, &[(DATA + 0x1000, 512)], false), S_IOERR);
+    let mut b = [0u8; 512];
+    img.read_exact_at(&mut b, 0).unwrap();
+    assert_eq!(b, [0; 512]);
+}
+
+#[test]
+fn probed_raw_image_cannot_be_turned_into_qcow2_by_the_guest() {
+    let (mut d, img) = Driver::with_image(64 << 10, false, true);
+    d.init(FEATURES);
+    d.mem
+        .write_slice(b"QFI\xfb\0\0\0\x03", GuestAddress(DATA + 0x1000))
+        .unwrap();
+    assert_eq!(d.request(T_OUT, 0, &[(DATA + 0x1000, 512)], false), S_IOERR);
+    assert_eq!(
+        d.request(T_OUT, 1, &[(DATA + 0x1000, 512)], false),
+        S_OK,
+        "other sectors are fine"
+    );
+    let mut b = [0u8; 4];
+    img.read_exact_at(&mut b, 0).unwrap();
+    assert_eq!(b, [0; 4]);
+    // With format=raw given there is no guard.
+    let (mut d, _img) = Driver::with_image(64 << 10, false, false);
+    d.init(FEATURES);
+    d.mem
+        .write_slice(b"QFI\xfb", GuestAddress(DATA + 0x1000))
+        .unwrap();
+    assert_eq!(d.request(T_OUT, 0, &[(DATA + 0x1000, 512)], false), S_OK);
+    assert_eq!(detect_format(b"QFI\xfb"), Some("qcow2"));
+    assert_eq!(detect_format(&[0u8; 512]), None);
+}
+
+#[test]
+fn bad_rings_set_needs_reset_and_reset_clears_everything() {
+    let (mut d, _img) = Driver::with_image(64 << 10, false, false);
+    d.init(FEATURES);
+    // Move the used ring outside guest memory is impossible once ready; set up again instead.
+    d.w(0x70, 0);
+    assert_eq!(d.r(0x70), 0);
+    assert_eq!(d.r(0x044), 0, "reset made the queue not ready");
+    d.w(0x70, status::ACKNOWLEDGE | status::DRIVER);
+    d.w(0x24, 1);
+    d.w(0x20, 1);
+    d.w(
+        0x70,
+        status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK,
+    );
+    d.w(0x38, 16);
+    d.w(0x84, 0x10); // descriptor table at 64 GiB + 0: outside memory
+    d.w(0x44, 1);
+    d.w(0x70, OKAY);
+    d.w(0x50, 0);
+    assert_ne!(d.r(0x70) & status::DEVICE_NEEDS_RESET, 0);
+    assert_eq!(d.r(0x060) & 2, 2, "configuration-change interrupt");
+    // Queue size not a power of two, or above the maximum: ignored.
+    d.w(0x70, 0);
+    d.w(0x38, 3);
+    d.w(0x38, 512);
+    d.w(0x38, 0);
+    // Misaligned and narrow register accesses are ignored.
+    d.dev.write(0x71, &[1, 0, 0, 0]);
+    d.dev.write(0x70, &[1]);
+    assert_eq!(d.r(0x70), 0);
+}
+
+#[test]
+fn acpi_fragment_names_lnro0005_with_window_and_edge_interrupt() {
+    let mut b = Vec::new();
+    VirtioMmioAml {
+        index: 1,
+        base: 0xe000_1000,
+        gsi: 17,
+    }
+    .to_aml_bytes(&mut b as &mut dyn acpi_tables::AmlSink);
+    let find = |needle: &[u8]| b.windows(needle.len()).any(|w| w == needle);
+    assert!(find(b"VR01"));
+    assert!(find(b"_HID\x0dLNRO0005\0"));
+    // Memory32Fixed, read-write, base 0xe0001000, length 0x1000.
+    assert!(find(&[
+        0x86, 0x09, 0x00, 0x01, 0x00, 0x10, 0x00, 0xe0, 0x00, 0x10, 0x00, 0x00
+    ]));
+    // Extended interrupt: consumer, edge, active high, exclusive; one GSI, 17.
+    assert!(find(&[0x89, 0x06, 0x00, 0x03, 0x01, 17, 0, 0, 0]));
+}
+
+proptest::proptest! {
+    #[test]
+    fn hostile_register_and_ring_traffic_never_panics(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
+        run(&data);
+    }
+
+    #[test]
+    fn hostile_traffic_after_a_proper_setup(ops in proptest::collection::vec(proptest::prelude::any::<[u8; 8]>(), 0..80), first in 0u8..8) {
+        let mut data = vec![first | 1];
+        for op in ops { data.extend_from_slice(&op); }
+        run(&data);
+    }
+}
