@@ -1,5 +1,6 @@
 #!/bin/bash
 # scripts/test.sh: runs every test of pmvm.
+#   0. formatting (cargo fmt --all --check);
 #   1. unit, golden and property tests of every crate (cargo test --workspace --release);
 #   2. the end-to-end tests: real Linux guests under pmvm and QEMU with real ndctl, in the
 #      nested harness (tests/e2e/run.sh; directly on the host when its KVM can boot guests).
@@ -9,6 +10,13 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 "$repo/scripts/deps.sh" || { echo "test: dependencies could not be installed"; exit 1; }
 rc=0
+echo "=== cargo fmt --all --check"
+if cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt >/dev/null 2>&1; then
+	cargo fmt --all --check || { echo "test: code not formatted: run cargo fmt --all"; rc=1; }
+else
+	echo "test: rustfmt is missing and could not be installed (rustup component add rustfmt)"
+	rc=1
+fi
 echo "=== cargo test --workspace --release"
 cargo test --workspace --release || rc=1
 echo "=== end-to-end (tests/e2e/run.sh)"

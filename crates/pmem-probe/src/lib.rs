@@ -22,7 +22,10 @@ const RAMFS_MAGIC: i64 = 0x8584_58f6;
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum BackendClass {
     /// A device-DAX character device (`/dev/daxX.Y`): writes go straight to persistent memory.
-    DeviceDax { align: Option<u64>, size: Option<u64> },
+    DeviceDax {
+        align: Option<u64>,
+        size: Option<u64>,
+    },
     /// A file on a DAX filesystem: MAP_SYNC works, so with pmem=on,share=on writes persist.
     DaxFile,
     /// A file (or block device) behind the page cache: data reaches the media only after
@@ -78,7 +81,13 @@ fn statfs_magic(path: &Path) -> std::io::Result<i64> {
 
 /// Tries a 4 KiB MAP_SHARED_VALIDATE|MAP_SYNC mapping of the file: success means DAX.
 pub fn map_sync_works(path: &Path) -> bool {
-    let Ok(f) = std::fs::OpenOptions::new().read(true).write(true).open(path) else { return false };
+    let Ok(f) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+    else {
+        return false;
+    };
     let Ok(meta) = f.metadata() else { return false };
     if meta.len() < 4096 {
         return false;
@@ -112,7 +121,10 @@ pub fn probe_path(path: &Path) -> std::io::Result<Probe> {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
             let fs = fs_name(statfs_magic(dir)?);
             return Ok(Probe {
                 path: Some(path.into()),
@@ -129,7 +141,11 @@ pub fn probe_path(path: &Path) -> std::io::Result<Probe> {
         let (maj, min) = (libc::major(meta.rdev()), libc::minor(meta.rdev()));
         let sys = PathBuf::from(format!("/sys/dev/char/{maj}:{min}"));
         let subsystem = std::fs::read_link(sys.join("subsystem")).ok();
-        if subsystem.as_ref().and_then(|s| s.file_name()).is_some_and(|n| n == "dax") {
+        if subsystem
+            .as_ref()
+            .and_then(|s| s.file_name())
+            .is_some_and(|n| n == "dax")
+        {
             return Ok(Probe {
                 path: Some(path.into()),
                 class: BackendClass::DeviceDax { align: sysfs_u64(&sys.join("align")), size: sysfs_u64(&sys.join("size")) },
@@ -139,7 +155,10 @@ pub fn probe_path(path: &Path) -> std::io::Result<Probe> {
         }
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
-            format!("{} is a character device but not device DAX", path.display()),
+            format!(
+                "{} is a character device but not device DAX",
+                path.display()
+            ),
         ));
     }
     let fs = fs_name(statfs_magic(path)?);
@@ -147,7 +166,9 @@ pub fn probe_path(path: &Path) -> std::io::Result<Probe> {
     if matches!(magic, TMPFS_MAGIC | HUGETLBFS_MAGIC | RAMFS_MAGIC) {
         return Ok(Probe {
             path: Some(path.into()),
-            explanation: format!("a file on {fs}: volatile, its contents are lost when the host reboots"),
+            explanation: format!(
+                "a file on {fs}: volatile, its contents are lost when the host reboots"
+            ),
             class: BackendClass::Volatile { fs },
             crash_persistent: false,
         });
@@ -162,7 +183,11 @@ pub fn probe_path(path: &Path) -> std::io::Result<Probe> {
             ),
         });
     }
-    let what = if ft.is_block_device() { "a block device" } else { "a file" };
+    let what = if ft.is_block_device() {
+        "a block device"
+    } else {
+        "a file"
+    };
     Ok(Probe {
         path: Some(path.into()),
         explanation: format!(

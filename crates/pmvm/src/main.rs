@@ -7,7 +7,11 @@ use vm_config::{Action, parse_args};
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PMVM_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
 }
 
 fn main() -> ExitCode {
@@ -19,7 +23,10 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Ok(Action::Version) => {
-            println!("pmvm version {} (QEMU-compatible command line)", env!("CARGO_PKG_VERSION"));
+            println!(
+                "pmvm version {} (QEMU-compatible command line)",
+                env!("CARGO_PKG_VERSION")
+            );
             return ExitCode::SUCCESS;
         }
         Ok(Action::Run(cfg)) => cfg,

@@ -4,7 +4,10 @@
 use std::process::Command;
 
 fn pmvm(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_pmvm")).args(args).output().expect("pmvm runs");
+    let out = Command::new(env!("CARGO_BIN_EXE_pmvm"))
+        .args(args)
+        .output()
+        .expect("pmvm runs");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -20,48 +23,96 @@ fn kernel() -> String {
 fn expect_error(args: &[&str], needle: &str) {
     let (code, stdout, stderr) = pmvm(args);
     assert_ne!(code, 0, "{args:?} should fail; stderr: {stderr}");
-    assert!(stdout.is_empty(), "{args:?}: nothing on stdout, got {stdout}");
+    assert!(
+        stdout.is_empty(),
+        "{args:?}: nothing on stdout, got {stdout}"
+    );
     let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "{args:?}: one line on stderr, got {stderr:?}");
+    assert_eq!(
+        lines.len(),
+        1,
+        "{args:?}: one line on stderr, got {stderr:?}"
+    );
     assert!(lines[0].starts_with("pmvm: "), "{args:?}: {stderr}");
-    assert!(lines[0].contains(needle), "{args:?}: expected {needle:?} in {stderr:?}");
+    assert!(
+        lines[0].contains(needle),
+        "{args:?}: expected {needle:?} in {stderr:?}"
+    );
 }
 
 #[test]
 fn unknown_option() {
-    expect_error(&["-kernel", &kernel(), "-frobnicate"], "-frobnicate: invalid option");
+    expect_error(
+        &["-kernel", &kernel(), "-frobnicate"],
+        "-frobnicate: invalid option",
+    );
 }
 
 #[test]
 fn unsupported_qemu_options_are_refused_by_name() {
     for opt in ["-vnc", "-net", "-netdev", "-hda"] {
-        expect_error(&["-kernel", &kernel(), opt, "x"], &format!("{opt}: option not supported"));
+        expect_error(
+            &["-kernel", &kernel(), opt, "x"],
+            &format!("{opt}: option not supported"),
+        );
     }
 }
 
 #[test]
 fn drive_refusals_name_the_fix() {
     // Options checked before any file is opened: one line each, naming what to use instead.
-    expect_error(&["-kernel", &kernel(), "-drive", "if=virtio"], "file= is missing or empty");
-    expect_error(&["-kernel", &kernel(), "-drive", "x"], "parameter 'x' is not supported");
-    expect_error(&["-kernel", &kernel(), "-drive", "file=a.img,format=qcow2"], "qemu-img convert -O raw a.img");
-    expect_error(&["-kernel", &kernel(), "-drive", "file=a.img,if=none"], "use if=virtio");
-    expect_error(&["-kernel", &kernel(), "-drive", "file=a.img,cache=none"], "cache=writeback");
-    expect_error(&["-kernel", &kernel(), "-drive", "file=a.img,serial=x"], "parameter 'serial'");
+    expect_error(
+        &["-kernel", &kernel(), "-drive", "if=virtio"],
+        "file= is missing or empty",
+    );
+    expect_error(
+        &["-kernel", &kernel(), "-drive", "x"],
+        "parameter 'x' is not supported",
+    );
+    expect_error(
+        &["-kernel", &kernel(), "-drive", "file=a.img,format=qcow2"],
+        "qemu-img convert -O raw a.img",
+    );
+    expect_error(
+        &["-kernel", &kernel(), "-drive", "file=a.img,if=none"],
+        "use if=virtio",
+    );
+    expect_error(
+        &["-kernel", &kernel(), "-drive", "file=a.img,cache=none"],
+        "cache=writeback",
+    );
+    expect_error(
+        &["-kernel", &kernel(), "-drive", "file=a.img,serial=x"],
+        "parameter 'serial'",
+    );
     // The seed's form parses: it fails only later, at opening the image that is not there.
     let (code, _, stderr) = pmvm(&[
-        "-kernel", &kernel(), "-drive", "file=/nonexistent/f27.raw,format=raw,index=0,media=disk",
+        "-kernel",
+        &kernel(),
+        "-drive",
+        "file=/nonexistent/f27.raw,format=raw,index=0,media=disk",
     ]);
     assert_ne!(code, 0);
-    assert!(stderr.contains("/nonexistent/f27.raw: cannot open the image"), "{stderr}");
+    assert!(
+        stderr.contains("/nonexistent/f27.raw: cannot open the image"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn malformed_sizes() {
     expect_error(&["-kernel", &kernel(), "-m", "12X"], "-m: size=12X");
-    expect_error(&["-kernel", &kernel(), "-m", "4G,slots=2,maxmem=lots"], "maxmem=lots");
     expect_error(
-        &["-kernel", &kernel(), "-object", "memory-backend-ram,id=m,size=-1"],
+        &["-kernel", &kernel(), "-m", "4G,slots=2,maxmem=lots"],
+        "maxmem=lots",
+    );
+    expect_error(
+        &[
+            "-kernel",
+            &kernel(),
+            "-object",
+            "memory-backend-ram,id=m,size=-1",
+        ],
         "size=-1",
     );
 }
@@ -74,14 +125,28 @@ fn zero_cpus_and_zero_memory() {
 
 #[test]
 fn missing_kernel_and_initrd_files() {
-    expect_error(&["-kernel", "/nonexistent/vmlinuz"], "-kernel '/nonexistent/vmlinuz'");
-    expect_error(&["-kernel", &kernel(), "-initrd", "/nonexistent/initrd"], "-initrd '/nonexistent/initrd'");
+    expect_error(
+        &["-kernel", "/nonexistent/vmlinuz"],
+        "-kernel '/nonexistent/vmlinuz'",
+    );
+    expect_error(
+        &["-kernel", &kernel(), "-initrd", "/nonexistent/initrd"],
+        "-initrd '/nonexistent/initrd'",
+    );
     expect_error(&["-m", "512M"], "no -kernel given");
 }
 
 #[test]
 fn unbalanced_append_quoting() {
-    expect_error(&["-kernel", &kernel(), "-append", "console=ttyS0 foo=\"bar baz"], "unbalanced double quote");
+    expect_error(
+        &[
+            "-kernel",
+            &kernel(),
+            "-append",
+            "console=ttyS0 foo=\"bar baz",
+        ],
+        "unbalanced double quote",
+    );
 }
 
 #[test]
@@ -93,8 +158,14 @@ fn missing_option_argument() {
 fn nvdimm_needs_machine_option() {
     expect_error(
         &[
-            "-kernel", &kernel(), "-m", "512M,slots=2,maxmem=4G",
-            "-object", "memory-backend-ram,id=m,size=256M", "-device", "nvdimm,id=n,memdev=m",
+            "-kernel",
+            &kernel(),
+            "-m",
+            "512M,slots=2,maxmem=4G",
+            "-object",
+            "memory-backend-ram,id=m,size=256M",
+            "-device",
+            "nvdimm,id=n,memdev=m",
         ],
         "nvdimm is not enabled",
     );
@@ -112,5 +183,8 @@ fn help_and_version_succeed() {
 
 #[test]
 fn daemonize_refuses_stdio() {
-    expect_error(&["-kernel", &kernel(), "-daemonize"], "-daemonize cannot be used with stdio");
+    expect_error(
+        &["-kernel", &kernel(), "-daemonize"],
+        "-daemonize cannot be used with stdio",
+    );
 }

@@ -17,15 +17,30 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 fn run(args: &[String]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_pmvm")).args(args).output().expect("pmvm runs");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = Command::new(env!("CARGO_BIN_EXE_pmvm"))
+        .args(args)
+        .output()
+        .expect("pmvm runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Common arguments: machine with nvdimm=on (unless `machine` says otherwise), a real file as
 /// kernel (never reached), then `rest`.
 fn args(machine: &str, mem: &str, rest: &[String]) -> Vec<String> {
-    let mut v: Vec<String> =
-        ["-machine", machine, "-m", mem, "-kernel", env!("CARGO_BIN_EXE_pmvm")].iter().map(|s| s.to_string()).collect();
+    let mut v: Vec<String> = [
+        "-machine",
+        machine,
+        "-m",
+        mem,
+        "-kernel",
+        env!("CARGO_BIN_EXE_pmvm"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     v.extend_from_slice(rest);
     v
 }
@@ -34,7 +49,10 @@ fn args(machine: &str, mem: &str, rest: &[String]) -> Vec<String> {
 fn nv(dir: &Path, i: u32, size: &str, bextra: &str, dextra: &str) -> Vec<String> {
     vec![
         "-object".into(),
-        format!("memory-backend-file,id=m{i},share=on,mem-path={}/nv{i}.img,size={size}{bextra}", dir.display()),
+        format!(
+            "memory-backend-file,id=m{i},share=on,mem-path={}/nv{i}.img,size={size}{bextra}",
+            dir.display()
+        ),
         "-device".into(),
         format!("nvdimm,id=n{i},memdev=m{i}{dextra}"),
     ]
@@ -43,7 +61,10 @@ fn nv(dir: &Path, i: u32, size: &str, bextra: &str, dextra: &str) -> Vec<String>
 #[track_caller]
 fn refused(a: &[String], needles: &[&str]) -> String {
     let (code, err) = run(a);
-    assert!(code != 0, "{a:?} should be refused, exit {code}, stderr: {err}");
+    assert!(
+        code != 0,
+        "{a:?} should be refused, exit {code}, stderr: {err}"
+    );
     let low = err.to_lowercase();
     assert!(
         needles.iter().any(|n| low.contains(&n.to_lowercase())),
@@ -81,17 +102,26 @@ fn slot_out_of_range() {
 #[test]
 fn label_size_below_128k() {
     let d = scratch("labelmin");
-    refused(&args(M, MEM, &nv(&d, 1, "256M", "", ",label-size=64K")), &["label-size", "0x20000"]);
+    refused(
+        &args(M, MEM, &nv(&d, 1, "256M", "", ",label-size=64K")),
+        &["label-size", "0x20000"],
+    );
 }
 
 #[test]
 fn backend_too_small_for_label_and_pmem() {
     let d = scratch("small");
     for size in ["192K", "128K"] {
-        refused(&args(M, MEM, &nv(&d, 1, size, "", ",label-size=128K")), &["too small"]);
+        refused(
+            &args(M, MEM, &nv(&d, 1, size, "", ",label-size=128K")),
+            &["too small"],
+        );
     }
     // align=2M rounds the 1 MiB left after the label down to nothing
-    refused(&args(M, MEM, &nv(&d, 1, "1152K", ",align=2M", ",label-size=128K")), &["too small"]);
+    refused(
+        &args(M, MEM, &nv(&d, 1, "1152K", ",align=2M", ",label-size=128K")),
+        &["too small"],
+    );
 }
 
 #[test]
@@ -105,7 +135,10 @@ fn duplicate_ids() {
     let mut obj = nv(&d, 1, "256M", "", "");
     obj.extend([
         "-object".into(),
-        format!("memory-backend-file,id=m1,share=on,mem-path={}/o.img,size=256M", d.display()),
+        format!(
+            "memory-backend-file,id=m1,share=on,mem-path={}/o.img,size=256M",
+            d.display()
+        ),
     ]);
     refused(&args(M, MEM, &obj), &["duplicate"]);
 }
@@ -116,7 +149,14 @@ fn memdev_used_twice_or_unknown() {
     let mut rest = nv(&d, 1, "256M", "", "");
     rest.extend(["-device".into(), "nvdimm,id=n2,memdev=m1".into()]);
     refused(&args(M, MEM, &rest), &["busy", "already"]);
-    refused(&args(M, MEM, &["-device".into(), "nvdimm,id=n1,memdev=nope".into()]), &["nope"]);
+    refused(
+        &args(
+            M,
+            MEM,
+            &["-device".into(), "nvdimm,id=n1,memdev=nope".into()],
+        ),
+        &["nope"],
+    );
 }
 
 #[test]
@@ -124,7 +164,10 @@ fn mem_path_directory_missing() {
     let d = scratch("nodir");
     let rest = vec![
         "-object".into(),
-        format!("memory-backend-file,id=m1,share=on,mem-path={}/no-such-dir/nv.img,size=256M", d.display()),
+        format!(
+            "memory-backend-file,id=m1,share=on,mem-path={}/no-such-dir/nv.img,size=256M",
+            d.display()
+        ),
         "-device".into(),
         "nvdimm,id=n1,memdev=m1".into(),
     ];
@@ -141,9 +184,15 @@ fn nvdimm_without_machine_option() {
 fn non_empty_backend_shorter_than_size() {
     let d = scratch("short");
     fs::write(d.join("nv1.img"), vec![0x5au8; 1 << 20]).expect("write");
-    refused(&args(M, MEM, &nv(&d, 1, "256M", "", "")), &["too small", "size"]);
+    refused(
+        &args(M, MEM, &nv(&d, 1, "256M", "", "")),
+        &["too small", "size"],
+    );
     // refused, and not grown: QEMU >= 2.8 never resizes a non-empty file either
-    assert_eq!(fs::metadata(d.join("nv1.img")).expect("stat").len(), 1 << 20);
+    assert_eq!(
+        fs::metadata(d.join("nv1.img")).expect("stat").len(),
+        1 << 20
+    );
 }
 
 #[test]
@@ -152,13 +201,22 @@ fn foreign_data_in_label_area_is_refused_and_left_alone() {
     let f = d.join("nv1.img");
     let mut file = fs::File::create(&f).expect("create");
     file.set_len(256 << 20).expect("size");
-    file.seek(SeekFrom::Start((256 << 20) - (256 << 10))).expect("seek");
-    let junk: Vec<u8> = (0..256u32 << 10).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8 | 1).collect();
+    file.seek(SeekFrom::Start((256 << 20) - (256 << 10)))
+        .expect("seek");
+    let junk: Vec<u8> = (0..256u32 << 10)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8 | 1)
+        .collect();
     file.write_all(&junk).expect("write");
     drop(file);
     let before = fs::read(&f).expect("read");
-    refused(&args(M, MEM, &nv(&d, 1, "256M", "", ",label-size=128K")), &["-force-label-area"]);
-    assert!(fs::read(&f).expect("read") == before, "refusal must not modify the backend");
+    refused(
+        &args(M, MEM, &nv(&d, 1, "256M", "", ",label-size=128K")),
+        &["-force-label-area"],
+    );
+    assert!(
+        fs::read(&f).expect("read") == before,
+        "refusal must not modify the backend"
+    );
 }
 
 #[test]

@@ -15,11 +15,23 @@ fn tiny_elf(test: &str) -> PathBuf {
     let out = std::env::temp_dir().join(format!("pmvm-tiny-{}-{test}.elf", std::process::id()));
     let src = repo().join("tests/tiny/tiny.S");
     let st = Command::new("gcc")
-        .args(["-nostdlib", "-static", "-no-pie", "-Wl,-Ttext=0x200000", "-Wl,--build-id=none", "-o"])
+        .args([
+            "-nostdlib",
+            "-static",
+            "-no-pie",
+            "-Wl,-Ttext=0x200000",
+            "-Wl,--build-id=none",
+            "-o",
+        ])
         .arg(&out)
         .arg(&src)
         .status()
-        .unwrap_or_else(|e| panic!("gcc is needed to assemble {} ({e}); run scripts/deps.sh", src.display()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "gcc is needed to assemble {} ({e}); run scripts/deps.sh",
+                src.display()
+            )
+        });
     assert!(st.success(), "assembling {} failed", src.display());
     out
 }
@@ -30,7 +42,10 @@ fn run(args: &[&str]) -> (i32, String, String, f64) {
         "/dev/kvm is missing: the tiny boot test needs KVM (load kvm_intel/kvm_amd or run in the harness)"
     );
     let t = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_pmvm")).args(args).output().expect("pmvm runs");
+    let out = Command::new(env!("CARGO_BIN_EXE_pmvm"))
+        .args(args)
+        .output()
+        .expect("pmvm runs");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -41,8 +56,18 @@ fn run(args: &[&str]) -> (i32, String, String, f64) {
 
 fn nvdimm_args<'a>(elf: &'a str, backend: &'a str, device: &'a str) -> Vec<&'a str> {
     vec![
-        "-machine", "pc,nvdimm=on", "-m", "64M,slots=2,maxmem=1G", "-object", backend, "-device", device,
-        "-kernel", elf, "-nographic", "-no-reboot",
+        "-machine",
+        "pc,nvdimm=on",
+        "-m",
+        "64M,slots=2,maxmem=1G",
+        "-object",
+        backend,
+        "-device",
+        device,
+        "-kernel",
+        elf,
+        "-nographic",
+        "-no-reboot",
     ]
 }
 
@@ -55,11 +80,24 @@ fn tiny_guest_boots_calls_dsm_and_powers_off() {
     let elf_s = elf.to_string_lossy().into_owned();
 
     // With a label area, DIMM 1 offers functions 0, 4, 5, 6: bitmap 0x71.
-    let backend = format!("memory-backend-file,id=m,share=on,mem-path={},size=256M", img.display());
-    let (code, out, err, secs) = run(&nvdimm_args(&elf_s, &backend, "nvdimm,id=n,memdev=m,label-size=128K"));
+    let backend = format!(
+        "memory-backend-file,id=m,share=on,mem-path={},size=256M",
+        img.display()
+    );
+    let (code, out, err, secs) = run(&nvdimm_args(
+        &elf_s,
+        &backend,
+        "nvdimm,id=n,memdev=m,label-size=128K",
+    ));
     assert_eq!(code, 0, "pmvm failed: {err}");
-    assert!(out.contains("PMVM-TINY-BOOT"), "no boot marker on the serial console: {out:?} {err}");
-    assert!(out.contains("PMVM-TINY-DSM0=71"), "DSM function 0 bitmap: {out:?}");
+    assert!(
+        out.contains("PMVM-TINY-BOOT"),
+        "no boot marker on the serial console: {out:?} {err}"
+    );
+    assert!(
+        out.contains("PMVM-TINY-DSM0=71"),
+        "DSM function 0 bitmap: {out:?}"
+    );
     assert!(err.contains("nvdimm n:"), "start-up report missing: {err}");
     eprintln!("tiny boot with a labelled NVDIMM: {secs:.3} s");
     // The backend was created and sized; the guest saw no label area contents change.
@@ -68,7 +106,10 @@ fn tiny_guest_boots_calls_dsm_and_powers_off() {
     // Without label-size: no label functions (bitmap 0), as QEMU.
     let (code, out, err, _) = run(&nvdimm_args(&elf_s, &backend, "nvdimm,id=n,memdev=m"));
     assert_eq!(code, 0, "pmvm failed: {err}");
-    assert!(out.contains("PMVM-TINY-DSM0=00"), "label-less bitmap: {out:?}");
+    assert!(
+        out.contains("PMVM-TINY-DSM0=00"),
+        "label-less bitmap: {out:?}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_file(&elf);
 }
