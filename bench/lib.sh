@@ -29,7 +29,7 @@ bench_l1() {
 
 # shellcheck disable=SC2016
 BENCH_AWK='
-function add(key, v) { cnt[key]++; val[key, cnt[key]] = v }
+function add(key, v) { cnt[key]++; val[key, cnt[key]] = v + 0 }  # numeric: "10.0" < "9.5" as strings
 function med(key,   m, i, j, t, a) {
 	m = cnt[key]
 	for (i = 1; i <= m; i++) a[i] = val[key, i]

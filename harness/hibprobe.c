@@ -6,6 +6,10 @@
  *                                  exit 0 if MAP_SYNC worked, 1 if refused, 2 on usage/IO error.
  *   hibprobe peek PATH OFF LEN     print LEN raw bytes at OFF (through mmap).
  *   hibprobe poke PATH OFF STRING  write STRING at OFF (through mmap).
+ *   hibprobe dmaread DEV FILE LEN  O_DIRECT read of LEN bytes from the start of DEV into a
+ *                                  MAP_SHARED mapping of FILE (on a DAX file system: the
+ *                                  device's DMA lands in pmem, not in RAM).
+ *   hibprobe dmawrite FILE DEV LEN O_DIRECT write to DEV from a MAP_SHARED mapping of FILE.
  *
  * peek/poke map a 2 MiB-aligned window around [OFF, OFF+LEN), so they also work on
  * device-dax character devices, which have no read()/write() and require mappings
@@ -37,7 +41,8 @@
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: hibprobe mapsync FILE | peek PATH OFF LEN | poke PATH OFF STRING\n");
+	fprintf(stderr, "usage: hibprobe mapsync FILE | peek PATH OFF LEN | poke PATH OFF STRING"
+			" | dmaread DEV FILE LEN | dmawrite FILE DEV LEN\n");
 	return 2;
 }
 
@@ -177,8 +182,43 @@ static int cmd_poke(const char *path, const char *soff, const char *data)
 	return 0;
 }
 
+/* O_DIRECT I/O between a block device and a shared file mapping. */
+static int cmd_dma(int to_file, const char *file, const char *dev, const char *slen)
+{
+	uint64_t len;
+	if (parse_u64(slen, &len) || len == 0 || len % 4096 || len > (256UL << 20))
+		return usage();
+	int ffd = open(file, O_RDWR | O_CREAT, 0644);
+	int dfd = open(dev, (to_file ? O_RDONLY : O_WRONLY) | O_DIRECT);
+	if (ffd < 0 || dfd < 0 || ftruncate(ffd, (off_t)len) != 0) {
+		fprintf(stderr, "hibprobe: open %s / %s: %s\n", file, dev, strerror(errno));
+		return 2;
+	}
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, ffd, 0);
+	if (p == MAP_FAILED) {
+		fprintf(stderr, "hibprobe: mmap %s: %s\n", file, strerror(errno));
+		return 2;
+	}
+	ssize_t n = to_file ? pread(dfd, p, len, 0) : pwrite(dfd, p, len, 0);
+	if (n != (ssize_t)len) {
+		fprintf(stderr, "hibprobe: O_DIRECT %s %s: %zd of %llu bytes: %s\n", to_file ? "read from" : "write to",
+			dev, n, (unsigned long long)len, n < 0 ? strerror(errno) : "short");
+		return 1;
+	}
+	if (to_file && msync(p, len, MS_SYNC) != 0)
+		fprintf(stderr, "hibprobe: msync: %s\n", strerror(errno));
+	munmap(p, len);
+	close(dfd);
+	close(ffd);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 5 && strcmp(argv[1], "dmaread") == 0)
+		return cmd_dma(1, argv[3], argv[2], argv[4]);
+	if (argc == 5 && strcmp(argv[1], "dmawrite") == 0)
+		return cmd_dma(0, argv[2], argv[3], argv[4]);
 	if (argc == 3 && strcmp(argv[1], "mapsync") == 0)
 		return cmd_mapsync(argv[2]);
 	if (argc == 5 && strcmp(argv[1], "peek") == 0)

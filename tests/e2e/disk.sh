@@ -6,7 +6,11 @@
 #    its files read back (a text and a 3 MiB pattern, md5), a file written by the guest and
 #    synced is in the image afterwards (checked in L1 through a loop mount);
 #  - a second drive with readonly=on: /sys/block/vdb/ro is 1 and a direct write to it fails;
-#  - sequential direct reads of 48 MiB, timed by the guest (INFO, pmvm/QEMU ratio).
+#  - sequential direct reads of 48 MiB, timed by the guest (INFO, pmvm/QEMU ratio);
+#  - disk DMA to and from NVDIMM memory: with a label-less NVDIMM turned fsdax and ext4 -o dax,
+#    `hibprobe dmaread` reads 4 MiB of /dev/vda with O_DIRECT into a mapped DAX file (the
+#    device writes into pmem guest addresses) and `dmawrite` writes that mapping to a third,
+#    scratch drive; the bytes must match (pmvm: virtio devices address memory devices too).
 # pmvm gets the first drive in the seed's own form (`file=...,format=raw,index=0,media=disk`,
 # which QEMU's pc would make an IDE disk) and must say it gives it as a virtio disk.
 # Refusals, without a guest: a qcow2 image (probed), format=qcow2, a missing file, an image a
@@ -18,7 +22,7 @@ work=$(mktemp -d)
 OUT=${HIB_OUT:-$work}
 mnt=$work/mnt
 mkdir -p "$mnt"
-img=$work/disk.raw ro=$work/ro.raw
+img=$work/disk.raw ro=$work/ro.raw scratch=$work/scratch.raw
 truncate -s 64M "$img"
 mke2fs -q -t ext4 -F "$img" || { fail "mke2fs"; summary; exit 1; }
 mount -o loop "$img" "$mnt" || { fail "mount -o loop"; summary; exit 1; }
@@ -27,6 +31,7 @@ yes PMVM-DISK-PATTERN | head -c $((3 << 20)) >"$mnt/pattern"
 want_md5=$(md5sum <"$mnt/pattern" | cut -d' ' -f1)
 umount "$mnt"
 truncate -s 8M "$ro"
+DMA_B=$((4 << 20))
 
 cat >"$work/l2.sh" <<'L2_END'
 for a in $(cat /proc/cmdline); do case $a in vmm=*) vmm=${a#vmm=} ;; esac; done
@@ -52,6 +57,16 @@ if dd if=/dev/zero of=/dev/vdb bs=4096 count=1 oflag=direct 2>/dev/null; then
 else
 	echo "@@RO-WRITE-REFUSED@@"
 fi
+mkdir -p /pm
+if ndctl create-namespace -f -e namespace0.0 -m fsdax >/dev/null 2>&1 && mkfs.ext4 -q -F -b 4096 /dev/pmem0 &&
+	mount -o dax /dev/pmem0 /pm; then
+	hibprobe dmaread /dev/vda /pm/buf 4194304 && echo "@@DMA-IN-OK@@"
+	echo "DMA-IN md5=$(md5sum </pm/buf | cut -d' ' -f1) want=$(head -c 4194304 /dev/vda | md5sum | cut -d' ' -f1)"
+	hibprobe dmawrite /pm/buf /dev/vdc 4194304 && echo "@@DMA-OUT-OK@@"
+	umount /pm
+else
+	echo "@@NO-DAX@@"
+fi
 read -r t0 _ </proc/uptime
 dd if=/dev/vda of=/dev/null bs=1M count=48 iflag=direct 2>/dev/null
 read -r t1 _ </proc/uptime
@@ -66,8 +81,12 @@ for vmm in pmvm qemu; do
 	else
 		first="file=$img,format=raw,if=virtio,index=0"
 	fi
-	boot_l2 "$vmm" -machine pc,accel=kvm -cpu host -m 512M -smp 1 \
+	rm -f "$work/nv.img" "$scratch"
+	truncate -s 8M "$scratch"
+	boot_l2 "$vmm" -machine pc,accel=kvm,nvdimm=on -cpu host -m 512M,slots=2,maxmem=2G -smp 1 \
 		-drive "$first" -drive "file=$ro,format=raw,if=virtio,index=1,readonly=on" \
+		-drive "file=$scratch,format=raw,if=virtio,index=2" \
+		-object "memory-backend-file,id=m0,share=on,mem-path=$work/nv.img,size=256M" -device nvdimm,id=nv0,memdev=m0 \
 		-kernel "$HIB_OPT/l2/vmlinux" -initrd "$work/initrd.img" \
 		-append "console=ttyS0 quiet loglevel=3 panic=-1 vmm=$vmm" -nographic -no-reboot
 	[[ $L2_RC -eq 0 ]] && pass "$vmm: guest ran and powered off" || fail "$vmm: exit $L2_RC"
@@ -88,6 +107,16 @@ for vmm in pmvm qemu; do
 		grep -q '^SERIAL vda=virtio0$' <<<"$con" && pass "pmvm: the disk's serial (VIRTIO_BLK_T_GET_ID) is its drive id" ||
 			fail "pmvm: /sys/block/vda/serial is not the drive id"
 	fi
+	if grep -q '@@DMA-IN-OK@@' <<<"$con" && grep -qE '^DMA-IN md5=([0-9a-f]+) want=\1$' <<<"$con"; then
+		pass "$vmm: O_DIRECT read from the disk into DAX (NVDIMM) memory"
+	else
+		fail "$vmm: O_DIRECT read from the disk into DAX (NVDIMM) memory"
+		grep -E 'DMA|NO-DAX|hibprobe' <<<"$con" | sed 's/^/    /'
+	fi
+	head -c $DMA_B "$scratch" >"$work/scratch.head"
+	grep -q '@@DMA-OUT-OK@@' <<<"$con" && head -c $DMA_B "$img" | cmp -s - "$work/scratch.head" &&
+		pass "$vmm: O_DIRECT write from DAX memory to the disk: the scratch image holds the bytes" ||
+		fail "$vmm: O_DIRECT write from DAX memory to the disk"
 	read48[$vmm]=$(l2_value secs)
 	if mount -o loop,ro "$img" "$mnt"; then
 		grep -q "written by the guest under $vmm" "$mnt/from-guest" 2>/dev/null &&

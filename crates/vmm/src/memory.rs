@@ -5,13 +5,14 @@ use kvm_bindings::kvm_userspace_memory_region;
 use kvm_ioctls::VmFd;
 use std::sync::Arc;
 
-use vm_memory::mmap::MmapRegionBuilder;
+use vm_memory::mmap::{MmapRegion, MmapRegionBuilder};
 use vm_memory::{
     GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion, GuestRegionMmap,
 };
 
 use crate::arch::x86_64::boot::{E820_RAM, E820_RESERVED, E820Entry};
 use crate::arch::x86_64::layout::{EBDA_START, FOUR_GIB, HIMEM_START, NVDIMM_MAILBOX_ADDR};
+use crate::devices::nvdimm::backend::Backend;
 use crate::error::{Error, Result};
 
 /// How RAM is split around the 32-bit hole (computed by pmem-layout, QEMU's rule).
@@ -197,6 +198,80 @@ pub fn e820_map(split: RamSplit, mailbox_size: u64) -> Vec<E820Entry> {
     map
 }
 
+/// One view of everything a DMA-capable device (virtio) may address: boot RAM plus the memory
+/// devices mapped into the guest, with the backends kept alive as long as the view is in use.
+pub struct DmaSnapshot {
+    pub mem: GuestMemoryMmap,
+    _ram: Option<GuestRam>,
+    _keep: Vec<Arc<Backend>>,
+}
+
+/// The current [`DmaSnapshot`], replaced when a memory device is plugged. Devices take a
+/// snapshot per request batch, so a concurrent hot-add never changes memory under them.
+#[derive(Clone)]
+pub struct DmaMemory(Arc<std::sync::Mutex<Arc<DmaSnapshot>>>);
+
+impl DmaMemory {
+    /// A view of boot RAM only.
+    pub fn new(ram: &GuestRam) -> DmaMemory {
+        Self::with(ram.mem.clone(), Some(ram.clone()))
+    }
+
+    /// A view of memory that owns its mappings (tests, fuzzing).
+    pub fn from_mem(mem: GuestMemoryMmap) -> DmaMemory {
+        Self::with(mem, None)
+    }
+
+    fn with(mem: GuestMemoryMmap, ram: Option<GuestRam>) -> DmaMemory {
+        DmaMemory(Arc::new(std::sync::Mutex::new(Arc::new(DmaSnapshot {
+            mem,
+            _ram: ram,
+            _keep: Vec::new(),
+        }))))
+    }
+
+    /// The current view.
+    pub fn snapshot(&self) -> Arc<DmaSnapshot> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Adds guest range `[gpa, gpa + len)`, backed by `backend` from its start. Read-only
+    /// backends are left out: a device writing there would fault pmvm, and the guest cannot
+    /// ask for DMA into memory it cannot write either (the request gets an I/O error).
+    pub fn add(&self, gpa: u64, len: u64, backend: &Arc<Backend>) -> Result<()> {
+        if backend.readonly || len == 0 || len > backend.len() as u64 {
+            return Ok(());
+        }
+        let mut cur = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        // SAFETY: [host_addr, +len) lies inside the backend's mapping (checked above), which is
+        // readable and writable; the new snapshot holds an Arc to the backend, so the mapping
+        // outlives every GuestMemoryMmap built over it. The region does not own the mapping.
+        let region = unsafe {
+            MmapRegion::build_raw(
+                backend.host_addr() as *mut u8,
+                len as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+            )
+        }
+        .map_err(|e| Error::Memory(format!("DMA view of {gpa:#x}: {e}")))?;
+        let region = GuestRegionMmap::new(region, GuestAddress(gpa))
+            .ok_or_else(|| Error::Memory(format!("DMA view of {gpa:#x}: address overflow")))?;
+        let mem = cur
+            .mem
+            .insert_region(Arc::new(region))
+            .map_err(|e| Error::Memory(format!("DMA view of {gpa:#x}: {e}")))?;
+        let mut keep = cur._keep.clone();
+        keep.push(backend.clone());
+        *cur = Arc::new(DmaSnapshot {
+            mem,
+            _ram: cur._ram.clone(),
+            _keep: keep,
+        });
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,5 +364,64 @@ mod tests {
         )
         .unwrap();
         assert_eq!(mem.iter().count(), 3);
+    }
+
+    #[test]
+    fn dma_view_reaches_memory_devices_added_later_and_keeps_them_alive() {
+        use vm_config::{BackendConfig, BackendKind};
+        let ram = create_guest_memory(
+            RamSplit {
+                below_4g: 16 << 20,
+                above_4g: 0,
+            },
+            0,
+        )
+        .expect("mmap");
+        let dma = DmaMemory::new(&ram);
+        let before = dma.snapshot();
+        let cfg = |id: &str| BackendConfig {
+            id: id.into(),
+            size: 4 << 20,
+            share: false,
+            prealloc: false,
+            kind: BackendKind::Ram,
+        };
+        let dimm = Arc::new(Backend::open(&cfg("dimm"), false).expect("ram backend"));
+        let gpa = GuestAddress(5 << 30);
+        dma.add(gpa.0, 4 << 20, &dimm).expect("add");
+        let now = dma.snapshot();
+        now.mem
+            .write_obj(0xfeed_u32, GuestAddress(gpa.0 + 4096))
+            .expect("DMA into the DIMM");
+        let mut b = [0u8; 4];
+        dimm.read(4096, &mut b).expect("read back");
+        assert_eq!(u32::from_le_bytes(b), 0xfeed);
+        assert!(
+            before.mem.write_obj(1u32, gpa).is_err(),
+            "an older snapshot does not change"
+        );
+        assert!(
+            now.mem
+                .write_obj(1u32, GuestAddress(gpa.0 + (4 << 20)))
+                .is_err(),
+            "only the device's range"
+        );
+        now.mem
+            .write_obj(7u64, GuestAddress(0x1000))
+            .expect("boot RAM still there");
+        // The snapshot keeps the backend mapped after everyone else let go of it.
+        drop(dimm);
+        drop(dma);
+        now.mem.write_obj(9u32, gpa).expect("still mapped");
+        // A range longer than the backend is not added.
+        let small = Arc::new(Backend::open(&cfg("small"), false).expect("ram backend"));
+        let dma = DmaMemory::new(&ram);
+        dma.add(6 << 30, 8 << 20, &small).expect("ignored");
+        assert!(
+            dma.snapshot()
+                .mem
+                .write_obj(1u8, GuestAddress(6 << 30))
+                .is_err()
+        );
     }
 }

@@ -31,6 +31,8 @@ struct Attached {
     ged: crate::devices::acpi_pm::GedNotifier,
     /// Hot-added RAM DIMMs (their mappings live as long as this VM).
     hot_ram: Vec<Nvdimm>,
+    /// What virtio devices may address; hot-added memory devices join it.
+    dma: crate::memory::DmaMemory,
 }
 
 struct State {
@@ -216,6 +218,7 @@ impl Monitor {
             memhp: vm.memhp.clone(),
             ged: vm.ged.clone(),
             hot_ram: Vec::new(),
+            dma: vm.dma.clone(),
         });
         // Hot-plugged devices are cold-plugged from now on (a rebuilt VM includes them).
         st.hotplugged.clear();
@@ -346,6 +349,10 @@ impl Monitor {
         if let Err(e) = mapped {
             let _ = dm.forget(&id);
             return Err(generic(e.to_string()));
+        }
+        if let Err(e) = vm.dma.add(dimm.plan.gpa, dimm.plan.size, &dimm.backend) {
+            // The guest still gets the memory; only virtio buffers placed in it fail.
+            tracing::warn!("{id}: virtio devices cannot address the new memory: {e}");
         }
         let event = if is_nvdimm {
             eprintln!("pmvm: hotplug: {}", dimm.describe());

@@ -29,7 +29,9 @@ use crate::devices::virtio::block::Block;
 use crate::devices::virtio::mmio::{self, VirtioMmio, VirtioMmioAml};
 use crate::devices::{EventSink, IrqLine, VmEvent};
 use crate::error::{Error, Result};
-use crate::memory::{GuestRam, RamSplit, create_guest_memory, e820_map, register_memory};
+use crate::memory::{
+    DmaMemory, GuestRam, RamSplit, create_guest_memory, e820_map, register_memory,
+};
 use crate::monitor::Monitor;
 use crate::vcpu::{RunState, VcpuControl, spawn_vcpu};
 use qmp::ShutdownCause;
@@ -68,6 +70,8 @@ pub struct Vm {
     pub device_memory: pmem_layout::DeviceMemory,
     /// Next free KVM memory slot.
     pub next_slot: u32,
+    /// What virtio devices may address (hotplug adds memory devices to it).
+    pub dma: DmaMemory,
 }
 
 /// The cold-plugged memory devices.
@@ -129,7 +133,7 @@ fn serial_output(cfg: &SerialConfig) -> Result<Option<Box<dyn Write + Send>>> {
 /// Opens every `-drive` and puts a virtio-blk device for it on the MMIO bus and in the DSDT.
 fn add_drives(
     vm: &VmFd,
-    mem: &GuestRam,
+    dma: &DmaMemory,
     cfg: &VmConfig,
     mmio: &mut MmioBus,
     dsdt: &mut Vec<u8>,
@@ -143,11 +147,7 @@ fn add_drives(
         let n = n as u32;
         let base = VIRTIO_MMIO_BASE + u64::from(n) * mmio::WINDOW;
         let gsi = irqs::VIRTIO_FIRST + n;
-        let dev = VirtioMmio::new(
-            Box::new(block),
-            (**mem).clone(),
-            Box::new(irq_line(vm, gsi)?),
-        );
+        let dev = VirtioMmio::new(Box::new(block), dma.clone(), Box::new(irq_line(vm, gsi)?));
         if !mmio.insert(base, mmio::WINDOW, Arc::new(Mutex::new(dev))) {
             return Err(Error::Config(format!(
                 "-drive {}: no room for its MMIO window",
@@ -211,6 +211,12 @@ impl Vm {
             }
         }
 
+        // virtio devices may address boot RAM and every memory device (O_DIRECT into a DAX
+        // file, page cache in a DIMM).
+        let dma = DmaMemory::new(&mem);
+        for d in dimms.iter().chain(&devs.ram_dimms) {
+            dma.add(d.plan.gpa, d.plan.size, &d.backend)?;
+        }
         tracing::debug!("memory and devices mapped after {:?}", t0.elapsed());
         let (tx, rx) = channel();
         let sink = EventSink(tx);
@@ -272,7 +278,7 @@ impl Vm {
             None
         };
 
-        add_drives(&vm, &mem, cfg, &mut buses.mmio, &mut dsdt)?;
+        add_drives(&vm, &dma, cfg, &mut buses.mmio, &mut dsdt)?;
 
         let rsdp = acpi::write_tables(
             &mem,
@@ -333,6 +339,7 @@ impl Vm {
             ram_dimms: devs.ram_dimms,
             device_memory,
             next_slot,
+            dma,
         })
     }
 

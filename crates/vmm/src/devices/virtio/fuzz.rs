@@ -13,6 +13,7 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 use super::block::Block;
 use super::mmio::{Interrupt, VirtioMmio, status};
 use crate::bus::MmioDevice;
+use crate::memory::DmaMemory;
 
 /// Guest memory of the test driver: rings at fixed addresses, data buffers above them.
 pub const MEM_SIZE: u64 = 0x2_0000;
@@ -59,7 +60,7 @@ impl Driver {
         let irqs = Arc::new(AtomicU32::new(0));
         let dev = VirtioMmio::new(
             Box::new(block),
-            mem.clone(),
+            DmaMemory::from_mem(mem.clone()),
             Box::new(Counter(irqs.clone())),
         );
         Driver {

@@ -6,12 +6,11 @@
 //! device sets DEVICE_NEEDS_RESET instead). Requests are processed on the vCPU thread at the
 //! QueueNotify write.
 
-use acpi_tables::{Aml, AmlSink, aml};
-use virtio_queue::{Queue, QueueT};
-use vm_memory::GuestMemoryMmap;
-
 use super::{F_RING_INDIRECT_DESC, F_VERSION_1, VirtioDevice};
 use crate::bus::MmioDevice;
+use crate::memory::DmaMemory;
+use acpi_tables::{Aml, AmlSink, aml};
+use virtio_queue::{Queue, QueueT};
 
 /// Size of one device's register window.
 pub const WINDOW: u64 = 0x1000;
@@ -77,7 +76,8 @@ impl Interrupt for crate::devices::IrqLine {
 /// One virtio device and its transport state.
 pub struct VirtioMmio {
     dev: Box<dyn VirtioDevice>,
-    mem: GuestMemoryMmap,
+    /// What the device may address: boot RAM and the memory devices (updated on hotplug).
+    mem: DmaMemory,
     irq: Box<dyn Interrupt>,
     queues: Vec<Queue>,
     queue_sel: u32,
@@ -90,7 +90,7 @@ pub struct VirtioMmio {
 
 impl VirtioMmio {
     /// Puts `dev` behind a transport whose queues live in `mem`.
-    pub fn new(dev: Box<dyn VirtioDevice>, mem: GuestMemoryMmap, irq: Box<dyn Interrupt>) -> Self {
+    pub fn new(dev: Box<dyn VirtioDevice>, mem: DmaMemory, irq: Box<dyn Interrupt>) -> Self {
         let queues = dev
             .queue_max_sizes()
             .iter()
@@ -174,14 +174,15 @@ impl VirtioMmio {
         if !q.ready() {
             return;
         }
-        if !q.is_valid(&self.mem) {
+        let mem = self.mem.snapshot();
+        if !q.is_valid(&mem.mem) {
             // Rings outside guest memory or misaligned: tell the driver instead of touching them.
             self.status |= status::DEVICE_NEEDS_RESET;
             self.interrupt_status |= INT_CONFIG;
             self.irq.trigger();
             return;
         }
-        if self.dev.process_queue(index as usize, q, &self.mem) {
+        if self.dev.process_queue(index as usize, q, &mem.mem) {
             self.interrupt_status |= INT_VRING;
             self.irq.trigger();
         }
