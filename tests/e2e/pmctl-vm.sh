@@ -47,12 +47,18 @@ cat >"$work/l2.sh" <<'L2EOF'
 i=0
 while [ ! -r /sys/bus/nd/devices/region0/size ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 echo "PMEM region_size=$(cat /sys/bus/nd/devices/region0/size 2>/dev/null || echo none)"
+modprobe virtio_mmio; modprobe virtio_blk
+i=0
+while [ ! -b /dev/vda ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+echo "VDA sectors=$(cat /sys/block/vda/size 2>/dev/null || echo none) head=$(head -c 10 /dev/vda 2>/dev/null)"
 L2EOF
 check "mk-l2-initrd" quiet mk-l2-initrd "$work/l2.sh" "$work/l2.img"
+truncate -s 16M "$work/data.raw"
+printf 'PMCTL-DISK' | dd of="$work/data.raw" conv=notrunc 2>/dev/null
 
 echo "=== define, attach, show"
 run_saved create "$PMCTL" vm create l2 --memory 256M --cpus 1 --kernel "$HIB_OPT/l2/vmlinux" \
-	--initrd "$work/l2.img" --append "console=ttyS0 quiet loglevel=3"
+	--initrd "$work/l2.img" --append "console=ttyS0 quiet loglevel=3" --disk "$work/data.raw"
 expect_rc create 0
 run_saved attach "$PMCTL" vm attach l2 "$dax"
 expect_rc attach 0
@@ -105,6 +111,12 @@ got=$(l2_value region_size "$PMCTL_STATE_DIR/l2.console")
 if [[ -n $got && $got == "$predicted" ]]; then pass "guest region0 size $got == vm show guest_size"; else
 	fail "guest region0 size '${got:-none}', vm show predicted '$predicted'"
 	tail -n 15 "$PMCTL_STATE_DIR/l2.console" 2>/dev/null | sed 's/^/    /'
+fi
+if tr -d '\r' <"$PMCTL_STATE_DIR/l2.console" | grep -q '^VDA sectors=32768 head=PMCTL-DISK$'; then
+	pass "vm create --disk: the guest reads the image as /dev/vda"
+else
+	fail "vm create --disk: no /dev/vda with the image's bytes"
+	grep -a 'VDA' "$PMCTL_STATE_DIR/l2.console" | sed 's/^/    /'
 fi
 
 echo "=== attach to a running VM: hot-added, the guest sees it without a reboot"

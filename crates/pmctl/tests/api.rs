@@ -177,6 +177,34 @@ fn vm_lifecycle_and_errors() {
     assert_eq!(st, 409, "{v}");
     assert!(v["error"].as_str().unwrap().contains("already exists"));
     post(a, "/api/vms", json!({"name": "other", "kernel": kernel}));
+    // Disks: raw images, read-only ones flagged; a missing image is a 400 naming it.
+    let disk = sized_file(&s.dir, "root.raw", 1 << 20);
+    let (st, v) = post(
+        a,
+        "/api/vms",
+        json!({"name": "withdisk", "kernel": kernel,
+               "disks": [{"path": disk}, {"path": disk.clone() + "-missing", "readonly": true}]}),
+    );
+    assert_eq!(st, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("-missing"), "{v}");
+    let (st, v) = post(
+        a,
+        "/api/vms",
+        json!({"name": "withdisk", "kernel": kernel, "disks": [{"path": disk}]}),
+    );
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["disks"][0]["readonly"], false);
+    let (st, v) = http(a, "GET", "/api/vms/withdisk/args", None);
+    assert_eq!(st, 200, "{v}");
+    assert!(
+        v.as_array().unwrap().iter().any(|x| x
+            .as_str()
+            .unwrap()
+            .ends_with("root.raw,format=raw,if=virtio")),
+        "{v}"
+    );
+    let (st, _) = http(a, "DELETE", "/api/vms/withdisk", None);
+    assert_eq!(st, 200);
 
     // Errors: unknown VM, bad name, malformed JSON, unknown field, oversized body, method.
     let (st, v) = http(a, "GET", "/api/vms/nosuch", None);

@@ -10,6 +10,29 @@ use std::path::PathBuf;
 use crate::ConfigError;
 use crate::keyval::Props;
 
+/// Magic numbers of image formats that must not be used as raw (the headers QEMU probes for).
+const FORMAT_MAGICS: &[(&[u8], &str)] = &[
+    (b"QFI\xfb", "qcow2"),
+    (b"KDMV", "vmdk"),
+    (b"vhdxfile", "vhdx"),
+    (b"QED\0", "qed"),
+    (b"LUKS\xba\xbe", "luks"),
+    (b"conectix", "vpc"),
+];
+
+/// The image format whose header starts `head` (the first 512 bytes of an image), if it is not
+/// raw. pmvm refuses such images, pmctl refuses to attach them, and the guest may not write
+/// such a header into sector 0 of a probed raw image.
+pub fn detect_image_format(head: &[u8]) -> Option<&'static str> {
+    if head.len() >= 0x44 && head[0x40..0x44] == [0x7f, 0x10, 0xda, 0xbe] {
+        return Some("vdi");
+    }
+    FORMAT_MAGICS
+        .iter()
+        .find(|(m, _)| head.starts_with(m))
+        .map(|(_, f)| *f)
+}
+
 /// The most drives a VM may have: one interrupt line each (see the vmm's `irqs::VIRTIO`).
 pub const MAX_DRIVES: usize = 8;
 

@@ -11,7 +11,7 @@ mod objects;
 mod plan;
 
 pub use args::{HELP, parse_args};
-pub use drive::{DriveCache, DriveConfig, MAX_DRIVES};
+pub use drive::{DriveCache, DriveConfig, MAX_DRIVES, detect_image_format};
 pub use keyval::{Props, bool_value, parse as parse_keyval, parse_bool, split_opts};
 pub use objects::{BackendConfig, BackendKind, DeviceConfig, NvdimmConfig, PcDimmConfig};
 pub use plan::{DevicePlan, device_memory, plan_device, plan_devices};

@@ -12,57 +12,70 @@ pub trait PioDevice: Send {
     fn write(&mut self, offset: u16, data: &[u8]);
 }
 
-struct Range {
-    base: u16,
-    len: u16,
-    dev: Arc<Mutex<dyn PioDevice>>,
+/// Non-overlapping address ranges, each with its device; a handful of devices, a linear scan.
+struct Ranges<D: ?Sized> {
+    ranges: Vec<(u64, u64, Arc<Mutex<D>>)>,
 }
 
-/// Port ranges do not overlap; lookups are a linear scan over a handful of devices.
+impl<D: ?Sized> Default for Ranges<D> {
+    fn default() -> Self {
+        Ranges { ranges: Vec::new() }
+    }
+}
+
+impl<D: ?Sized> Ranges<D> {
+    /// Adds `[base, base+len)`; false if it is empty, wraps or overlaps another range.
+    fn insert(&mut self, base: u64, len: u64, dev: Arc<Mutex<D>>) -> bool {
+        let Some(end) = base.checked_add(len) else {
+            return false;
+        };
+        if len == 0 || self.ranges.iter().any(|(b, l, _)| base < b + l && *b < end) {
+            return false;
+        }
+        self.ranges.push((base, len, dev));
+        true
+    }
+
+    /// The device claiming `addr` and the offset into its range.
+    fn find(&self, addr: u64) -> Option<(&Mutex<D>, u64)> {
+        self.ranges
+            .iter()
+            .find(|(b, l, _)| addr >= *b && addr - b < *l)
+            .map(|(b, _, d)| (&**d, addr - b))
+    }
+}
+
+/// The port-I/O bus.
 #[derive(Default)]
 pub struct PioBus {
-    ranges: Vec<Range>,
+    ranges: Ranges<dyn PioDevice>,
 }
 
 impl PioBus {
     /// Adds a device at `[base, base+len)`. Returns false if the range overlaps another device.
     pub fn insert(&mut self, base: u16, len: u16, dev: Arc<Mutex<dyn PioDevice>>) -> bool {
-        let end = u32::from(base) + u32::from(len);
-        let overlaps = self.ranges.iter().any(|r| {
-            let r_end = u32::from(r.base) + u32::from(r.len);
-            u32::from(base) < r_end && u32::from(r.base) < end
-        });
-        if overlaps || len == 0 {
-            return false;
-        }
-        self.ranges.push(Range { base, len, dev });
-        true
-    }
-
-    fn find(&self, port: u16) -> Option<(&Range, u16)> {
-        self.ranges
-            .iter()
-            .find(|r| port >= r.base && u32::from(port) < u32::from(r.base) + u32::from(r.len))
-            .map(|r| (r, port - r.base))
+        self.ranges.insert(u64::from(base), u64::from(len), dev)
     }
 
     /// Dispatches an IN. Unclaimed ports read as all ones, like an empty ISA bus.
     pub fn read(&self, port: u16, data: &mut [u8]) {
-        match self.find(port) {
-            Some((r, off)) => match r.dev.lock() {
-                Ok(mut d) => d.read(off, data),
-                Err(_) => data.fill(0xff),
-            },
-            None => data.fill(0xff),
+        match self
+            .ranges
+            .find(u64::from(port))
+            .map(|(d, off)| (d.lock(), off))
+        {
+            // Offsets within a u16 port range fit u16.
+            Some((Ok(mut d), off)) => d.read(off as u16, data),
+            _ => data.fill(0xff),
         }
     }
 
     /// Dispatches an OUT. Unclaimed ports ignore writes.
     pub fn write(&self, port: u16, data: &[u8]) {
-        if let Some((r, off)) = self.find(port)
-            && let Ok(mut d) = r.dev.lock()
+        if let Some((d, off)) = self.ranges.find(u64::from(port))
+            && let Ok(mut d) = d.lock()
         {
-            d.write(off, data);
+            d.write(off as u16, data);
         }
     }
 }
@@ -76,47 +89,22 @@ pub trait MmioDevice: Send {
     fn write(&mut self, offset: u64, data: &[u8]);
 }
 
-struct MmioRange {
-    base: u64,
-    len: u64,
-    dev: Arc<Mutex<dyn MmioDevice>>,
-}
-
-/// MMIO windows do not overlap; a handful of devices, a linear scan.
+/// The MMIO bus: guest loads and stores that reach no memory slot.
 #[derive(Default)]
 pub struct MmioBus {
-    ranges: Vec<MmioRange>,
+    ranges: Ranges<dyn MmioDevice>,
 }
 
 impl MmioBus {
     /// Adds a device at `[base, base+len)`. Returns false if the range overlaps another device,
     /// is empty or wraps around.
     pub fn insert(&mut self, base: u64, len: u64, dev: Arc<Mutex<dyn MmioDevice>>) -> bool {
-        let Some(end) = base.checked_add(len) else {
-            return false;
-        };
-        if len == 0
-            || self
-                .ranges
-                .iter()
-                .any(|r| base < r.base + r.len && r.base < end)
-        {
-            return false;
-        }
-        self.ranges.push(MmioRange { base, len, dev });
-        true
-    }
-
-    fn find(&self, addr: u64) -> Option<(&MmioRange, u64)> {
-        self.ranges
-            .iter()
-            .find(|r| addr >= r.base && addr - r.base < r.len)
-            .map(|r| (r, addr - r.base))
+        self.ranges.insert(base, len, dev)
     }
 
     /// Dispatches a load. Unclaimed addresses read as all ones.
     pub fn read(&self, addr: u64, data: &mut [u8]) {
-        match self.find(addr).map(|(r, off)| (r.dev.lock(), off)) {
+        match self.ranges.find(addr).map(|(d, off)| (d.lock(), off)) {
             Some((Ok(mut d), off)) => d.read(off, data),
             _ => data.fill(0xff),
         }
@@ -124,8 +112,8 @@ impl MmioBus {
 
     /// Dispatches a store. Unclaimed addresses ignore it.
     pub fn write(&self, addr: u64, data: &[u8]) {
-        if let Some((r, off)) = self.find(addr)
-            && let Ok(mut d) = r.dev.lock()
+        if let Some((d, off)) = self.ranges.find(addr)
+            && let Ok(mut d) = d.lock()
         {
             d.write(off, data);
         }

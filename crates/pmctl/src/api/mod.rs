@@ -109,6 +109,18 @@ struct CreateBody {
     /// Room for NVDIMMs attached while running, like `memory` (default none).
     #[serde(default)]
     hotplug_room: Option<Value>,
+    /// Raw disk images, `[{"path": "...", "readonly": false}]` (default none).
+    #[serde(default)]
+    disks: Vec<DiskBody>,
+}
+
+/// One disk of a `POST /api/vms` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DiskBody {
+    path: PathBuf,
+    #[serde(default)]
+    readonly: bool,
 }
 
 /// `POST /api/vms/{name}/nvdimms` body.
@@ -308,6 +320,18 @@ fn route(m: &Manager, req: &ApiRequest<'_>) -> Result<ApiResponse> {
                 append: b.append.unwrap_or_default(),
                 slots: b.slots,
                 hotplug_room: size_of("hotplug_room", b.hotplug_room, 0)?,
+                disks: b
+                    .disks
+                    .iter()
+                    .filter(|d| !d.readonly)
+                    .map(|d| d.path.clone())
+                    .collect(),
+                readonly_disks: b
+                    .disks
+                    .iter()
+                    .filter(|d| d.readonly)
+                    .map(|d| d.path.clone())
+                    .collect(),
             };
             Ok(ApiResponse::json(201, &m.create(spec)?))
         }

@@ -110,6 +110,15 @@ pub fn vm_args(store: &Store, def: &VmDef) -> Result<Vec<String>, VmError> {
         let n = nvdimm_args(a)?;
         v.extend(["-object".into(), n.object, "-device".into(), n.device]);
     }
+    for d in &def.disks {
+        // QEMU option syntax: a ',' inside a value is written ',,'.
+        let file = path_arg("disk", &d.path)?.replace(',', ",,");
+        let ro = if d.readonly { ",readonly=on" } else { "" };
+        v.extend([
+            "-drive".into(),
+            format!("file={file},format=raw,if=virtio{ro}"),
+        ]);
+    }
     v.extend([
         "-qmp".into(),
         format!("unix:{qmp},server=on,wait=off"),

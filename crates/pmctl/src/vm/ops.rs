@@ -12,7 +12,7 @@ use super::cmdline::{self, DEFAULT_SLOTS};
 use super::device::{self, DeviceReport};
 use super::error::VmError;
 use super::process;
-use super::state::{Assignment, Store, VmDef, validate_name};
+use super::state::{Assignment, Disk, Store, VmDef, validate_name};
 use crate::host::{self, inuse};
 use crate::qmpc::QmpClient;
 
@@ -58,6 +58,46 @@ pub struct CreateSpec {
     /// only guest address space), e.g. 64G. Default 0: attach only while stopped.
     #[arg(long = "hotplug-room", value_parser = parse_hotplug_room, default_value = "0")]
     pub hotplug_room: u64,
+    /// A raw disk image for the guest (/dev/vda, then /dev/vdb, ...); repeatable.
+    #[arg(long = "disk", value_name = "IMAGE")]
+    pub disks: Vec<PathBuf>,
+    /// A raw disk image given read-only; repeatable, after the --disk ones.
+    #[arg(long = "readonly-disk", value_name = "IMAGE")]
+    pub readonly_disks: Vec<PathBuf>,
+}
+
+/// Checks a disk image before it is saved: it exists, is a regular file or block device,
+/// is not empty and is raw (pmvm would refuse other formats at start).
+fn check_disk(path: &std::path::Path) -> Result<(), VmError> {
+    use std::io::Read;
+    let bad = |why: String| VmError::Invalid(format!("disk {}: {why}", path.display()));
+    let meta = std::fs::metadata(path).map_err(|e| {
+        bad(format!(
+            "{e}; create it first, e.g. qemu-img create -f raw {} 10G",
+            path.display()
+        ))
+    })?;
+    use std::os::unix::fs::FileTypeExt;
+    if !(meta.is_file() || meta.file_type().is_block_device()) {
+        return Err(bad("not a regular file or block device".into()));
+    }
+    if meta.is_file() && meta.len() < 512 {
+        return Err(bad(format!(
+            "{} bytes: a disk needs at least one 512-byte sector",
+            meta.len()
+        )));
+    }
+    let mut head = [0u8; 512];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .map_err(|e| bad(e.to_string()))?;
+    if let Some(f) = vm_config::detect_image_format(&head[..n]) {
+        return Err(bad(format!(
+            "is a {f} image; pmvm uses raw images: qemu-img convert -O raw {} IMAGE.raw",
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 fn parse_hotplug_room(s: &str) -> Result<u64, String> {
@@ -106,6 +146,8 @@ pub struct VmView {
     pub pid: Option<u32>,
     /// NVDIMMs with addresses.
     pub nvdimms: Vec<NvdimmView>,
+    /// Disk images (/dev/vda, ... in this order).
+    pub disks: Vec<Disk>,
     /// Why pmvm would refuse the layout, if it would.
     pub layout_error: Option<String>,
 }
@@ -234,6 +276,30 @@ impl Manager {
             )));
         }
         let abs = |p: PathBuf| std::fs::canonicalize(&p).unwrap_or(p);
+        let mut disks = Vec::new();
+        for (p, readonly) in spec
+            .disks
+            .into_iter()
+            .map(|p| (p, false))
+            .chain(spec.readonly_disks.into_iter().map(|p| (p, true)))
+        {
+            check_disk(&p)?;
+            let path = abs(p);
+            if disks.iter().any(|d: &Disk| d.path == path) {
+                return Err(VmError::Invalid(format!(
+                    "disk {} given twice",
+                    path.display()
+                )));
+            }
+            disks.push(Disk { path, readonly });
+        }
+        if disks.len() > vm_config::MAX_DRIVES {
+            return Err(VmError::Invalid(format!(
+                "{} disks: pmvm gives a VM at most {}",
+                disks.len(),
+                vm_config::MAX_DRIVES
+            )));
+        }
         let def = VmDef {
             name: spec.name,
             memory: spec.memory,
@@ -245,6 +311,7 @@ impl Manager {
             maxmem: cmdline::derive_maxmem(spec.memory, &[], spec.hotplug_room),
             hotplug: spec.hotplug_room,
             nvdimms: Vec::new(),
+            disks,
         };
         cmdline::check(&cmdline::vm_args(&self.store, &def)?, false)?;
         let _lock = self.store.lock()?;
@@ -283,6 +350,7 @@ impl Manager {
             running: pid.is_some(),
             pid,
             nvdimms,
+            disks: def.disks,
             layout_error,
         }
     }

@@ -45,6 +45,19 @@ pub struct VmDef {
     /// Host NVDIMM assignments, in slot order.
     #[serde(default)]
     pub nvdimms: Vec<Assignment>,
+    /// Raw disk images, given to the guest as virtio disks /dev/vda, /dev/vdb, ... in order.
+    #[serde(default)]
+    pub disks: Vec<Disk>,
+}
+
+/// A disk image of a VM (`-drive file=...,format=raw,if=virtio`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Disk {
+    /// Image path (canonical when it existed at create time).
+    pub path: PathBuf,
+    /// Given read-only (`readonly=on`).
+    #[serde(default)]
+    pub readonly: bool,
 }
 
 /// One host device assigned to a VM, with the sizing fixed at attach time.

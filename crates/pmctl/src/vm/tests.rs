@@ -72,6 +72,8 @@ impl Fixture {
             append: "console=ttyS0".into(),
             slots: None,
             hotplug_room: 0,
+            disks: Vec::new(),
+            readonly_disks: Vec::new(),
         }
     }
 
@@ -155,6 +157,8 @@ fn names_are_validated_and_not_paths() {
             append: String::new(),
             slots: None,
             hotplug_room: 0,
+            disks: Vec::new(),
+            readonly_disks: Vec::new(),
         })
         .unwrap_err();
     assert!(matches!(e, VmError::Exists(_)), "{e}");
@@ -168,6 +172,8 @@ fn names_are_validated_and_not_paths() {
             append: String::new(),
             slots: None,
             hotplug_room: 0,
+            disks: Vec::new(),
+            readonly_disks: Vec::new(),
         })
         .unwrap_err();
     assert!(e.to_string().contains("-kernel"), "{e}");
@@ -274,6 +280,8 @@ fn too_small_missing_and_no_slot() {
         append: String::new(),
         slots: Some(1),
         hotplug_room: 0,
+        disks: Vec::new(),
+        readonly_disks: Vec::new(),
     })
     .unwrap();
     f.m.attach("one", &f.file("d1", GIB), false).unwrap();
@@ -639,4 +647,88 @@ fn live_attach_refusals_leave_vm_and_state_alone() {
     // A dry run while running talks to nobody.
     let r = f.m.attach("room", &dev, true).unwrap();
     assert!(r.live && !r.saved);
+}
+
+#[test]
+fn disks_become_virtio_drives_and_bad_images_are_refused() {
+    let f = Fixture::new();
+    let root = f.file("root,1.raw", 64 * MIB);
+    let iso = f.file("install.iso", MIB);
+    let v =
+        f.m.create(CreateSpec {
+            disks: vec![root.clone()],
+            readonly_disks: vec![iso.clone()],
+            ..f.spec("d")
+        })
+        .unwrap();
+    assert_eq!(v.disks.len(), 2);
+    assert!(!v.disks[0].readonly && v.disks[1].readonly);
+    let args = f.m.args("d").unwrap();
+    let drives: Vec<&String> = args
+        .iter()
+        .zip(args.iter().skip(1))
+        .filter(|(a, _)| *a == "-drive")
+        .map(|(_, v)| v)
+        .collect();
+    let root = std::fs::canonicalize(&root).unwrap();
+    let iso = std::fs::canonicalize(&iso).unwrap();
+    assert_eq!(
+        drives,
+        vec![
+            &format!(
+                "file={},format=raw,if=virtio",
+                root.display().to_string().replace(',', ",,")
+            ),
+            &format!("file={},format=raw,if=virtio,readonly=on", iso.display()),
+        ],
+        "a ',' in a path is doubled, as QEMU's option syntax wants"
+    );
+    // pmvm's own parser reads the drives back with the right file names.
+    let cfg = match vm_config::parse_args(&args).unwrap() {
+        vm_config::Action::Run(c) => c,
+        _ => unreachable!(),
+    };
+    assert_eq!(cfg.drives[0].file, root);
+    assert!(cfg.drives[1].readonly);
+
+    let err = |spec: CreateSpec| f.m.create(spec).unwrap_err().to_string();
+    let qcow = f.file("vm.qcow2", MIB);
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(&qcow).unwrap();
+        f.write_all_at(b"QFI\xfb\0\0\0\x03", 0).unwrap();
+    }
+    let e = err(CreateSpec {
+        disks: vec![qcow],
+        ..f.spec("q")
+    });
+    assert!(
+        e.contains("qcow2 image") && e.contains("qemu-img convert -O raw"),
+        "{e}"
+    );
+    let e = err(CreateSpec {
+        disks: vec![f.dir.0.join("none.raw")],
+        ..f.spec("n")
+    });
+    assert!(e.contains("qemu-img create -f raw"), "{e}");
+    let e = err(CreateSpec {
+        disks: vec![f.file("tiny.raw", 100)],
+        ..f.spec("t")
+    });
+    assert!(e.contains("at least one 512-byte sector"), "{e}");
+    let e = err(CreateSpec {
+        disks: vec![root.clone()],
+        readonly_disks: vec![root.clone()],
+        ..f.spec("twice")
+    });
+    assert!(e.contains("given twice"), "{e}");
+    let e = err(CreateSpec {
+        disks: vec![f.dir.0.clone()],
+        ..f.spec("dir")
+    });
+    assert!(e.contains("not a regular file or block device"), "{e}");
+    assert!(
+        !f.m.list().unwrap().iter().any(|v| v.name != "d"),
+        "nothing refused was saved"
+    );
 }

@@ -43,25 +43,7 @@ const S_UNSUPP: u8 = 2;
 /// Length of the GET_ID answer.
 const ID_LEN: usize = 20;
 
-/// Magic numbers of image formats that must not be used as raw (QEMU's probes look at these).
-const FORMAT_MAGICS: &[(&[u8], &str)] = &[
-    (b"QFI\xfb", "qcow2"),
-    (b"KDMV", "vmdk"),
-    (b"vhdxfile", "vhdx"),
-    (b"QED\0", "qed"),
-    (b"LUKS\xba\xbe", "luks"),
-    (b"conectix", "vpc"),
-];
-
-fn detect_format(head: &[u8]) -> Option<&'static str> {
-    if head.len() >= 0x44 && head[0x40..0x44] == [0x7f, 0x10, 0xda, 0xbe] {
-        return Some("vdi");
-    }
-    FORMAT_MAGICS
-        .iter()
-        .find(|(m, _)| head.starts_with(m))
-        .map(|(_, f)| *f)
-}
+use vm_config::detect_image_format as detect_format;
 
 /// A guest-memory scatter list: the readable or writable half of a descriptor chain.
 #[derive(Default)]
