@@ -136,6 +136,27 @@ grep -q 'given to the guest as virtio disk /dev/vda' "$L2_LOG_DIR"/*pmvm.stderr 
 echo "INFO: 48 MiB direct read in the guest: pmvm ${read48[pmvm]:-?} s, QEMU ${read48[qemu]:-?} s" \
 	"(ratio $(awk -v p="${read48[pmvm]:-0}" -v q="${read48[qemu]:-0}" 'BEGIN { if (q > 0) printf "%.2f", p / q; else print "n/a" }'))"
 
+# The monitor: `info block` under both VMMs (paused VMs, monitor on stdio).
+for vmm in pmvm qemu; do
+	extra=()
+	[[ $vmm == qemu ]] && extra=(-nodefaults -L "$HIB_OPT/share/qemu")
+	# pmvm does not echo the command on a non-terminal (QEMU's readline does), so its answer
+	# follows the prompt on the same line.
+	printf 'info block\nquit\n' | timeout 60 "$(vmm_bin "$vmm")" "${extra[@]}" -machine pc,accel=kvm -m 128M -S \
+		-display none -serial none -monitor stdio -kernel "$HIB_OPT/l2/vmlinux" \
+		-drive "file=$img,format=raw,if=virtio,index=0" -drive "file=$ro,format=raw,if=virtio,index=1,readonly=on" \
+		>"$work/$vmm.infoblock" 2>&1
+	tr -d '\r' <"$work/$vmm.infoblock" | grep -E 'virtio|Cache' | sed "s/^/    $vmm: /"
+	if tr -d '\r' <"$work/$vmm.infoblock" | grep -qE "^(\(qemu\) )?virtio0( \(#block[0-9]+\))?: $img \(raw\)\$" &&
+		tr -d '\r' <"$work/$vmm.infoblock" | grep -qE "^(\(qemu\) )?virtio1( \(#block[0-9]+\))?: $ro \(raw, read-only\)\$" &&
+		grep -q 'Cache mode:       writeback' "$work/$vmm.infoblock"; then
+		pass "$vmm: info block lists both drives, the read-only one marked, cache mode writeback"
+	else
+		fail "$vmm: info block"
+		sed 's/^/    /' "$work/$vmm.infoblock" | tail -n 12
+	fi
+done
+
 # Refusals: pmvm must exit non-zero before booting, naming the fix.
 pmvm=$(vmm_bin pmvm)
 base=(-machine pc -m 128M -kernel "$HIB_OPT/l2/vmlinux" -display none -serial none)

@@ -97,6 +97,8 @@ pub enum Command {
     QueryMemdev,
     /// `query-cpus-fast` → `Vec<`[`crate::types::CpuInfoFast`]`>`.
     QueryCpusFast,
+    /// `query-block` → `Vec<`[`crate::types::BlockInfo`]`>` (the `-drive` disks).
+    QueryBlock,
     /// HMP `info registers [-a]` (no QMP form, as in QEMU) → a string: the current vCPU's
     /// registers, or every vCPU's with `all`.
     InfoRegisters {
@@ -147,6 +149,7 @@ pub const COMMAND_NAMES: &[&str] = &[
     "query-memory-size-summary",
     "query-memdev",
     "query-cpus-fast",
+    "query-block",
     "object-add",
     "object-del",
     "device_add",
@@ -172,6 +175,7 @@ impl Command {
             Command::QueryMemorySizeSummary => "query-memory-size-summary",
             Command::QueryMemdev => "query-memdev",
             Command::QueryCpusFast => "query-cpus-fast",
+            Command::QueryBlock => "query-block",
             Command::InfoRegisters { .. } => "info registers",
             Command::ObjectAdd(_) => "object-add",
             Command::ObjectDel { .. } => "object-del",
@@ -198,6 +202,7 @@ impl Command {
                 | Command::QueryMemorySizeSummary
                 | Command::QueryMemdev
                 | Command::QueryCpusFast
+                | Command::QueryBlock
                 | Command::InfoRegisters { .. }
                 | Command::HumanMonitorCommand { .. }
         )
@@ -218,6 +223,7 @@ impl Command {
             "query-memory-size-summary" => Command::QueryMemorySizeSummary,
             "query-memdev" => Command::QueryMemdev,
             "query-cpus-fast" => Command::QueryCpusFast,
+            "query-block" => Command::QueryBlock,
             "object-add" => {
                 let qom_type = a.req_str("qom-type")?;
                 let id = a.req_str("id")?;

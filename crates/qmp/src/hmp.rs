@@ -10,7 +10,7 @@ use crate::command::{Command, DeviceAdd, ObjectAdd, Props};
 use crate::error::QmpError;
 use crate::session::Core;
 use crate::types::{
-    CpuInfoFast, Memdev, MemoryDeviceInfo, MemoryInfo, NameInfo, RunState, StatusInfo,
+    BlockInfo, CpuInfoFast, Memdev, MemoryDeviceInfo, MemoryInfo, NameInfo, RunState, StatusInfo,
 };
 
 /// Longest HMP line we accept; longer lines are discarded with an error.
@@ -63,6 +63,7 @@ const COMMANDS: &[(&str, &str, &str)] = &[
 
 /// `info` subcommands.
 const INFO: &[(&str, &str)] = &[
+    ("block", "show the block devices"),
     ("cpus", "show infos for each CPU"),
     ("memdev", "show memory backends"),
     ("memory-devices", "show memory devices"),
@@ -224,6 +225,7 @@ pub fn parse_hmp_line(line: &str) -> Result<HmpRequest, String> {
                 "memory_size_summary" => Command::QueryMemorySizeSummary,
                 "memdev" => Command::QueryMemdev,
                 "cpus" => Command::QueryCpusFast,
+                "block" => Command::QueryBlock,
                 "name" => Command::QueryName,
                 "version" => return Ok(HmpRequest::InfoVersion),
                 _ => return Err(format!("unknown command: 'info {sub}'")),
@@ -347,6 +349,28 @@ pub fn format_memdev(list: &[Memdev]) -> String {
     out
 }
 
+/// `info block`, in QEMU's layout (without its internal node names).
+pub fn format_block(list: &[BlockInfo]) -> String {
+    let mut out = String::new();
+    for b in list {
+        match &b.inserted {
+            Some(i) => {
+                let ro = if i.ro { ", read-only" } else { "" };
+                out.push_str(&format!("{}: {} ({}{ro})\n", b.device, i.file, i.drv));
+                let mode = match (i.cache.writeback, i.cache.no_flush) {
+                    (_, true) => "writeback, ignore flushes",
+                    (true, false) => "writeback",
+                    (false, false) => "writethrough",
+                };
+                out.push_str(&format!("    Cache mode:       {mode}\n"));
+            }
+            None => out.push_str(&format!("{}: [not inserted]\n", b.device)),
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// `info cpus`, as QEMU prints it (`*` marks the monitor's current CPU, the first).
 pub fn format_cpus(cpus: &[CpuInfoFast]) -> String {
     cpus.iter()
@@ -370,6 +394,7 @@ fn format_result(cmd: &Command, v: serde_json::Value) -> Result<String, String> 
         Command::QueryMemorySizeSummary => format_memory_size_summary(&decode(cmd.name(), v)?),
         Command::QueryMemdev => format_memdev(&decode::<Vec<_>>(cmd.name(), v)?),
         Command::QueryCpusFast => format_cpus(&decode::<Vec<_>>(cmd.name(), v)?),
+        Command::QueryBlock => format_block(&decode::<Vec<_>>(cmd.name(), v)?),
         Command::InfoRegisters { .. } => decode::<String>(cmd.name(), v)?,
         Command::QueryName => match decode::<NameInfo>(cmd.name(), v)?.name {
             Some(n) => format!("{n}\n"),

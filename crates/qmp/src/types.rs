@@ -267,3 +267,79 @@ pub struct Memdev {
     /// NUMA policy.
     pub policy: HostMemPolicy,
 }
+
+/// `BlockInfo`: one element of the `query-block` reply (QEMU's schema; pmvm's drives are
+/// fixed disks, never removable, always inserted).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct BlockInfo {
+    /// Drive id (`virtio0`, or `id=`).
+    pub device: String,
+    /// Device type, `unknown` as in QEMU.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Removable media.
+    pub removable: bool,
+    /// Media locked.
+    pub locked: bool,
+    /// The medium.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inserted: Option<BlockDeviceInfo>,
+    /// `ok`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub io_status: Option<String>,
+}
+
+/// `BlockDeviceInfo`: the medium of a drive (QEMU's field names, some in snake_case).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockDeviceInfo {
+    /// Image file name.
+    pub file: String,
+    /// Read-only.
+    pub ro: bool,
+    /// Format driver, `raw`.
+    pub drv: String,
+    /// Encrypted.
+    pub encrypted: bool,
+    /// Backing chain depth (0: raw has none).
+    pub backing_file_depth: u32,
+    /// `off`.
+    pub detect_zeroes: String,
+    /// Throttling: none.
+    pub bps: u64,
+    pub bps_rd: u64,
+    pub bps_wr: u64,
+    pub iops: u64,
+    pub iops_rd: u64,
+    pub iops_wr: u64,
+    /// The image.
+    pub image: ImageInfo,
+    /// Cache mode.
+    pub cache: BlockdevCacheInfo,
+    /// Write threshold (0: none).
+    pub write_threshold: u64,
+}
+
+/// `ImageInfo` (the part pmvm knows).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ImageInfo {
+    /// Image file name.
+    pub filename: String,
+    /// `raw`.
+    pub format: String,
+    /// Size the guest sees, bytes.
+    pub virtual_size: u64,
+}
+
+/// `BlockdevCacheInfo`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct BlockdevCacheInfo {
+    /// Writes are acknowledged from the host page cache.
+    pub writeback: bool,
+    /// O_DIRECT.
+    pub direct: bool,
+    /// Guest flushes are ignored (`cache=unsafe`).
+    pub no_flush: bool,
+}

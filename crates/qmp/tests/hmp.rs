@@ -203,6 +203,28 @@ fn info_cpus_and_query_cpus_fast() {
 }
 
 #[test]
+fn info_block_and_query_block() {
+    let vm = Arc::new(fake::FakeVm::new());
+    let server = QmpServer::new(vm.clone());
+    assert_eq!(
+        server.hmp_command("info block"),
+        "virtio0: /vm/f27.raw (raw, read-only)\n    Cache mode:       writeback\n\n"
+    );
+    assert!(qmp::COMMAND_NAMES.contains(&"query-block"));
+    let mut s = server.session();
+    s.feed(br#"{"execute":"qmp_capabilities"}"#);
+    let r = s.feed(br#"{"execute":"query-block"}"#);
+    let text = qmp::session::wire_line(&r[0]);
+    // The reply decodes into QEMU's schema types.
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let list: Vec<qmp::BlockInfo> = serde_json::from_value(v["return"].clone()).unwrap();
+    assert_eq!(
+        list[0].inserted.as_ref().unwrap().image.virtual_size,
+        1 << 20
+    );
+}
+
+#[test]
 fn whole_session_over_a_stream() {
     let vm = Arc::new(fake::FakeVm::new());
     let server = QmpServer::new(vm.clone());

@@ -48,6 +48,17 @@ pub enum DriveCache {
     Unsafe,
 }
 
+impl DriveCache {
+    /// The `cache=` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriveCache::Writeback => "writeback",
+            DriveCache::Writethrough => "writethrough",
+            DriveCache::Unsafe => "unsafe",
+        }
+    }
+}
+
 /// One `-drive`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DriveConfig {

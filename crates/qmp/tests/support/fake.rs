@@ -105,6 +105,15 @@ impl QmpHandler for FakeVm {
                     .collect::<Vec<_>>(),
             )
             .unwrap()),
+            Command::QueryBlock => Ok(serde_json::json!([{
+                "device": "virtio0", "type": "unknown", "removable": false, "locked": false,
+                "io-status": "ok",
+                "inserted": {"file": "/vm/f27.raw", "ro": true, "drv": "raw", "encrypted": false,
+                    "backing_file_depth": 0, "detect_zeroes": "off", "bps": 0, "bps_rd": 0,
+                    "bps_wr": 0, "iops": 0, "iops_rd": 0, "iops_wr": 0,
+                    "image": {"filename": "/vm/f27.raw", "format": "raw", "virtual-size": 1048576},
+                    "cache": {"writeback": true, "direct": false, "no-flush": false},
+                    "write_threshold": 0}}])),
             Command::QueryMemorySizeSummary => {
                 let plugged = st.devices.iter().map(|d| d.3).sum();
                 Ok(serde_json::to_value(MemoryInfo {

@@ -236,7 +236,7 @@ impl Block {
     /// One line for the start-up log.
     pub fn describe(&self, cfg: &DriveConfig) -> String {
         format!(
-            "drive {}: {} ({} bytes, {}, cache={:?})",
+            "drive {}: {} ({} bytes, {}, cache={})",
             cfg.id,
             cfg.file.display(),
             self.capacity * SECTOR,
@@ -245,7 +245,7 @@ impl Block {
             } else {
                 "read-write"
             },
-            self.cache
+            self.cache.as_str()
         )
     }
 
