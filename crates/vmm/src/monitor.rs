@@ -538,30 +538,6 @@ impl QmpHandler for Monitor {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::vcpu_thread_ids;
-
-    #[test]
-    fn vcpu_thread_ids_finds_threads_named_vcpu_n() {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-        let t = std::thread::Builder::new()
-            .name("vcpu7".into())
-            .spawn(move || {
-                // SAFETY: gettid has no preconditions.
-                tx.send(i64::from(unsafe { libc::gettid() })).unwrap();
-                let _ = done_rx.recv();
-            })
-            .unwrap();
-        let tid = rx.recv().unwrap();
-        let ids = vcpu_thread_ids();
-        done_tx.send(()).unwrap();
-        t.join().unwrap();
-        assert_eq!(ids.get(&7), Some(&tid), "{ids:?}");
-    }
-}
-
 /// `query-block` for one drive. The size is read now (the image may have grown since start,
 /// but the guest keeps the capacity it was given, which is what a restart would give too).
 fn block_info(d: &vm_config::DriveConfig) -> Value {
@@ -603,4 +579,28 @@ fn block_info(d: &vm_config::DriveConfig) -> Value {
         }),
     };
     serde_json::to_value(info).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::vcpu_thread_ids;
+
+    #[test]
+    fn vcpu_thread_ids_finds_threads_named_vcpu_n() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::Builder::new()
+            .name("vcpu7".into())
+            .spawn(move || {
+                // SAFETY: gettid has no preconditions.
+                tx.send(i64::from(unsafe { libc::gettid() })).unwrap();
+                let _ = done_rx.recv();
+            })
+            .unwrap();
+        let tid = rx.recv().unwrap();
+        let ids = vcpu_thread_ids();
+        done_tx.send(()).unwrap();
+        t.join().unwrap();
+        assert_eq!(ids.get(&7), Some(&tid), "{ids:?}");
+    }
 }
