@@ -10,7 +10,9 @@
 #  - disk DMA to and from NVDIMM memory: with a label-less NVDIMM turned fsdax and ext4 -o dax,
 #    `hibprobe dmaread` reads 4 MiB of /dev/vda with O_DIRECT into a mapped DAX file (the
 #    device writes into pmem guest addresses) and `dmawrite` writes that mapping to a third,
-#    scratch drive; the bytes must match (pmvm: virtio devices address memory devices too).
+#    scratch drive; the bytes must match (pmvm: virtio devices address memory devices too);
+#  - discard: the scratch drive has discard=unmap; the guest fills its second half and
+#    blkdiscards it: in L1 that half reads as zeros and is no longer allocated (a hole).
 # pmvm gets the first drive in the seed's own form (`file=...,format=raw,index=0,media=disk`,
 # which QEMU's pc would make an IDE disk) and must say it gives it as a virtio disk.
 # Refusals, without a guest: a qcow2 image (probed), format=qcow2, a missing file, an image a
@@ -63,6 +65,8 @@ if ndctl create-namespace -f -e namespace0.0 -m fsdax >/dev/null 2>&1 && mkfs.ex
 	hibprobe dmaread /dev/vda /pm/buf 4194304 && echo "@@DMA-IN-OK@@"
 	echo "DMA-IN md5=$(md5sum </pm/buf | cut -d' ' -f1) want=$(head -c 4194304 /dev/vda | md5sum | cut -d' ' -f1)"
 	hibprobe dmawrite /pm/buf /dev/vdc 4194304 && echo "@@DMA-OUT-OK@@"
+	dd if=/dev/vda of=/dev/vdc bs=1M count=4 seek=4 oflag=direct 2>/dev/null &&
+		blkdiscard -o 4194304 -l 4194304 /dev/vdc && echo "@@DISCARD-OK@@"
 	umount /pm
 else
 	echo "@@NO-DAX@@"
@@ -85,7 +89,7 @@ for vmm in pmvm qemu; do
 	truncate -s 8M "$scratch"
 	boot_l2 "$vmm" -machine pc,accel=kvm,nvdimm=on -cpu host -m 512M,slots=2,maxmem=2G -smp 1 \
 		-drive "$first" -drive "file=$ro,format=raw,if=virtio,index=1,readonly=on" \
-		-drive "file=$scratch,format=raw,if=virtio,index=2" \
+		-drive "file=$scratch,format=raw,if=virtio,index=2,discard=unmap" \
 		-object "memory-backend-file,id=m0,share=on,mem-path=$work/nv.img,size=256M" -device nvdimm,id=nv0,memdev=m0 \
 		-kernel "$HIB_OPT/l2/vmlinux" -initrd "$work/initrd.img" \
 		-append "console=ttyS0 quiet loglevel=3 panic=-1 vmm=$vmm" -nographic -no-reboot
@@ -117,6 +121,13 @@ for vmm in pmvm qemu; do
 	grep -q '@@DMA-OUT-OK@@' <<<"$con" && head -c $DMA_B "$img" | cmp -s - "$work/scratch.head" &&
 		pass "$vmm: O_DIRECT write from DAX memory to the disk: the scratch image holds the bytes" ||
 		fail "$vmm: O_DIRECT write from DAX memory to the disk"
+	tail -c $DMA_B "$scratch" >"$work/scratch.tail"
+	alloc_kib=$(du -k "$scratch" | cut -f1)
+	if grep -q '@@DISCARD-OK@@' <<<"$con" && [[ $(tr -d '\0' <"$work/scratch.tail" | wc -c) -eq 0 && $alloc_kib -le 4608 ]]; then
+		pass "$vmm: blkdiscard on a discard=unmap drive punched a hole (image allocates ${alloc_kib} KiB)"
+	else
+		fail "$vmm: blkdiscard: marker $(grep -c '@@DISCARD-OK@@' <<<"$con"), image allocates ${alloc_kib} KiB"
+	fi
 	read48[$vmm]=$(l2_value secs)
 	if mount -o loop,ro "$img" "$mnt"; then
 		grep -q "written by the guest under $vmm" "$mnt/from-guest" 2>/dev/null &&

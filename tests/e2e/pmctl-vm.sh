@@ -75,6 +75,8 @@ if [[ -n $predicted && $predicted -gt 0 && $((predicted % (128 << 20))) -eq 0 &&
 	pass "show: guest size $predicted (whole 128 MiB blocks), label $lsize, address $gpa"
 else fail "show: guest_size '$predicted' label_size '$lsize' gpa '$gpa'"; fi
 "$PMCTL" vm show l2 | sed 's/^/    /'
+"$PMCTL" vm show l2 | grep -q "^  disk vda: .*/data.raw\$" && pass "show lists the disk as vda" ||
+	fail "show does not list the disk as vda"
 
 echo "=== one VM per device"
 run_saved create2 "$PMCTL" vm create other --memory 256M --kernel "$HIB_OPT/l2/vmlinux"

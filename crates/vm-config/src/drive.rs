@@ -77,6 +77,9 @@ pub struct DriveConfig {
     pub cdrom: bool,
     /// `if=` was absent or `ide`: QEMU would give an IDE disk; pmvm gives virtio-blk and warns.
     pub if_ide: bool,
+    /// `discard=unmap`: guest discards punch holes in the image (QEMU's default `ignore` drops
+    /// them).
+    pub discard: bool,
 }
 
 const KEYS: &[&str] = &[
@@ -158,11 +161,15 @@ impl DriveConfig {
                 "-drive: aio={a} is not supported; pmvm does synchronous I/O (aio=threads)"
             )));
         }
-        if let Some(d) = p.get("discard").filter(|d| *d != "ignore" && *d != "off") {
-            return Err(ConfigError::new(format!(
-                "-drive: discard={d} is not supported; pmvm ignores discard (discard=ignore)"
-            )));
-        }
+        let discard = match p.get("discard").unwrap_or("ignore") {
+            "ignore" | "off" => false,
+            "unmap" | "on" => true,
+            d => {
+                return Err(ConfigError::new(format!(
+                    "-drive: discard={d}: expected ignore (the default) or unmap"
+                )));
+            }
+        };
         let index = p
             .get("index")
             .map(|v| {
@@ -187,6 +194,7 @@ impl DriveConfig {
             format_given,
             cdrom,
             if_ide,
+            discard: discard && !readonly,
         };
         Ok((cfg, index))
     }
@@ -273,6 +281,9 @@ mod tests {
         assert!(e("file=a,bogus=1").contains("'bogus'"));
         assert!(e("file=a,media=floppy").contains("media=floppy"));
         assert!(drive("file=a,snapshot=off,cache=unsafe,aio=threads,discard=ignore").is_ok());
+        assert!(drive("file=a,discard=unmap").unwrap().0.discard);
+        assert!(!drive("file=a,discard=unmap,readonly=on").unwrap().0.discard);
+        assert!(e("file=a,discard=trim").contains("ignore (the default) or unmap"));
     }
 
     #[test]

@@ -139,7 +139,7 @@ fn add_drives(
     dsdt: &mut Vec<u8>,
 ) -> Result<()> {
     for (n, d) in cfg.drives.iter().enumerate() {
-        let (block, warnings) = Block::open(d)?;
+        let (block, warnings) = Block::open(d, n)?;
         for w in warnings {
             eprintln!("{w}");
         }

@@ -254,6 +254,12 @@ fn print_view(out: &mut dyn Write, v: &VmView) -> std::io::Result<()> {
             }
         )?;
     }
+    for (i, d) in v.disks.iter().enumerate() {
+        // /dev/vda, /dev/vdb, ...: pmvm gives the drives in this order (at most 8).
+        let letter = char::from(b'a' + (i as u8).min(25));
+        let ro = if d.readonly { " (read-only)" } else { "" };
+        writeln!(out, "  disk vd{letter}: {}{ro}", d.path.display())?;
+    }
     if let Some(e) = &v.layout_error {
         writeln!(out, "  layout problem: {e}")?;
     }

@@ -32,11 +32,19 @@ const BOUNCE: usize = 256 << 10;
 const F_SEG_MAX: u64 = 1 << 2;
 const F_RO: u64 = 1 << 5;
 const F_FLUSH: u64 = 1 << 9;
+const F_DISCARD: u64 = 1 << 13;
+const F_WRITE_ZEROES: u64 = 1 << 14;
 
 const T_IN: u32 = 0;
 const T_OUT: u32 = 1;
 const T_FLUSH: u32 = 4;
 const T_GET_ID: u32 = 8;
+const T_DISCARD: u32 = 11;
+const T_WRITE_ZEROES: u32 = 13;
+/// Largest discard / write-zeroes segment announced (sectors: 2 GiB), one segment per request.
+const MAX_ZERO_SECTORS: u32 = 1 << 22;
+/// Discard granularity announced (sectors: 4 KiB, the hole-punching unit of most file systems).
+const DISCARD_ALIGN: u32 = 8;
 const S_OK: u8 = 0;
 const S_IOERR: u8 = 1;
 const S_UNSUPP: u8 = 2;
@@ -113,6 +121,8 @@ pub struct Block {
     /// The format was probed, not given: refuse guest writes that would make sector 0 look like
     /// another image format (what QEMU calls restricting writes to block 0).
     guard_sector0: bool,
+    /// `discard=unmap`: guest discards punch holes (otherwise DISCARD is not offered).
+    discard: bool,
     bounce: Vec<u8>,
     queue_sizes: [u16; 1],
 }
@@ -120,7 +130,8 @@ pub struct Block {
 impl Block {
     /// Opens the image of `-drive`, locks it and probes its format. Returns the device and the
     /// warnings to print (probed format, IDE given as virtio).
-    pub fn open(cfg: &DriveConfig) -> Result<(Block, Vec<String>)> {
+    /// `position` is the drive's place among the VM's drives (the guest's vda, vdb, ...).
+    pub fn open(cfg: &DriveConfig, position: usize) -> Result<(Block, Vec<String>)> {
         let what = format!("-drive file={}", cfg.file.display());
         let mut flags = libc::O_CLOEXEC;
         if cfg.cache == DriveCache::Writethrough {
@@ -194,40 +205,27 @@ impl Block {
             warnings.push(format!(
                 "pmvm: {what}: given to the guest as virtio disk /dev/vd{} (pmvm has no IDE \
                  controller; the guest kernel needs virtio_mmio and virtio_blk)",
-                (b'a' + cfg.index as u8) as char
+                char::from(b'a' + (position as u8).min(25))
             ));
         }
-        let block = Block::from_file(
-            file,
-            size,
-            cfg.readonly,
-            cfg.cache,
-            &cfg.id,
-            !cfg.format_given,
-        );
+        let block = Block::from_file(file, size, cfg);
         Ok((block, warnings))
     }
 
-    /// A device over an open image of `size` bytes. `guard_sector0`: the format was probed, so
-    /// guest writes that would make sector 0 an image header are refused.
-    pub fn from_file(
-        file: File,
-        size: u64,
-        readonly: bool,
-        cache: DriveCache,
-        id: &str,
-        guard_sector0: bool,
-    ) -> Block {
-        let mut idb = [0u8; ID_LEN];
-        let n = id.len().min(ID_LEN);
-        idb[..n].copy_from_slice(&id.as_bytes()[..n]);
+    /// A device over an open image of `size` bytes, configured by `cfg` (its file is not
+    /// opened again). A probed format (no `format=`) guards sector 0.
+    pub fn from_file(file: File, size: u64, cfg: &DriveConfig) -> Block {
+        let mut id = [0u8; ID_LEN];
+        let n = cfg.id.len().min(ID_LEN);
+        id[..n].copy_from_slice(&cfg.id.as_bytes()[..n]);
         Block {
             file,
             capacity: size / SECTOR,
-            readonly,
-            cache,
-            id: idb,
-            guard_sector0,
+            readonly: cfg.readonly,
+            cache: cfg.cache,
+            id,
+            guard_sector0: !cfg.format_given,
+            discard: cfg.discard && !cfg.readonly,
             bounce: Vec::new(),
             queue_sizes: [QUEUE_SIZE],
         }
@@ -357,8 +355,71 @@ impl Block {
                     (S_IOERR, 0)
                 }
             }
+            T_DISCARD if self.discard => (self.zero_ranges(mem, readable, true), 0),
+            T_WRITE_ZEROES if !self.readonly => (self.zero_ranges(mem, readable, false), 0),
             _ => (S_UNSUPP, 0),
         }
+    }
+
+    /// DISCARD / WRITE_ZEROES: the payload after the header is an array of 16-byte
+    /// `{sector: le64, num_sectors: le32, flags: le32}` segments (flag bit 0: unmap).
+    fn zero_ranges(&mut self, mem: &GuestMemoryMmap, readable: &Segments, discard: bool) -> u8 {
+        let payload = readable.len() - 16;
+        if payload != 16 {
+            // We announce one segment per request (none, several or a torn one: unsupported).
+            return S_UNSUPP;
+        }
+        let mut seg = [0u8; 16];
+        if !readable.read(mem, 16, &mut seg) {
+            return S_IOERR;
+        }
+        let sector = u64::from_le_bytes(seg[0..8].try_into().unwrap_or([0; 8]));
+        let count = u32::from_le_bytes(seg[8..12].try_into().unwrap_or([0; 4]));
+        let flags = u32::from_le_bytes(seg[12..16].try_into().unwrap_or([0; 4]));
+        let unmap = flags & 1 != 0;
+        // Unknown flags, or unmap on a discard, are not supported (virtio 1.2 5.2.6.2).
+        if flags & !1 != 0 || (discard && unmap) {
+            return S_UNSUPP;
+        }
+        if count > MAX_ZERO_SECTORS {
+            return S_IOERR;
+        }
+        let len = u64::from(count) * SECTOR;
+        let Some(off) = self.range(sector, len) else {
+            return S_IOERR;
+        };
+        if len == 0 {
+            return S_OK;
+        }
+        let fd = self.file.as_raw_fd();
+        let fallocate = |mode: i32| {
+            // SAFETY: fallocate on a descriptor we own, within the image (checked above).
+            unsafe {
+                libc::fallocate(fd, mode | libc::FALLOC_FL_KEEP_SIZE, off as i64, len as i64) == 0
+            }
+        };
+        if discard {
+            // Advisory: a file system that cannot punch holes keeps the data, which is allowed.
+            fallocate(libc::FALLOC_FL_PUNCH_HOLE);
+            return S_OK;
+        }
+        if (unmap && self.discard && fallocate(libc::FALLOC_FL_PUNCH_HOLE))
+            || fallocate(libc::FALLOC_FL_ZERO_RANGE)
+        {
+            return S_OK;
+        }
+        // No fallocate support (a block device, an old file system): write the zeros.
+        let mut done = 0u64;
+        while done < len {
+            let n = (len - done).min(BOUNCE as u64) as usize;
+            self.bounce.clear();
+            self.bounce.resize(n, 0);
+            if self.file.write_all_at(&self.bounce, off + done).is_err() {
+                return S_IOERR;
+            }
+            done += n as u64;
+        }
+        S_OK
     }
 
     /// Handles one descriptor chain; returns the number of bytes written into it.
@@ -404,7 +465,16 @@ impl VirtioDevice for Block {
     }
 
     fn features(&self) -> u64 {
-        F_SEG_MAX | F_FLUSH | if self.readonly { F_RO } else { 0 }
+        let mut f = F_SEG_MAX | F_FLUSH;
+        if self.readonly {
+            f |= F_RO;
+        } else {
+            f |= F_WRITE_ZEROES;
+        }
+        if self.discard {
+            f |= F_DISCARD;
+        }
+        f
     }
 
     fn queue_max_sizes(&self) -> &[u16] {
@@ -412,10 +482,22 @@ impl VirtioDevice for Block {
     }
 
     fn read_config(&self, offset: u64, data: &mut [u8]) {
-        // struct virtio_blk_config: capacity (le64) at 0, size_max at 8, seg_max at 12.
-        let mut cfg = [0u8; 16];
+        // struct virtio_blk_config: capacity (le64) at 0, size_max at 8, seg_max at 12, ...,
+        // max_discard_sectors 36, max_discard_seg 40, discard_sector_alignment 44,
+        // max_write_zeroes_sectors 48, max_write_zeroes_seg 52, write_zeroes_may_unmap 56.
+        let mut cfg = [0u8; 60];
         cfg[0..8].copy_from_slice(&self.capacity.to_le_bytes());
         cfg[12..16].copy_from_slice(&SEG_MAX.to_le_bytes());
+        if self.discard {
+            cfg[36..40].copy_from_slice(&MAX_ZERO_SECTORS.to_le_bytes());
+            cfg[40..44].copy_from_slice(&1u32.to_le_bytes());
+            cfg[44..48].copy_from_slice(&DISCARD_ALIGN.to_le_bytes());
+        }
+        if !self.readonly {
+            cfg[48..52].copy_from_slice(&MAX_ZERO_SECTORS.to_le_bytes());
+            cfg[52..56].copy_from_slice(&1u32.to_le_bytes());
+            cfg[56] = u8::from(self.discard);
+        }
         for (i, b) in data.iter_mut().enumerate() {
             *b = usize::try_from(offset)
                 .ok()

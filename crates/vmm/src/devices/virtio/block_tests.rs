@@ -12,7 +12,7 @@ use super::*;
 use crate::bus::MmioDevice;
 use acpi_tables::Aml;
 
-const FEATURES: u64 = F_VERSION_1 | F_FLUSH | F_SEG_MAX | F_RING_INDIRECT_DESC;
+const FEATURES: u64 = F_VERSION_1 | F_FLUSH | F_SEG_MAX | F_RING_INDIRECT_DESC | F_WRITE_ZEROES;
 const OKAY: u32 = status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK | status::DRIVER_OK;
 
 #[test]
@@ -209,7 +209,7 @@ fn read_only_drive_refuses_writes() {
     let (mut d, img) = Driver::with_image(64 << 10, true, false);
     d.w(0x014, 0);
     assert_ne!(d.r(0x010) & (1 << 5), 0, "VIRTIO_BLK_F_RO offered");
-    d.init(FEATURES | F_RO);
+    d.init((FEATURES & !F_WRITE_ZEROES) | F_RO);
     d.mem
         .write_slice(&[0x55; 512], GuestAddress(DATA + 0x1000))
         .unwrap();
@@ -277,6 +277,99 @@ fn bad_rings_set_needs_reset_and_reset_clears_everything() {
     d.dev.write(0x71, &[1, 0, 0, 0]);
     d.dev.write(0x70, &[1]);
     assert_eq!(d.r(0x70), 0);
+}
+
+/// A DISCARD / WRITE_ZEROES request with one segment.
+fn zero_request(d: &mut Driver, kind: u32, sector: u64, count: u32, flags: u32) -> u8 {
+    let mut seg = [0u8; 16];
+    seg[0..8].copy_from_slice(&sector.to_le_bytes());
+    seg[8..12].copy_from_slice(&count.to_le_bytes());
+    seg[12..16].copy_from_slice(&flags.to_le_bytes());
+    d.mem
+        .write_slice(&seg, GuestAddress(DATA + 0x2000))
+        .unwrap();
+    d.request(kind, 0, &[(DATA + 0x2000, 16)], false)
+}
+
+fn allocated_bytes(f: &std::fs::File) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    f.metadata().unwrap().blocks() * 512
+}
+
+#[test]
+fn discard_punches_holes_and_write_zeroes_zeroes() {
+    let (mut d, img) = Driver::with_config(1 << 20, false, false, true);
+    d.w(0x014, 0);
+    assert_ne!(
+        d.r(0x010) & (1 << 13),
+        0,
+        "DISCARD offered with discard=unmap"
+    );
+    let mut cfg = [0u8; 4];
+    d.dev.read(0x100 + 44, &mut cfg);
+    assert_eq!(u32::from_le_bytes(cfg), DISCARD_ALIGN);
+    d.init(FEATURES | F_DISCARD);
+    img.write_all_at(&[0x77; 256 << 10], 0).unwrap();
+    let before = allocated_bytes(&img);
+    assert_eq!(zero_request(&mut d, T_DISCARD, 0, 256, 0), S_OK);
+    assert!(
+        allocated_bytes(&img) <= before - (128 << 10),
+        "the hole was punched"
+    );
+    let mut b = [0xffu8; 512];
+    img.read_exact_at(&mut b, 0).unwrap();
+    assert_eq!(b, [0; 512]);
+    // WRITE_ZEROES, without and with unmap.
+    assert_eq!(zero_request(&mut d, T_WRITE_ZEROES, 256, 8, 0), S_OK);
+    assert_eq!(zero_request(&mut d, T_WRITE_ZEROES, 264, 8, 1), S_OK);
+    img.read_exact_at(&mut b, 256 * 512).unwrap();
+    assert_eq!(b, [0; 512]);
+    img.read_exact_at(&mut b, 264 * 512).unwrap();
+    assert_eq!(b, [0; 512]);
+    img.read_exact_at(&mut b, 272 * 512).unwrap();
+    assert_eq!(b, [0x77; 512], "nothing past the range");
+    // Hostile segments: unmap on a discard, unknown flags, beyond the image, too long,
+    // two segments, none.
+    assert_eq!(zero_request(&mut d, T_DISCARD, 0, 8, 1), S_UNSUPP);
+    assert_eq!(zero_request(&mut d, T_WRITE_ZEROES, 0, 8, 2), S_UNSUPP);
+    assert_eq!(zero_request(&mut d, T_WRITE_ZEROES, 2047, 2, 0), S_IOERR);
+    assert_eq!(
+        zero_request(&mut d, T_WRITE_ZEROES, u64::MAX, 1, 0),
+        S_IOERR
+    );
+    assert_eq!(zero_request(&mut d, T_DISCARD, 0, u32::MAX, 0), S_IOERR);
+    assert_eq!(
+        d.request(T_DISCARD, 0, &[(DATA + 0x2000, 32)], false),
+        S_UNSUPP
+    );
+    assert_eq!(d.request(T_DISCARD, 0, &[], false), S_UNSUPP);
+    assert_eq!(
+        img.metadata().unwrap().len(),
+        1 << 20,
+        "the image kept its size"
+    );
+}
+
+#[test]
+fn discard_is_refused_unless_enabled_and_nothing_zeroes_a_read_only_drive() {
+    let (mut d, img) = Driver::with_image(64 << 10, false, false);
+    d.init(FEATURES);
+    img.write_all_at(&[0x55; 4096], 0).unwrap();
+    assert_eq!(
+        zero_request(&mut d, T_DISCARD, 0, 8, 0),
+        S_UNSUPP,
+        "discard=ignore"
+    );
+    let (mut d, img) = Driver::with_config(64 << 10, true, false, true);
+    d.w(0x014, 0);
+    assert_eq!(
+        d.r(0x010) & ((1 << 13) | (1 << 14)),
+        0,
+        "neither offered read-only"
+    );
+    d.init(F_VERSION_1 | F_RO);
+    assert_eq!(zero_request(&mut d, T_WRITE_ZEROES, 0, 8, 0), S_UNSUPP);
+    assert_eq!(allocated_bytes(&img), 0);
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::os::unix::io::FromRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use vm_config::DriveCache;
+use vm_config::{DriveCache, DriveConfig};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 use super::block::Block;
@@ -73,17 +73,30 @@ impl Driver {
 
     /// A driver for a fresh device over a memfd image of `size` bytes.
     pub fn with_image(size: u64, readonly: bool, guard_sector0: bool) -> (Driver, File) {
+        Self::with_config(size, readonly, guard_sector0, false)
+    }
+
+    /// The same, with `discard=unmap` if `discard`.
+    pub fn with_config(
+        size: u64,
+        readonly: bool,
+        guard_sector0: bool,
+        discard: bool,
+    ) -> (Driver, File) {
         let f = memfd_image(size);
         let dev_file = f.try_clone().expect("dup memfd");
-        let block = Block::from_file(
-            dev_file,
-            size,
+        let cfg = DriveConfig {
+            id: "virtio0".into(),
+            file: "/memfd".into(),
+            index: 0,
             readonly,
-            DriveCache::Writeback,
-            "virtio0",
-            guard_sector0,
-        );
-        (Driver::new(block), f)
+            cache: DriveCache::Writeback,
+            format_given: !guard_sector0,
+            cdrom: false,
+            if_ide: false,
+            discard,
+        };
+        (Driver::new(Block::from_file(dev_file, size, &cfg)), f)
     }
 
     pub fn w(&mut self, off: u64, v: u32) {
@@ -182,9 +195,17 @@ pub fn run(data: &[u8]) {
     let Some((&first, rest)) = data.split_first() else {
         return;
     };
-    let (mut d, _img) = Driver::with_image(64 << 10, first & 2 != 0, first & 4 != 0);
+    let (mut d, _img) =
+        Driver::with_config(64 << 10, first & 2 != 0, first & 4 != 0, first & 8 != 0);
     if first & 1 != 0 {
-        d.init(super::F_VERSION_1 | super::F_RING_INDIRECT_DESC | (1 << 9) | (1 << 2));
+        d.init(
+            super::F_VERSION_1
+                | super::F_RING_INDIRECT_DESC
+                | (1 << 9)
+                | (1 << 2)
+                | if first & 8 != 0 { 1 << 13 } else { 0 }
+                | if first & 2 == 0 { 1 << 14 } else { 0 },
+        );
     }
     for rec in rest.chunks_exact(8) {
         let off = u64::from(u16::from_le_bytes([rec[1], rec[2]]));
