@@ -195,6 +195,12 @@ refuse cache-none "cache=writeback" "file=$img,cache=none"
 holder=$!
 for ((i = 0; i < 100; i++)); do grep -q 'drive virtio0' "$work/holder.err" && break; sleep 0.1; done
 refuse image-locked "in use by another process" "file=$img,format=raw"
+# The disk's I/O thread (fed by an ioeventfd on QueueNotify) exists in the running pmvm.
+if grep -qx 'io-virtio0' /proc/"$holder"/task/*/comm 2>/dev/null; then
+	pass "pmvm: the disk has its I/O thread (io-virtio0): KVM hands it the guest's notifies"
+else
+	fail "pmvm: no io-virtio0 thread: $(cat /proc/"$holder"/task/*/comm 2>/dev/null | tr '\n' ' ')"
+fi
 kill -TERM "$holder" 2>/dev/null
 wait "$holder" 2>/dev/null
 summary

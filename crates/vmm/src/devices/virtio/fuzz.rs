@@ -140,6 +140,12 @@ impl Driver {
 
     /// Puts one chain (address, length, device-writable) in descriptors 0.. and notifies.
     pub fn submit(&mut self, descs: &[(u64, u32, bool)]) {
+        self.queue_chain(descs);
+        self.w(0x50, 0);
+    }
+
+    /// Puts one chain in descriptors 0.. and makes it available, without notifying.
+    pub fn queue_chain(&mut self, descs: &[(u64, u32, bool)]) {
         for (i, &(addr, len, write)) in descs.iter().enumerate() {
             let next = i + 1 < descs.len();
             let flags: u16 = if next { 1 } else { 0 } | if write { 2 } else { 0 };
@@ -157,7 +163,6 @@ impl Driver {
         self.mem
             .write_obj(self.avail_idx, GuestAddress(AVAIL + 2))
             .unwrap();
-        self.w(0x50, 0);
     }
 
     /// The used ring's index and its newest element (id, len).

@@ -14,6 +14,8 @@ use virtio_queue::{Queue, QueueT};
 
 /// Size of one device's register window.
 pub const WINDOW: u64 = 0x1000;
+/// Offset of the QueueNotify register (where an ioeventfd can take the guest's notifies).
+pub const QUEUE_NOTIFY: u64 = 0x050;
 
 const MAGIC: u32 = 0x7472_6976; // "virt"
 const VERSION: u32 = 2;
@@ -162,6 +164,11 @@ impl VirtioMmio {
     fn driver_ok(&self) -> bool {
         self.status & status::DRIVER_OK != 0
             && self.status & (status::FAILED | status::DEVICE_NEEDS_RESET) == 0
+    }
+
+    /// Processes queue `index` as a QueueNotify write would (the I/O thread's entry).
+    pub fn notify_queue(&mut self, index: u32) {
+        self.notify(index);
     }
 
     fn notify(&mut self, index: u32) {

@@ -5,6 +5,7 @@
 pub mod block;
 pub mod fuzz;
 pub mod mmio;
+pub mod worker;
 
 use virtio_queue::Queue;
 use vm_memory::GuestMemoryMmap;
