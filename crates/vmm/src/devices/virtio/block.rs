@@ -1,11 +1,12 @@
 //! virtio-blk (virtio 1.2 section 5.2) over a raw image file.
 //!
-//! Requests: IN, OUT, FLUSH, GET_ID; anything else gets VIRTIO_BLK_S_UNSUPP. Every descriptor
-//! chain is hostile: its readable part must hold the 16-byte header, its writable part ends
-//! with the status byte, sector and length are checked against the capacity with checked
-//! arithmetic, and data moves through a bounded bounce buffer with positional I/O, so neither a
-//! 4 GiB descriptor nor an address outside guest memory can make pmvm allocate, panic or touch
-//! the file outside the image.
+//! Requests: IN, OUT, FLUSH, GET_ID, DISCARD, WRITE_ZEROES; anything else gets
+//! VIRTIO_BLK_S_UNSUPP. Every descriptor chain is hostile: its readable part must hold the
+//! 16-byte header, its writable part ends with the status byte, sector and length are checked
+//! against the capacity with checked arithmetic, and data moves with positional I/O
+//! (pread/pwrite) straight between the image and guest memory, one memory-region slice at a
+//! time, so neither a 4 GiB descriptor nor an address outside guest memory can make pmvm
+//! allocate, panic or touch the file outside the image.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
@@ -14,7 +15,7 @@ use std::os::unix::io::AsRawFd;
 
 use virtio_queue::{Queue, QueueT};
 use vm_config::{DriveCache, DriveConfig};
-use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
 use super::VirtioDevice;
 use crate::error::{Error, Result};
@@ -81,7 +82,7 @@ impl Segments {
             let Some(a) = addr.0.checked_add(offset) else {
                 return false;
             };
-            // n <= BOUNCE by the callers' chunking, so it fits usize.
+            // n <= seg_len, a descriptor length (u32), so it fits usize.
             if !f(GuestAddress(a), n as usize) {
                 return false;
             }
@@ -254,22 +255,59 @@ impl Block {
         (len.is_multiple_of(SECTOR) && end <= self.capacity * SECTOR).then_some(off)
     }
 
-    fn read_into(&mut self, mem: &GuestMemoryMmap, data: &Segments, off: u64, len: u64) -> bool {
-        let mut done = 0u64;
-        while done < len {
-            let n = (len - done).min(BOUNCE as u64) as usize;
-            self.bounce.resize(n, 0);
-            if self
-                .file
-                .read_exact_at(&mut self.bounce[..n], off + done)
-                .is_err()
-                || !data.write(mem, done, &self.bounce[..n])
-            {
-                return false;
+    /// Moves image bytes `[off, off + len)` to (`to_guest`) or from the guest buffers of `data`
+    /// from byte `skip` on, with pread/pwrite straight into guest memory (no copy in pmvm).
+    /// The caller checked the image range; a guest address outside memory fails the request.
+    fn transfer(
+        &self,
+        mem: &GuestMemoryMmap,
+        data: &Segments,
+        skip: u64,
+        off: u64,
+        len: u64,
+        to_guest: bool,
+    ) -> bool {
+        let fd = self.file.as_raw_fd();
+        let mut pos = off;
+        data.pieces(skip, len, |addr, n| {
+            for slice in mem.get_slices(addr, n) {
+                let Ok(slice) = slice else { return false };
+                let (guard, count) = (slice.ptr_guard_mut(), slice.len());
+                let base = guard.as_ptr();
+                let mut done = 0usize;
+                while done < count {
+                    let at = pos as libc::off_t;
+                    // SAFETY: [base, base + count) is guest memory mapped for as long as the
+                    // DMA snapshot `mem` lives (all of this call); pread/pwrite touch it as raw
+                    // bytes, no Rust reference is made to it (the guest may change it meanwhile,
+                    // as with any DMA).
+                    let rc = unsafe {
+                        let p = base.add(done).cast::<libc::c_void>();
+                        if to_guest {
+                            libc::pread(fd, p, count - done, at)
+                        } else {
+                            libc::pwrite(fd, p.cast_const(), count - done, at)
+                        }
+                    };
+                    if rc < 0
+                        && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+                    {
+                        continue;
+                    }
+                    if rc <= 0 {
+                        // An error, or end of file inside the checked range (the image shrank).
+                        return false;
+                    }
+                    done += rc as usize;
+                    pos += rc as u64;
+                }
             }
-            done += n as u64;
-        }
-        true
+            true
+        })
+    }
+
+    fn read_into(&mut self, mem: &GuestMemoryMmap, data: &Segments, off: u64, len: u64) -> bool {
+        self.transfer(mem, data, 0, off, len, true)
     }
 
     fn write_from(
@@ -280,29 +318,20 @@ impl Block {
         off: u64,
         len: u64,
     ) -> bool {
-        let mut done = 0u64;
-        while done < len {
-            let n = (len - done).min(BOUNCE as u64) as usize;
-            self.bounce.resize(n, 0);
-            if !data.read(mem, skip + done, &mut self.bounce[..n]) {
+        if self.guard_sector0 && off == 0 && len > 0 {
+            let mut head = [0u8; 512];
+            let n = len.min(512) as usize;
+            if !data.read(mem, skip, &mut head[..n]) {
                 return false;
             }
-            if self.guard_sector0 && off + done == 0 && detect_format(&self.bounce[..n]).is_some() {
+            if detect_format(&head[..n]).is_some() {
                 tracing::warn!(
                     "virtio-blk: refused a guest write that would make sector 0 an image header"
                 );
                 return false;
             }
-            if self
-                .file
-                .write_all_at(&self.bounce[..n], off + done)
-                .is_err()
-            {
-                return false;
-            }
-            done += n as u64;
         }
-        true
+        self.transfer(mem, data, skip, off, len, false)
     }
 
     /// Executes one request; returns (status, bytes written into the chain before the status).
