@@ -182,10 +182,15 @@ fn io_worker(
     id: &str,
 ) -> std::result::Result<IoWorker, String> {
     let evt = EventFd::new(libc::EFD_NONBLOCK).map_err(|e| e.to_string())?;
+    let rx = evt.try_clone().map_err(|e| e.to_string())?;
+    // The thread first: an ioeventfd nobody reads would swallow the guest's notifies. If KVM
+    // then refuses the ioeventfd, dropping the worker stops it and the MMIO path stays.
+    let worker =
+        IoWorker::start(format!("io-{id}"), dev.clone(), rx, 0).map_err(|e| e.to_string())?;
     let addr = kvm_ioctls::IoEventAddress::Mmio(base + mmio::QUEUE_NOTIFY);
     vm.register_ioevent(&evt, &addr, 0u32)
         .map_err(|e| e.to_string())?;
-    IoWorker::start(format!("io-{id}"), dev.clone(), evt, 0).map_err(|e| e.to_string())
+    Ok(worker)
 }
 
 impl Vm {
