@@ -12,11 +12,14 @@
 #    device writes into pmem guest addresses) and `dmawrite` writes that mapping to a third,
 #    scratch drive; the bytes must match (pmvm: virtio devices address memory devices too);
 #  - discard: the scratch drive has discard=unmap; the guest fills its second half and
-#    blkdiscards it: in L1 that half reads as zeros and is no longer allocated (a hole).
+#    blkdiscards it: in L1 that half reads as zeros and is no longer allocated (a hole);
+#  - cache=none: the scratch drive lives on ext4 (a loop mount in L1) and is opened O_DIRECT
+#    by both VMMs; on tmpfs pmvm refuses cache=none, naming the file system.
 # pmvm gets the first drive in the seed's own form (`file=...,format=raw,index=0,media=disk`,
 # which QEMU's pc would make an IDE disk) and must say it gives it as a virtio disk.
 # Refusals, without a guest: a qcow2 image (probed), format=qcow2, a missing file, an image a
-# running pmvm holds (lock), if=scsi, cache=none: each a non-zero exit with the fix named.
+# running pmvm holds (lock), if=scsi, cache=none on tmpfs: each a non-zero exit with the fix
+# named. A paused pmvm shows its disk I/O thread and an O_DIRECT descriptor for cache=none.
 set -uo pipefail
 . "${E2E_LIB:-${HIB_OPT:-/opt}/e2e/lib.sh}"
 
@@ -24,7 +27,12 @@ work=$(mktemp -d)
 OUT=${HIB_OUT:-$work}
 mnt=$work/mnt
 mkdir -p "$mnt"
-img=$work/disk.raw ro=$work/ro.raw scratch=$work/scratch.raw
+img=$work/disk.raw ro=$work/ro.raw scratch=$work/ext4/scratch.raw
+mkdir -p "$work/ext4"
+truncate -s 64M "$work/ext4.img"
+mke2fs -q -t ext4 -F "$work/ext4.img" && mount -o loop "$work/ext4.img" "$work/ext4" ||
+	{ fail "ext4 loop mount for the cache=none drive"; summary; exit 1; }
+trap 'umount "$work/ext4" 2>/dev/null' EXIT
 truncate -s 64M "$img"
 mke2fs -q -t ext4 -F "$img" || { fail "mke2fs"; summary; exit 1; }
 mount -o loop "$img" "$mnt" || { fail "mount -o loop"; summary; exit 1; }
@@ -89,7 +97,7 @@ for vmm in pmvm qemu; do
 	truncate -s 8M "$scratch"
 	boot_l2 "$vmm" -machine pc,accel=kvm,nvdimm=on -cpu host -m 512M,slots=2,maxmem=2G -smp 1 \
 		-drive "$first" -drive "file=$ro,format=raw,if=virtio,index=1,readonly=on" \
-		-drive "file=$scratch,format=raw,if=virtio,index=2,discard=unmap" \
+		-drive "file=$scratch,format=raw,if=virtio,index=2,discard=unmap,cache=none" \
 		-object "memory-backend-file,id=m0,share=on,mem-path=$work/nv.img,size=256M" -device nvdimm,id=nv0,memdev=m0 \
 		-kernel "$HIB_OPT/l2/vmlinux" -initrd "$work/initrd.img" \
 		-append "console=ttyS0 quiet loglevel=3 panic=-1 vmm=$vmm" -nographic -no-reboot
@@ -190,11 +198,23 @@ refuse qcow2-probed "qemu-img convert -O raw" "file=$work/fake.qcow2"
 refuse qcow2-format "format=qcow2 is not supported" "file=$img,format=qcow2"
 refuse missing-file "cannot open the image" "file=$work/nope.raw,format=raw"
 refuse if-scsi "use if=virtio" "file=$img,if=scsi"
-refuse cache-none "cache=writeback" "file=$img,cache=none"
-"$pmvm" "${base[@]}" -S -drive "file=$img,format=raw" </dev/null >/dev/null 2>"$work/holder.err" &
+mkdir -p "$work/tmpfs" && mount -t tmpfs -o size=16M tmpfs "$work/tmpfs" && truncate -s 1M "$work/tmpfs/t.raw"
+refuse cache-none-on-tmpfs "needs O_DIRECT, which the file system of the image refuses" "file=$work/tmpfs/t.raw,format=raw,cache=none"
+umount "$work/tmpfs"
+"$pmvm" "${base[@]}" -S -drive "file=$img,format=raw" -drive "file=$scratch,format=raw,cache=none" \
+	</dev/null >/dev/null 2>"$work/holder.err" &
 holder=$!
 for ((i = 0; i < 100; i++)); do grep -q 'drive virtio0' "$work/holder.err" && break; sleep 0.1; done
 refuse image-locked "in use by another process" "file=$img,format=raw"
+# cache=none: pmvm holds the image open with O_DIRECT (040000 in fdinfo's octal flags).
+odirect=0
+for fd in /proc/"$holder"/fd/*; do
+	[[ $(readlink "$fd") == "$scratch" ]] || continue
+	flags=$(awk '/^flags:/ { print $2 }' "/proc/$holder/fdinfo/${fd##*/}")
+	(((8#$flags) & 8#40000)) && odirect=1
+done
+[[ $odirect -eq 1 ]] && pass "pmvm: cache=none opens the image with O_DIRECT" ||
+	fail "pmvm: cache=none: no O_DIRECT descriptor for $scratch"
 # The disk's I/O thread (fed by an ioeventfd on QueueNotify) exists in the running pmvm.
 if grep -qx 'io-virtio0' /proc/"$holder"/task/*/comm 2>/dev/null; then
 	pass "pmvm: the disk has its I/O thread (io-virtio0): KVM hands it the guest's notifies"

@@ -357,10 +357,16 @@ pub fn format_block(list: &[BlockInfo]) -> String {
             Some(i) => {
                 let ro = if i.ro { ", read-only" } else { "" };
                 out.push_str(&format!("{}: {} ({}{ro})\n", b.device, i.file, i.drv));
+                // QEMU's wording: writeback/writethrough, ", direct" for O_DIRECT.
                 let mode = match (i.cache.writeback, i.cache.no_flush) {
                     (_, true) => "writeback, ignore flushes",
                     (true, false) => "writeback",
                     (false, false) => "writethrough",
+                };
+                let mode = if i.cache.direct {
+                    format!("{mode}, direct")
+                } else {
+                    mode.to_string()
                 };
                 out.push_str(&format!("    Cache mode:       {mode}\n"));
             }

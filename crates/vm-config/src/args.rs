@@ -31,7 +31,7 @@ Memory backends and devices:
   -device nvdimm,id=ID,memdev=ID[,label-size=SIZE][,unarmed=on|off][,slot=N][,node=N][,uuid=U]
   -device pc-dimm,id=ID,memdev=ID[,slot=N][,node=N]
   -drive file=IMAGE[,format=raw][,if=virtio|ide][,id=ID][,index=N][,media=disk|cdrom]
-         [,readonly=on|off][,cache=writeback|writethrough|unsafe][,discard=ignore|unmap]
+         [,readonly=on|off][,cache=writeback|writethrough|none|directsync|unsafe][,discard=ignore|unmap]
                                 a raw disk image, given to the guest as a virtio disk (/dev/vdX)
 Console and control:
   -nographic                    serial on stdio, no display; as in QEMU, Ctrl-a x quits,

@@ -3,7 +3,7 @@
 //! QEMU's `pc` machine puts a `-drive` without `if=` on IDE; pmvm has no IDE controller and
 //! gives every drive as virtio-blk (the guest sees `/dev/vdX`). It says so once at start-up
 //! instead of pretending, and refuses what it cannot honour (other formats, snapshot=on,
-//! O_DIRECT cache modes) with the option that would work.
+//! snapshot=on) with the option that would work.
 
 use std::path::PathBuf;
 
@@ -46,6 +46,11 @@ pub enum DriveCache {
     Writethrough,
     /// `unsafe`: guest flushes are ignored (for throw-away guests).
     Unsafe,
+    /// `none` (libvirt's usual choice): O_DIRECT, the host page cache is bypassed; a guest
+    /// flush is an fdatasync.
+    None,
+    /// `directsync`: O_DIRECT and O_DSYNC.
+    DirectSync,
 }
 
 impl DriveCache {
@@ -55,7 +60,19 @@ impl DriveCache {
             DriveCache::Writeback => "writeback",
             DriveCache::Writethrough => "writethrough",
             DriveCache::Unsafe => "unsafe",
+            DriveCache::None => "none",
+            DriveCache::DirectSync => "directsync",
         }
+    }
+
+    /// The image is opened with O_DIRECT.
+    pub fn direct(self) -> bool {
+        matches!(self, DriveCache::None | DriveCache::DirectSync)
+    }
+
+    /// Every write is stable before it completes (O_DSYNC).
+    pub fn write_through(self) -> bool {
+        matches!(self, DriveCache::Writethrough | DriveCache::DirectSync)
     }
 }
 
@@ -139,15 +156,11 @@ impl DriveConfig {
             "writeback" => DriveCache::Writeback,
             "writethrough" => DriveCache::Writethrough,
             "unsafe" => DriveCache::Unsafe,
-            c @ ("none" | "directsync") => {
-                return Err(ConfigError::new(format!(
-                    "-drive: cache={c} (O_DIRECT) is not supported by pmvm; use cache=writeback \
-                     (guest flushes reach the disk) or cache=writethrough (every write does)"
-                )));
-            }
+            "none" => DriveCache::None,
+            "directsync" => DriveCache::DirectSync,
             c => {
                 return Err(ConfigError::new(format!(
-                    "-drive: cache={c}: expected writeback, writethrough or unsafe"
+                    "-drive: cache={c}: expected writeback, writethrough, none, directsync or unsafe"
                 )));
             }
         };
@@ -275,7 +288,11 @@ mod tests {
         assert!(e("file=a.qcow2,format=qcow2").contains("qemu-img convert -O raw a.qcow2"));
         assert!(e("media=cdrom,file=,readonly").contains("cannot be empty"));
         assert!(e("file=a,if=scsi").contains("if=virtio"));
-        assert!(e("file=a,cache=none").contains("cache=writeback"));
+        assert!(e("file=a,cache=bogus").contains("writeback, writethrough, none"));
+        let (d, _) = drive("file=a,cache=none").unwrap();
+        assert!(d.cache.direct() && !d.cache.write_through());
+        let (d, _) = drive("file=a,cache=directsync").unwrap();
+        assert!(d.cache.direct() && d.cache.write_through());
         assert!(e("file=a,snapshot=on").contains("snapshot=on"));
         assert!(e("file=a,index=8").contains("0 to 7"));
         assert!(e("file=a,bogus=1").contains("'bogus'"));

@@ -571,8 +571,8 @@ fn block_info(d: &vm_config::DriveConfig) -> Value {
                 virtual_size: size,
             },
             cache: qmp::types::BlockdevCacheInfo {
-                writeback: d.cache != vm_config::DriveCache::Writethrough,
-                direct: false,
+                writeback: !d.cache.write_through(),
+                direct: d.cache.direct(),
                 no_flush: d.cache == vm_config::DriveCache::Unsafe,
             },
             write_threshold: 0,

@@ -27,6 +27,9 @@ pub const QUEUE_SIZE: u16 = 256;
 /// Segments per request announced in `seg_max` (without it Linux sends one segment each).
 pub const SEG_MAX: u32 = 254;
 const SECTOR: u64 = 512;
+/// Alignment of memory, offset and length that O_DIRECT gets (4 KiB covers 512-byte and
+/// 4 KiB logical blocks).
+const DIRECT_ALIGN: usize = 4096;
 /// Largest piece of a request moved at once.
 const BOUNCE: usize = 256 << 10;
 
@@ -124,6 +127,9 @@ pub struct Block {
     guard_sector0: bool,
     /// `discard=unmap`: guest discards punch holes (otherwise DISCARD is not offered).
     discard: bool,
+    /// `cache=none|directsync`: the image opened again with O_DIRECT, used for every piece of
+    /// guest memory and image range aligned to [`DIRECT_ALIGN`]; other pieces use `file`.
+    direct: Option<File>,
     bounce: Vec<u8>,
     queue_sizes: [u16; 1],
 }
@@ -135,7 +141,7 @@ impl Block {
     pub fn open(cfg: &DriveConfig, position: usize) -> Result<(Block, Vec<String>)> {
         let what = format!("-drive file={}", cfg.file.display());
         let mut flags = libc::O_CLOEXEC;
-        if cfg.cache == DriveCache::Writethrough {
+        if cfg.cache.write_through() {
             flags |= libc::O_DSYNC;
         }
         let mut file = OpenOptions::new()
@@ -209,7 +215,22 @@ impl Block {
                 char::from(b'a' + (position as u8).min(25))
             ));
         }
-        let block = Block::from_file(file, size, cfg);
+        let mut block = Block::from_file(file, size, cfg);
+        if cfg.cache.direct() {
+            let direct = OpenOptions::new()
+                .read(true)
+                .write(!cfg.readonly)
+                .custom_flags(flags | libc::O_DIRECT)
+                .open(&cfg.file)
+                .map_err(|e| {
+                    Error::Config(format!(
+                        "{what}: cache={} needs O_DIRECT, which the file system of the image \
+                         refuses ({e}; tmpfs does); use cache=writeback or move the image",
+                        cfg.cache.as_str()
+                    ))
+                })?;
+            block.direct = Some(direct);
+        }
         Ok((block, warnings))
     }
 
@@ -227,6 +248,7 @@ impl Block {
             id,
             guard_sector0: !cfg.format_given,
             discard: cfg.discard && !cfg.readonly,
+            direct: None,
             bounce: Vec::new(),
             queue_sizes: [QUEUE_SIZE],
         }
@@ -267,7 +289,8 @@ impl Block {
         len: u64,
         to_guest: bool,
     ) -> bool {
-        let fd = self.file.as_raw_fd();
+        let buffered = self.file.as_raw_fd();
+        let direct = self.direct.as_ref().map(|f| f.as_raw_fd());
         let mut pos = off;
         data.pieces(skip, len, |addr, n| {
             for slice in mem.get_slices(addr, n) {
@@ -277,6 +300,15 @@ impl Block {
                 let mut done = 0usize;
                 while done < count {
                     let at = pos as libc::off_t;
+                    // O_DIRECT where memory, length and offset allow it; the page cache for
+                    // the rest (the kernel keeps both coherent; FLUSH syncs both).
+                    let aligned = (base as usize + done).is_multiple_of(DIRECT_ALIGN)
+                        && (count - done).is_multiple_of(DIRECT_ALIGN)
+                        && pos.is_multiple_of(DIRECT_ALIGN as u64);
+                    let fd = match direct {
+                        Some(d) if aligned => d,
+                        _ => buffered,
+                    };
                     // SAFETY: [base, base + count) is guest memory mapped for as long as the
                     // DMA snapshot `mem` lives (all of this call); pread/pwrite touch it as raw
                     // bytes, no Rust reference is made to it (the guest may change it meanwhile,

@@ -405,3 +405,101 @@ proptest::proptest! {
         run(&data);
     }
 }
+
+/// A directory whose file system takes O_DIRECT (tmpfs did not before Linux 6.6).
+fn direct_dir() -> std::path::PathBuf {
+    let ok = |d: &std::path::Path| {
+        let p = d.join(format!("pmvm-odirect-probe-{}", std::process::id()));
+        let r = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(&p)
+            .is_ok();
+        let _ = std::fs::remove_file(&p);
+        r
+    };
+    let candidates = [
+        std::env::temp_dir(),
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+    ];
+    candidates
+        .into_iter()
+        .find(|d| ok(d))
+        .expect("no directory here takes O_DIRECT (needed to test cache=none)")
+}
+
+#[test]
+fn cache_none_uses_o_direct_for_aligned_pieces_and_the_page_cache_for_the_rest() {
+    let path = direct_dir().join(format!("pmvm-cache-none-{}.raw", std::process::id()));
+    std::fs::File::create(&path)
+        .unwrap()
+        .set_len(1 << 20)
+        .unwrap();
+    let cfg = |cache| DriveConfig {
+        id: "virtio0".into(),
+        file: path.clone(),
+        index: 0,
+        readonly: false,
+        cache,
+        format_given: true,
+        cdrom: false,
+        if_ide: false,
+        discard: false,
+    };
+    let (block, _) = Block::open(&cfg(DriveCache::None), 0).expect("open with cache=none");
+    assert!(block.direct.is_some(), "an O_DIRECT descriptor");
+    let mut d = Driver::new(block);
+    d.init(FEATURES);
+    // Aligned: a 4 KiB buffer at a 4 KiB guest address, to a 4 KiB image offset.
+    let page: Vec<u8> = (0..4096u32).map(|i| (i % 251) as u8).collect();
+    d.mem
+        .write_slice(&page, GuestAddress(DATA + 0x1000))
+        .unwrap();
+    assert_eq!(d.request(T_OUT, 8, &[(DATA + 0x1000, 4096)], false), S_OK);
+    // Unaligned: 512 bytes at sector 1, from an odd guest address.
+    d.mem
+        .write_slice(&[0xab; 512], GuestAddress(DATA + 0x2001))
+        .unwrap();
+    assert_eq!(d.request(T_OUT, 1, &[(DATA + 0x2001, 512)], false), S_OK);
+    assert_eq!(d.request(T_FLUSH, 0, &[], false), S_OK);
+    let on_disk = std::fs::read(&path).unwrap();
+    assert_eq!(&on_disk[4096..8192], &page[..]);
+    assert_eq!(&on_disk[512..1024], &[0xab; 512][..]);
+    // Read both back the other way round (aligned read over the unaligned write's page).
+    assert_eq!(d.request(T_IN, 0, &[(DATA + 0x3000, 4096)], true), S_OK);
+    let mut back = vec![0u8; 4096];
+    d.mem
+        .read_slice(&mut back, GuestAddress(DATA + 0x3000))
+        .unwrap();
+    assert_eq!(&back[512..1024], &[0xab; 512][..]);
+    assert_eq!(d.request(T_IN, 8, &[(DATA + 0x5001, 4096)], true), S_OK);
+    d.mem
+        .read_slice(&mut back, GuestAddress(DATA + 0x5001))
+        .unwrap();
+    assert_eq!(back, page);
+    drop(d);
+    let _ = std::fs::remove_file(&path);
+    // directsync is O_DIRECT too; writeback is not.
+    std::fs::File::create(&path)
+        .unwrap()
+        .set_len(1 << 20)
+        .unwrap();
+    assert!(
+        Block::open(&cfg(DriveCache::DirectSync), 0)
+            .unwrap()
+            .0
+            .direct
+            .is_some()
+    );
+    assert!(
+        Block::open(&cfg(DriveCache::Writeback), 0)
+            .unwrap()
+            .0
+            .direct
+            .is_none()
+    );
+    let _ = std::fs::remove_file(&path);
+}
