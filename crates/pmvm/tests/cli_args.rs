@@ -78,8 +78,8 @@ fn drive_refusals_name_the_fix() {
         "use if=virtio",
     );
     expect_error(
-        &["-kernel", &kernel(), "-drive", "file=a.img,cache=none"],
-        "cache=writeback",
+        &["-kernel", &kernel(), "-drive", "file=a.img,cache=bogus"],
+        "expected writeback, writethrough, none, directsync or unsafe",
     );
     expect_error(
         &["-kernel", &kernel(), "-drive", "file=a.img,serial=x"],
