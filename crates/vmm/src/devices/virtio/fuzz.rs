@@ -11,7 +11,7 @@ use vm_config::{DriveCache, DriveConfig};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 use super::block::Block;
-use super::mmio::{Interrupt, VirtioMmio, status};
+use super::mmio::{VirtioMmio, status};
 use crate::bus::MmioDevice;
 use crate::memory::DmaMemory;
 
@@ -27,9 +27,11 @@ pub const QSIZE: u16 = 16;
 /// Counts interrupts.
 pub struct Counter(pub Arc<AtomicU32>);
 
-impl Interrupt for Counter {
-    fn trigger(&self) {
+impl vm_superio::Trigger for Counter {
+    type E = std::io::Error;
+    fn trigger(&self) -> std::io::Result<()> {
         self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
     }
 }
 

@@ -63,24 +63,15 @@ pub mod status {
 const INT_VRING: u32 = 1;
 const INT_CONFIG: u32 = 2;
 
-/// Something that can interrupt the guest (an irqfd in the VM, a counter in tests).
-pub trait Interrupt: Send {
-    fn trigger(&self);
-}
-
-impl Interrupt for crate::devices::IrqLine {
-    fn trigger(&self) {
-        // A full eventfd counter still means "pending": nothing is lost.
-        let _ = self.0.write(1);
-    }
-}
+/// What interrupts the guest: the VM's irqfd (`IrqLine`, as for the UART), a counter in tests.
+pub type Interrupt = dyn vm_superio::Trigger<E = std::io::Error> + Send;
 
 /// One virtio device and its transport state.
 pub struct VirtioMmio {
     dev: Box<dyn VirtioDevice>,
     /// What the device may address: boot RAM and the memory devices (updated on hotplug).
     mem: DmaMemory,
-    irq: Box<dyn Interrupt>,
+    irq: Box<Interrupt>,
     queues: Vec<Queue>,
     queue_sel: u32,
     device_features_sel: u32,
@@ -92,7 +83,7 @@ pub struct VirtioMmio {
 
 impl VirtioMmio {
     /// Puts `dev` behind a transport whose queues live in `mem`.
-    pub fn new(dev: Box<dyn VirtioDevice>, mem: DmaMemory, irq: Box<dyn Interrupt>) -> Self {
+    pub fn new(dev: Box<dyn VirtioDevice>, mem: DmaMemory, irq: Box<Interrupt>) -> Self {
         let queues = dev
             .queue_max_sizes()
             .iter()
@@ -118,11 +109,6 @@ impl VirtioMmio {
 
     fn selected(&mut self) -> Option<&mut Queue> {
         self.queues.get_mut(self.queue_sel as usize)
-    }
-
-    /// The driver status (for tests and diagnostics).
-    pub fn status(&self) -> u32 {
-        self.status
     }
 
     fn reset(&mut self) {
@@ -166,6 +152,13 @@ impl VirtioMmio {
             && self.status & (status::FAILED | status::DEVICE_NEEDS_RESET) == 0
     }
 
+    /// Sets `bit` in InterruptStatus and interrupts the guest.
+    fn interrupt(&mut self, bit: u32) {
+        self.interrupt_status |= bit;
+        // A full eventfd counter still means "pending": nothing is lost.
+        let _ = self.irq.trigger();
+    }
+
     /// Processes queue `index` as a QueueNotify write would (the I/O thread's entry).
     pub fn notify_queue(&mut self, index: u32) {
         self.notify(index);
@@ -185,13 +178,11 @@ impl VirtioMmio {
         if !q.is_valid(&mem.mem) {
             // Rings outside guest memory or misaligned: tell the driver instead of touching them.
             self.status |= status::DEVICE_NEEDS_RESET;
-            self.interrupt_status |= INT_CONFIG;
-            self.irq.trigger();
+            self.interrupt(INT_CONFIG);
             return;
         }
         if self.dev.process_queue(index as usize, q, &mem.mem) {
-            self.interrupt_status |= INT_VRING;
-            self.irq.trigger();
+            self.interrupt(INT_VRING);
         }
     }
 
