@@ -1,168 +1,139 @@
 //! The port-I/O bus (guest IN/OUT) and the MMIO bus (guest loads and stores that reach no
-//! memory slot), each dispatching to devices by address range.
+//! memory slot): one [`Bus`] type for both, dispatching to devices by address range.
+//!
+//! Ranges live in a `BTreeMap` keyed by their base, so a lookup is one ordered search however
+//! many devices there are; inserting an empty, wrapping or overlapping range is an error, and a
+//! device can be removed again (hot unplug). The map sits behind a `RwLock`: vCPUs only read it,
+//! and the device manager changes it while they run (a hot-plugged device appears at once).
+//!
+//! Why not `vm-device`'s bus: it dispatches through `BusDeviceSync` (`&self`, interior locking
+//! left to each device), which would push a mutex into every device model here; our devices
+//! are plain `&mut self` state machines (easy to unit test and fuzz) behind one `Mutex` each.
 
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock};
 
-/// A device on the port-I/O bus. `offset` is relative to the device's base port; `data` has the
-/// access width (1, 2 or 4 bytes). Devices must treat every value as hostile.
-pub trait PioDevice: Send {
-    /// An IN from the guest: fill `data`.
-    fn read(&mut self, offset: u16, data: &mut [u8]);
-    /// An OUT from the guest.
-    fn write(&mut self, offset: u16, data: &[u8]);
-}
-
-/// Non-overlapping address ranges, each with its device; a handful of devices, a linear scan.
-struct Ranges<D: ?Sized> {
-    ranges: Vec<(u64, u64, Arc<Mutex<D>>)>,
-}
-
-impl<D: ?Sized> Default for Ranges<D> {
-    fn default() -> Self {
-        Ranges { ranges: Vec::new() }
-    }
-}
-
-impl<D: ?Sized> Ranges<D> {
-    /// Adds `[base, base+len)`; false if it is empty, wraps or overlaps another range.
-    fn insert(&mut self, base: u64, len: u64, dev: Arc<Mutex<D>>) -> bool {
-        let Some(end) = base.checked_add(len) else {
-            return false;
-        };
-        if len == 0 || self.ranges.iter().any(|(b, l, _)| base < b + l && *b < end) {
-            return false;
-        }
-        self.ranges.push((base, len, dev));
-        true
-    }
-
-    /// The device claiming `addr` and the offset into its range.
-    fn find(&self, addr: u64) -> Option<(&Mutex<D>, u64)> {
-        self.ranges
-            .iter()
-            .find(|(b, l, _)| addr >= *b && addr - b < *l)
-            .map(|(b, _, d)| (&**d, addr - b))
-    }
-}
-
-/// The port-I/O bus.
-#[derive(Default)]
-pub struct PioBus {
-    ranges: Ranges<dyn PioDevice>,
-}
-
-impl PioBus {
-    /// Adds a device at `[base, base+len)`. Returns false if the range overlaps another device.
-    pub fn insert(&mut self, base: u16, len: u16, dev: Arc<Mutex<dyn PioDevice>>) -> bool {
-        self.ranges.insert(u64::from(base), u64::from(len), dev)
-    }
-
-    /// Dispatches an IN. Unclaimed ports read as all ones, like an empty ISA bus.
-    pub fn read(&self, port: u16, data: &mut [u8]) {
-        match self
-            .ranges
-            .find(u64::from(port))
-            .map(|(d, off)| (d.lock(), off))
-        {
-            // Offsets within a u16 port range fit u16.
-            Some((Ok(mut d), off)) => d.read(off as u16, data),
-            _ => data.fill(0xff),
-        }
-    }
-
-    /// Dispatches an OUT. Unclaimed ports ignore writes.
-    pub fn write(&self, port: u16, data: &[u8]) {
-        if let Some((d, off)) = self.ranges.find(u64::from(port))
-            && let Ok(mut d) = d.lock()
-        {
-            d.write(off as u16, data);
-        }
-    }
-}
-
-/// A device on the MMIO bus. `offset` is relative to the device's window; `data` has the access
-/// width (1, 2, 4 or 8 bytes). Devices must treat every value as hostile.
-pub trait MmioDevice: Send {
-    /// A load from the guest: fill `data`.
+/// A device on a bus. `offset` is relative to the device's base address; `data` has the access
+/// width (1, 2 or 4 bytes for port I/O; 1, 2, 4 or 8 for MMIO). Devices must treat every value
+/// as hostile.
+pub trait BusDevice: Send {
+    /// A read from the guest (IN or load): fill `data`.
     fn read(&mut self, offset: u64, data: &mut [u8]);
-    /// A store from the guest.
+    /// A write from the guest (OUT or store).
     fn write(&mut self, offset: u64, data: &[u8]);
 }
 
-/// The MMIO bus: guest loads and stores that reach no memory slot.
+/// A shared device handle as the buses hold it.
+pub type SharedDevice = Arc<Mutex<dyn BusDevice>>;
+
+/// Why a range could not be inserted or removed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BusError {
+    /// A zero-length range.
+    #[error("empty range at {base:#x}")]
+    Empty { base: u64 },
+    /// `base + len` does not fit the address space.
+    #[error("range {base:#x}+{len:#x} wraps around the address space")]
+    Wraps { base: u64, len: u64 },
+    /// Another device already claims part of the range.
+    #[error("range {base:#x}-{end:#x} overlaps the device at {other_base:#x}-{other_end:#x}",
+        end = base + len - 1, other_end = other_base + other_len - 1)]
+    Overlap {
+        base: u64,
+        len: u64,
+        other_base: u64,
+        other_len: u64,
+    },
+    /// No device starts at that address.
+    #[error("no device at {base:#x}")]
+    NotFound { base: u64 },
+}
+
+struct Entry {
+    len: u64,
+    dev: SharedDevice,
+}
+
+/// One address space (port I/O or MMIO).
 #[derive(Default)]
-pub struct MmioBus {
-    ranges: Ranges<dyn MmioDevice>,
+pub struct Bus {
+    ranges: RwLock<BTreeMap<u64, Entry>>,
 }
 
-impl MmioBus {
-    /// Adds a device at `[base, base+len)`. Returns false if the range overlaps another device,
-    /// is empty or wraps around.
-    pub fn insert(&mut self, base: u64, len: u64, dev: Arc<Mutex<dyn MmioDevice>>) -> bool {
-        self.ranges.insert(base, len, dev)
+impl Bus {
+    fn map(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<u64, Entry>> {
+        self.ranges.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Dispatches a load. Unclaimed addresses read as all ones.
-    pub fn read(&self, addr: u64, data: &mut [u8]) {
-        match self.ranges.find(addr).map(|(d, off)| (d.lock(), off)) {
-            Some((Ok(mut d), off)) => d.read(off, data),
-            _ => data.fill(0xff),
+    /// Adds `dev` at `[base, base + len)`.
+    pub fn insert(&self, base: u64, len: u64, dev: SharedDevice) -> Result<(), BusError> {
+        if len == 0 {
+            return Err(BusError::Empty { base });
         }
-    }
-
-    /// Dispatches a store. Unclaimed addresses ignore it.
-    pub fn write(&self, addr: u64, data: &[u8]) {
-        if let Some((d, off)) = self.ranges.find(addr)
-            && let Ok(mut d) = d.lock()
+        let end = base.checked_add(len).ok_or(BusError::Wraps { base, len })?;
+        let mut map = self.ranges.write().unwrap_or_else(|p| p.into_inner());
+        // The only candidates for overlap: the last range starting below `end`.
+        if let Some((&b, e)) = map.range(..end).next_back()
+            && b + e.len > base
         {
-            d.write(off, data);
+            return Err(BusError::Overlap {
+                base,
+                len,
+                other_base: b,
+                other_len: e.len,
+            });
+        }
+        map.insert(base, Entry { len, dev });
+        Ok(())
+    }
+
+    /// Removes the device whose range starts at `base` and returns it.
+    pub fn remove(&self, base: u64) -> Result<SharedDevice, BusError> {
+        self.ranges
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&base)
+            .map(|e| e.dev)
+            .ok_or(BusError::NotFound { base })
+    }
+
+    /// The device claiming `addr` and the offset into its range.
+    fn find(&self, addr: u64) -> Option<(SharedDevice, u64)> {
+        let map = self.map();
+        let (&b, e) = map.range(..=addr).next_back()?;
+        (addr - b < e.len).then(|| (e.dev.clone(), addr - b))
+    }
+
+    /// Dispatches a read. Unclaimed addresses read as all ones, like an empty ISA bus.
+    pub fn read(&self, addr: u64, data: &mut [u8]) {
+        match self.find(addr) {
+            Some((d, off)) => d.lock().unwrap_or_else(|p| p.into_inner()).read(off, data),
+            None => data.fill(0xff),
+        }
+    }
+
+    /// Dispatches a write. Unclaimed addresses ignore it.
+    pub fn write(&self, addr: u64, data: &[u8]) {
+        if let Some((d, off)) = self.find(addr) {
+            d.lock().unwrap_or_else(|p| p.into_inner()).write(off, data);
         }
     }
 }
 
-/// Both buses, shared by the vCPU threads.
+/// Both buses, shared by the vCPU threads and the device manager.
 #[derive(Default)]
 pub struct Buses {
-    pub pio: PioBus,
-    pub mmio: MmioBus,
+    pub pio: Bus,
+    pub mmio: Bus,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
-    struct Echo(Vec<u8>);
-    impl PioDevice for Echo {
-        fn read(&mut self, offset: u16, data: &mut [u8]) {
-            data.fill(offset as u8);
-        }
-        fn write(&mut self, _offset: u16, data: &[u8]) {
-            self.0.extend_from_slice(data);
-        }
-    }
-
-    #[test]
-    fn dispatch_and_overlap() {
-        let mut bus = PioBus::default();
-        let dev = Arc::new(Mutex::new(Echo(Vec::new())));
-        assert!(bus.insert(0x3f8, 8, dev.clone()));
-        assert!(!bus.insert(0x3fc, 8, dev.clone()));
-        assert!(!bus.insert(0x3f0, 9, dev.clone()));
-        assert!(bus.insert(0x3f0, 8, dev.clone()));
-        let mut b = [0u8; 1];
-        bus.read(0x3fa, &mut b);
-        assert_eq!(b, [2]);
-        bus.read(0x500, &mut b);
-        assert_eq!(b, [0xff]);
-        bus.write(0x3f8, &[7, 8]);
-        assert_eq!(dev.lock().unwrap().0, vec![7, 8]);
-        assert!(bus.insert(0xfffc, 4, dev)); // the last ports are addressable without overflow
-        bus.read(0xffff, &mut b);
-        assert_eq!(b, [3]);
-    }
-
-    struct Mem(Vec<(u64, Vec<u8>)>);
-    impl MmioDevice for Mem {
+    struct Echo(Vec<(u64, Vec<u8>)>);
+    impl BusDevice for Echo {
         fn read(&mut self, offset: u64, data: &mut [u8]) {
             data.fill(offset as u8);
         }
@@ -171,22 +142,98 @@ mod tests {
         }
     }
 
+    fn echo() -> Arc<Mutex<Echo>> {
+        Arc::new(Mutex::new(Echo(Vec::new())))
+    }
+
     #[test]
-    fn mmio_dispatch_overlap_and_wrap() {
-        let mut bus = MmioBus::default();
-        let dev = Arc::new(Mutex::new(Mem(Vec::new())));
-        assert!(bus.insert(0xe000_0000, 0x1000, dev.clone()));
-        assert!(!bus.insert(0xe000_0fff, 0x1000, dev.clone()));
-        assert!(!bus.insert(u64::MAX - 10, 0x100, dev.clone()), "wraps");
-        assert!(!bus.insert(0x1000, 0, dev.clone()), "empty");
-        assert!(bus.insert(0xe000_1000, 0x1000, dev.clone()));
+    fn dispatch_overlap_and_port_space_end() {
+        let bus = Bus::default();
+        let dev = echo();
+        bus.insert(0x3f8, 8, dev.clone()).unwrap();
+        assert!(matches!(
+            bus.insert(0x3fc, 8, dev.clone()),
+            Err(BusError::Overlap {
+                other_base: 0x3f8,
+                ..
+            })
+        ));
+        assert!(bus.insert(0x3f0, 9, dev.clone()).is_err());
+        bus.insert(0x3f0, 8, dev.clone()).unwrap();
+        let mut b = [0u8; 1];
+        bus.read(0x3fa, &mut b);
+        assert_eq!(b, [2]);
+        bus.read(0x500, &mut b);
+        assert_eq!(b, [0xff]);
+        bus.write(0x3f8, &[7, 8]);
+        assert_eq!(dev.lock().unwrap().0, vec![(0, vec![7, 8])]);
+        bus.insert(0xfffc, 4, dev).unwrap(); // the last ports are addressable
+        bus.read(0xffff, &mut b);
+        assert_eq!(b, [3]);
+    }
+
+    #[test]
+    fn mmio_wrap_empty_remove() {
+        let bus = Bus::default();
+        let dev = echo();
+        bus.insert(0xe000_0000, 0x1000, dev.clone()).unwrap();
+        assert!(bus.insert(0xe000_0fff, 0x1000, dev.clone()).is_err());
+        assert_eq!(
+            bus.insert(u64::MAX - 10, 0x100, dev.clone()),
+            Err(BusError::Wraps {
+                base: u64::MAX - 10,
+                len: 0x100
+            })
+        );
+        assert_eq!(
+            bus.insert(0x1000, 0, dev.clone()),
+            Err(BusError::Empty { base: 0x1000 })
+        );
+        bus.insert(0xe000_1000, 0x1000, dev.clone()).unwrap();
         let mut b = [0u8; 4];
         bus.read(0xe000_1070, &mut b);
         assert_eq!(b, [0x70; 4]);
         bus.read(0xe000_2000, &mut b);
         assert_eq!(b, [0xff; 4]);
-        bus.write(0xe000_0050, &[1, 0, 0, 0]);
         bus.write(0xdfff_ffff, &[1]);
-        assert_eq!(dev.lock().unwrap().0, vec![(0x50, vec![1, 0, 0, 0])]);
+        assert!(dev.lock().unwrap().0.is_empty());
+        // Remove: the range reads as unclaimed and can be taken again.
+        bus.remove(0xe000_1000).unwrap();
+        assert_eq!(
+            bus.remove(0xe000_1000).err(),
+            Some(BusError::NotFound { base: 0xe000_1000 })
+        );
+        bus.read(0xe000_1070, &mut b);
+        assert_eq!(b, [0xff; 4]);
+        bus.insert(0xe000_1000, 0x800, dev).unwrap();
+    }
+
+    proptest! {
+        /// Whatever ranges are inserted, the bus never holds two that overlap, and every
+        /// address is dispatched to the one range that contains it (checked against a model).
+        #[test]
+        fn inserts_never_overlap_and_lookups_match_a_model(
+            ops in proptest::collection::vec((0u64..0x200, 0u64..0x40), 1..40),
+            probes in proptest::collection::vec(0u64..0x260, 1..40),
+        ) {
+            let bus = Bus::default();
+            let mut model: Vec<(u64, u64)> = Vec::new();
+            for (base, len) in ops {
+                let overlaps = model.iter().any(|&(b, l)| base < b + l && b < base + len);
+                let ok = bus.insert(base, len, echo()).is_ok();
+                prop_assert_eq!(ok, len > 0 && !overlaps);
+                if ok {
+                    model.push((base, len));
+                }
+            }
+            for a in probes {
+                let mut b = [0u8; 1];
+                bus.read(a, &mut b);
+                match model.iter().find(|&&(base, l)| a >= base && a < base + l) {
+                    Some(&(base, _)) => prop_assert_eq!(b[0], (a - base) as u8),
+                    None => prop_assert_eq!(b[0], 0xff),
+                }
+            }
+        }
     }
 }

@@ -6,13 +6,15 @@ pub mod arch;
 pub mod bus;
 pub mod console;
 pub mod console_mux;
+pub mod device_manager;
 pub mod devices;
 pub mod error;
 pub mod memory;
 pub mod monitor;
+pub mod runner;
 pub mod signals;
 pub mod vcpu;
 pub mod vm;
 
 pub use error::{Error, Result};
-pub use vm::run_vm;
+pub use runner::run_vm;

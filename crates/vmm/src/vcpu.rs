@@ -190,8 +190,8 @@ fn run_loop(index: u32, vcpu: &mut VcpuFd, bus: &Buses, ctl: &VcpuControl, event
             return;
         }
         match vcpu.run() {
-            Ok(VcpuExit::IoIn(port, data)) => bus.pio.read(port, data),
-            Ok(VcpuExit::IoOut(port, data)) => bus.pio.write(port, data),
+            Ok(VcpuExit::IoIn(port, data)) => bus.pio.read(u64::from(port), data),
+            Ok(VcpuExit::IoOut(port, data)) => bus.pio.write(u64::from(port), data),
             Ok(VcpuExit::MmioRead(addr, data)) => bus.mmio.read(addr, data),
             Ok(VcpuExit::MmioWrite(addr, data)) => bus.mmio.write(addr, data),
             Ok(VcpuExit::Hlt) => {

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use acpi_tables::{Aml, AmlSink, aml};
 
 use crate::arch::x86_64::layout::{irqs, ports};
-use crate::bus::PioDevice;
+use crate::bus::BusDevice;
 use crate::devices::{EventSink, IrqLine, VmEvent};
 
 /// `_S5_` sleep type; the guest writes `(S5_TYPE << 2) | SLP_EN` to the sleep-control register.
@@ -49,12 +49,12 @@ impl AcpiPm {
     }
 }
 
-impl PioDevice for AcpiPm {
-    fn read(&mut self, _offset: u16, data: &mut [u8]) {
+impl BusDevice for AcpiPm {
+    fn read(&mut self, _offset: u64, data: &mut [u8]) {
         data.fill(0);
     }
 
-    fn write(&mut self, offset: u16, data: &[u8]) {
+    fn write(&mut self, offset: u64, data: &[u8]) {
         let Some(&v) = data.first() else { return };
         match offset {
             0 if v & SLP_EN != 0 && (v >> 2) & 7 == S5_TYPE => self.sink.send(VmEvent::Poweroff),
@@ -85,8 +85,8 @@ impl Ged {
     }
 }
 
-impl PioDevice for Ged {
-    fn read(&mut self, offset: u16, data: &mut [u8]) {
+impl BusDevice for Ged {
+    fn read(&mut self, offset: u64, data: &mut [u8]) {
         data.fill(0);
         if offset == 0 && data.len() == 4 {
             let v = self.pending.swap(0, Ordering::SeqCst);
@@ -94,7 +94,7 @@ impl PioDevice for Ged {
         }
     }
 
-    fn write(&mut self, _offset: u16, _data: &[u8]) {}
+    fn write(&mut self, _offset: u64, _data: &[u8]) {}
 }
 
 /// DSDT fragment: `_S5_`, the power button and the GED with its `_EVT`.

@@ -9,7 +9,7 @@
 use acpi_tables::{Aml, AmlSink, aml};
 
 use crate::arch::x86_64::layout::ports;
-use crate::bus::PioDevice;
+use crate::bus::BusDevice;
 
 const STATUS_PRESENT: u32 = 1;
 const STATUS_INSERTING: u32 = 2;
@@ -50,7 +50,7 @@ impl MemoryHotplug {
         }
     }
 
-    fn reg(&self, offset: u16) -> u32 {
+    fn reg(&self, offset: u64) -> u32 {
         let Some(s) = self.slots.get(self.selected) else {
             return 0;
         };
@@ -66,16 +66,16 @@ impl MemoryHotplug {
     }
 }
 
-impl PioDevice for MemoryHotplug {
-    fn read(&mut self, offset: u16, data: &mut [u8]) {
+impl BusDevice for MemoryHotplug {
+    fn read(&mut self, offset: u64, data: &mut [u8]) {
         let v = self.reg(offset & !3).to_le_bytes();
-        let shift = usize::from(offset & 3);
+        let shift = (offset & 3) as usize;
         for (i, b) in data.iter_mut().enumerate() {
             *b = v.get(shift + i).copied().unwrap_or(0);
         }
     }
 
-    fn write(&mut self, offset: u16, data: &[u8]) {
+    fn write(&mut self, offset: u64, data: &[u8]) {
         if data.len() != 4 {
             return;
         }
@@ -268,7 +268,7 @@ impl Aml for MemoryHotplugAml {
 mod tests {
     use super::*;
 
-    fn read32(d: &mut MemoryHotplug, off: u16) -> u32 {
+    fn read32(d: &mut MemoryHotplug, off: u64) -> u32 {
         let mut b = [0u8; 4];
         d.read(off, &mut b);
         u32::from_le_bytes(b)

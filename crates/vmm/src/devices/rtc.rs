@@ -2,7 +2,7 @@
 //! "update in progress" always clear. Without it Linux's rtc_cmos driver reads 0xff, believes an
 //! update is always in progress and spends seconds polling at boot.
 
-use crate::bus::PioDevice;
+use crate::bus::BusDevice;
 
 /// CMOS index register + data register.
 pub struct Rtc {
@@ -61,8 +61,8 @@ impl Rtc {
     }
 }
 
-impl PioDevice for Rtc {
-    fn read(&mut self, offset: u16, data: &mut [u8]) {
+impl BusDevice for Rtc {
+    fn read(&mut self, offset: u64, data: &mut [u8]) {
         data.fill(0xff);
         if offset == 1
             && let Some(b) = data.first_mut()
@@ -75,7 +75,7 @@ impl PioDevice for Rtc {
         }
     }
 
-    fn write(&mut self, offset: u16, data: &[u8]) {
+    fn write(&mut self, offset: u64, data: &[u8]) {
         let Some(&v) = data.first() else { return };
         match offset {
             0 => self.index = v & 0x7f, // bit 7 is the NMI mask

@@ -6,7 +6,7 @@ use std::io::Write;
 use acpi_tables::{Aml, AmlSink, aml};
 
 use crate::arch::x86_64::layout::{irqs, ports};
-use crate::bus::PioDevice;
+use crate::bus::BusDevice;
 use crate::devices::IrqLine;
 
 /// The UART.
@@ -33,15 +33,15 @@ impl Serial {
     }
 }
 
-impl PioDevice for Serial {
-    fn read(&mut self, offset: u16, data: &mut [u8]) {
+impl BusDevice for Serial {
+    fn read(&mut self, offset: u64, data: &mut [u8]) {
         data.fill(0);
         if let (Some(b), Ok(off)) = (data.first_mut(), u8::try_from(offset)) {
             *b = self.uart.read(off);
         }
     }
 
-    fn write(&mut self, offset: u16, data: &[u8]) {
+    fn write(&mut self, offset: u64, data: &[u8]) {
         if let (Some(b), Ok(off)) = (data.first(), u8::try_from(offset)) {
             // An output error (closed stdout) must not stop the guest.
             let _ = self.uart.write(off, *b);

@@ -39,7 +39,8 @@ pub const HIMEM_START: u64 = 0x10_0000;
 
 /// The 32-bit PCI hole starts at 3 GiB when RAM is at least 3.5 GiB (QEMU pc's rule).
 pub const MMIO_HOLE_START: u64 = 0xc000_0000;
-/// virtio-mmio register windows (4 KiB each, one per `-drive`), in the 32-bit hole above the
+/// virtio-mmio register windows (4 KiB each, up to 256, handed out by the device manager), in
+/// the 32-bit hole above the
 /// highest low-RAM end (0xe000_0000, QEMU pc's split) and far below the mailbox.
 pub const VIRTIO_MMIO_BASE: u64 = 0xe000_0000;
 /// The NVDIMM `_DSM` mailbox (see docs/acpi-nvdimm.md), in the hole, E820-reserved, below the
@@ -82,7 +83,9 @@ pub mod irqs {
     pub const COM1: u32 = 4;
     /// Generic Event Device: power button, NVDIMM and memory hotplug notifications.
     pub const GED: u32 = 5;
-    /// virtio-mmio devices: GSIs 16.. (one each, edge; above the ISA range so no legacy device
-    /// shares them).
-    pub const VIRTIO_FIRST: u32 = 16;
+    /// Lines for virtio-mmio devices (one each, edge, shared by disks and network cards): the
+    /// IOAPIC's lines above the ISA range first (no legacy device shares them), then ISA lines
+    /// that no device pmvm models uses (10, 11; 14 and 15 belong to IDE, which pmvm has not).
+    /// KVM's in-kernel IOAPIC has 24 lines.
+    pub const VIRTIO_POOL: &[u32] = &[16, 17, 18, 19, 20, 21, 22, 23, 10, 11, 14, 15];
 }

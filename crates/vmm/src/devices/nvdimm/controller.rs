@@ -9,7 +9,7 @@ use vm_memory::{Bytes, GuestAddress};
 use super::{Labels, Nvdimm};
 use crate::acpi::{OEM_ID, OEM_REVISION, OEM_TABLE_ID};
 use crate::arch::x86_64::layout::NVDIMM_MAILBOX_ADDR;
-use crate::bus::PioDevice;
+use crate::bus::BusDevice;
 use crate::error::{Error, Result};
 use crate::memory::GuestRam;
 
@@ -103,6 +103,11 @@ impl NvdimmController {
         self.dispatcher.fit_changed();
     }
 
+    /// The FIT as the guest's `_FIT` reads it (the NFIT's body at boot).
+    pub fn fit(&self) -> &[u8] {
+        &self.fit
+    }
+
     /// The NVDIMMs.
     pub fn dimms(&self) -> &[Nvdimm] {
         &self.dimms
@@ -134,12 +139,12 @@ impl NvdimmController {
     }
 }
 
-impl PioDevice for NvdimmController {
-    fn read(&mut self, _offset: u16, data: &mut [u8]) {
+impl BusDevice for NvdimmController {
+    fn read(&mut self, _offset: u64, data: &mut [u8]) {
         data.fill(0);
     }
 
-    fn write(&mut self, offset: u16, data: &[u8]) {
+    fn write(&mut self, offset: u64, data: &[u8]) {
         // The AML writes the mailbox address as one 32-bit OUT; other accesses are ignored.
         if offset == 0 && data == (NVDIMM_MAILBOX_ADDR as u32).to_le_bytes() {
             self.doorbell();

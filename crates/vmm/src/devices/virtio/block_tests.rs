@@ -9,7 +9,7 @@ use super::super::fuzz::{DATA, Driver, run};
 use super::super::mmio::{VirtioMmioAml, status};
 use super::super::{F_RING_INDIRECT_DESC, F_VERSION_1};
 use super::*;
-use crate::bus::MmioDevice;
+use crate::bus::BusDevice;
 use acpi_tables::Aml;
 
 const FEATURES: u64 = F_VERSION_1 | F_FLUSH | F_SEG_MAX | F_RING_INDIRECT_DESC | F_WRITE_ZEROES;

@@ -12,7 +12,7 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 use super::block::Block;
 use super::mmio::{VirtioMmio, status};
-use crate::bus::MmioDevice;
+use crate::bus::BusDevice;
 use crate::memory::DmaMemory;
 
 /// Guest memory of the test driver: rings at fixed addresses, data buffers above them.

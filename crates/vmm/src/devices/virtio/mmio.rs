@@ -7,7 +7,7 @@
 //! QueueNotify write.
 
 use super::{F_RING_INDIRECT_DESC, F_VERSION_1, VirtioDevice};
-use crate::bus::MmioDevice;
+use crate::bus::BusDevice;
 use crate::memory::DmaMemory;
 use acpi_tables::{Aml, AmlSink, aml};
 use virtio_queue::{Queue, QueueT};
@@ -259,7 +259,7 @@ impl VirtioMmio {
     }
 }
 
-impl MmioDevice for VirtioMmio {
+impl BusDevice for VirtioMmio {
     fn read(&mut self, offset: u64, data: &mut [u8]) {
         data.fill(0);
         if offset >= reg::CONFIG {
