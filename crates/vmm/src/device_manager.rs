@@ -35,9 +35,67 @@ use crate::devices::virtio::VirtioDevice;
 use crate::devices::virtio::mmio::{self, VirtioMmio, VirtioMmioAml};
 use crate::devices::virtio::worker::IoWorker;
 use crate::devices::{EventSink, IrqLine};
-use crate::error::{Error, Result};
 use crate::memory::{DmaMemory, GuestRam};
 pub use alloc::{GsiAllocator, SlotAllocator, WindowAllocator};
+
+use crate::bus::BusError;
+use crate::devices::nvdimm::backend::BackendError;
+use crate::devices::nvdimm::label_safety::LabelAreaError;
+
+/// Why a device could not be added, or a memory device plugged.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    /// The layout refuses the device (slots, maxmem, alignment, ids): pmem-layout's message.
+    #[error(transparent)]
+    Plan(#[from] vm_config::ConfigError),
+    /// The device's backend could not be opened or mapped.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// The label area holds foreign data.
+    #[error(transparent)]
+    LabelArea(#[from] LabelAreaError),
+    /// An NVDIMM without `-machine nvdimm=on`.
+    #[error("nvdimm is not enabled: missing 'nvdimm' in '-M'")]
+    NvdimmDisabled,
+    /// A `-device` names a backend that does not exist.
+    #[error("memdev '{0}' not found")]
+    MissingMemdev(String),
+    /// Every KVM memory slot is taken.
+    #[error(
+        "no free KVM memory slot: the host allows {max} and every one is in use; use fewer memory devices"
+    )]
+    NoMemorySlot { max: u32 },
+    /// Every virtio-mmio window is taken.
+    #[error("{device}: no free virtio-mmio window ({max} devices at most)")]
+    NoWindow { device: String, max: u64 },
+    /// Every interrupt line of the virtio pool is taken.
+    #[error("{device}: no free interrupt line ({max} virtio devices at most)")]
+    NoIrqLine { device: String, max: usize },
+    /// The device's address range is taken.
+    #[error("{device}: cannot claim its address range: {source}")]
+    Claim {
+        device: String,
+        #[source]
+        source: BusError,
+    },
+    /// KVM refused to map a memory device.
+    #[error("{id}: KVM refused memory slot {slot}: {source}")]
+    Map {
+        id: String,
+        slot: u32,
+        #[source]
+        source: kvm_ioctls::Error,
+    },
+    /// An interrupt line could not be connected.
+    #[error("interrupt line {gsi}: {source}")]
+    Irq {
+        gsi: u32,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+type Result<T> = std::result::Result<T, DeviceError>;
 
 /// Whether a memory device arrives before the guest runs or while it runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,8 +156,7 @@ impl DeviceManager {
         first_free_slot: u32,
         max_slots: u32,
     ) -> Result<DeviceManager> {
-        let layout =
-            vm_config::device_memory(&cfg.memory).map_err(|e| Error::Config(e.to_string()))?;
+        let layout = vm_config::device_memory(&cfg.memory)?;
         let nvdimm = cfg.machine.nvdimm.then(|| {
             let persistence = cfg.machine.nvdimm_persistence.map(|p| match p {
                 vm_config::PersistenceDomain::Cpu => nvdimm_acpi::Persistence::Cpu,
@@ -143,8 +200,14 @@ impl DeviceManager {
 
     /// An interrupt line: an eventfd registered with KVM as an irqfd for `gsi`.
     pub fn irq_line(&self, gsi: u32) -> Result<IrqLine> {
-        let evt = EventFd::new(libc::EFD_NONBLOCK).map_err(|e| Error::io("eventfd", e))?;
-        self.vm.register_irqfd(&evt, gsi).map_err(Error::Kvm)?;
+        let evt =
+            EventFd::new(libc::EFD_NONBLOCK).map_err(|source| DeviceError::Irq { gsi, source })?;
+        self.vm
+            .register_irqfd(&evt, gsi)
+            .map_err(|e| DeviceError::Irq {
+                gsi,
+                source: std::io::Error::from_raw_os_error(e.errno()),
+            })?;
         Ok(IrqLine(evt))
     }
 
@@ -160,7 +223,10 @@ impl DeviceManager {
         self.buses
             .pio
             .insert(u64::from(base), u64::from(len), dev)
-            .map_err(|e| Error::Config(format!("{name}: cannot claim its I/O ports: {e}")))?;
+            .map_err(|source| DeviceError::Claim {
+                device: name.to_string(),
+                source,
+            })?;
         if let Some(aml) = aml {
             self.dsdt.extend(acpi::aml_bytes(&[aml]));
         }
@@ -234,7 +300,7 @@ impl DeviceManager {
         for (index, dev) in cfg.devices.iter().enumerate() {
             let backend_cfg = cfg
                 .backend(dev.memdev())
-                .ok_or_else(|| Error::Config(format!("memdev '{}' not found", dev.memdev())))?;
+                .ok_or_else(|| DeviceError::MissingMemdev(dev.memdev().to_string()))?;
             let backend = Arc::new(Backend::open(
                 backend_cfg,
                 cfg.require_persistence && matches!(dev, DeviceConfig::Nvdimm(_)),
@@ -261,12 +327,9 @@ impl DeviceManager {
     ) -> Result<DevicePlan> {
         let is_nvdimm = matches!(dev, DeviceConfig::Nvdimm(_));
         if is_nvdimm && self.nvdimm.is_none() {
-            return Err(Error::Config(
-                "nvdimm is not enabled: missing 'nvdimm' in '-M'".into(),
-            ));
+            return Err(DeviceError::NvdimmDisabled);
         }
-        let plan = vm_config::plan_device(&mut self.layout, dev, backend_cfg, index)
-            .map_err(|e| Error::Config(e.to_string()))?;
+        let plan = vm_config::plan_device(&mut self.layout, dev, backend_cfg, index)?;
         let id = plan.id.clone();
         match self.map_memory_device(Nvdimm { plan, backend }, is_nvdimm, plug, force_label_area) {
             Ok(plan) => Ok(plan),
@@ -288,9 +351,13 @@ impl DeviceManager {
             label_safety::check(&dimm, force_label_area)?;
         }
         let slot = self.slots.alloc()?;
-        if let Err(e) = dimm.map_into_guest(&self.vm, slot) {
+        if let Err(source) = dimm.map_into_guest(&self.vm, slot) {
             self.slots.free(slot);
-            return Err(e);
+            return Err(DeviceError::Map {
+                id: dimm.plan.id.clone(),
+                slot,
+                source,
+            });
         }
         let plan = dimm.plan.clone();
         if let Err(e) = self.dma.add(plan.gpa, plan.size, &dimm.backend) {
@@ -338,16 +405,14 @@ impl DeviceManager {
         id: &str,
         dev: Box<dyn VirtioDevice>,
     ) -> Result<u64> {
-        let (index, base) = self.windows.alloc().ok_or_else(|| {
-            Error::Config(format!(
-                "{option} {id}: no free virtio-mmio window ({VIRTIO_WINDOWS} devices at most)"
-            ))
+        let device = format!("{option} {id}");
+        let (index, base) = self.windows.alloc().ok_or_else(|| DeviceError::NoWindow {
+            device: device.clone(),
+            max: VIRTIO_WINDOWS,
         })?;
-        let gsi = self.gsis.alloc().ok_or_else(|| {
-            Error::Config(format!(
-                "{option} {id}: no free interrupt line ({} virtio devices at most)",
-                irqs::VIRTIO_POOL.len()
-            ))
+        let gsi = self.gsis.alloc().ok_or_else(|| DeviceError::NoIrqLine {
+            device: device.clone(),
+            max: irqs::VIRTIO_POOL.len(),
         })?;
         let irq = self.irq_line(gsi)?;
         let transport = Arc::new(Mutex::new(VirtioMmio::new(
@@ -362,7 +427,7 @@ impl DeviceManager {
         self.buses
             .mmio
             .insert(base, mmio::WINDOW, transport)
-            .map_err(|e| Error::Config(format!("{option} {id}: cannot claim its window: {e}")))?;
+            .map_err(|source| DeviceError::Claim { device, source })?;
         let aml = VirtioMmioAml {
             index: index as u32,
             base,
@@ -379,7 +444,10 @@ impl DeviceManager {
 
     /// The tables devices add beside the DSDT: the NVDIMM SSDT (with memory slots) and the
     /// NFIT (when NVDIMMs exist at boot, as QEMU does).
-    pub fn extra_tables(&self, slots: u32) -> Result<Vec<Vec<u8>>> {
+    pub fn extra_tables(
+        &self,
+        slots: u32,
+    ) -> std::result::Result<Vec<Vec<u8>>, crate::acpi::AcpiError> {
         let mut tables = Vec::new();
         if let Some(ctl) = &self.nvdimm {
             let ctl = lock(ctl);

@@ -13,7 +13,28 @@ use vm_memory::{
 use crate::arch::x86_64::boot::{E820_RAM, E820_RESERVED, E820Entry};
 use crate::arch::x86_64::layout::{EBDA_START, FOUR_GIB, HIMEM_START, NVDIMM_MAILBOX_ADDR};
 use crate::devices::nvdimm::backend::Backend;
-use crate::error::{Error, Result};
+/// Why guest RAM or a DMA view of it could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum MemoryError {
+    /// The host would not give the address space or the mapping.
+    #[error(
+        "cannot reserve {mib} MiB of guest RAM: {cause}; lower -m or check the host's overcommit limits"
+    )]
+    Reserve { mib: u64, cause: String },
+    /// KVM refused a memory slot for boot RAM.
+    #[error("KVM: cannot register guest RAM at {gpa:#x} as memory slot {slot}: {source}")]
+    Slot {
+        gpa: u64,
+        slot: u32,
+        #[source]
+        source: kvm_ioctls::Error,
+    },
+    /// A memory device could not be added to what virtio devices may address.
+    #[error("DMA view of {gpa:#x}: {cause}")]
+    DmaView { gpa: u64, cause: String },
+}
+
+type Result<T> = std::result::Result<T, MemoryError>;
 
 /// How RAM is split around the 32-bit hole (computed by pmem-layout, QEMU's rule).
 #[derive(Clone, Copy, Debug)]
@@ -108,11 +129,9 @@ pub fn create_guest_memory(split: RamSplit, mailbox_size: u64) -> Result<GuestRa
     if split.above_4g > 0 {
         ranges.push((GuestAddress(FOUR_GIB), split.above_4g as usize));
     }
-    let fail = |e: &dyn std::fmt::Display| {
-        Error::Memory(format!(
-            "cannot reserve {} MiB of guest RAM: {e}; lower -m or check the host's overcommit limits",
-            (split.below_4g + split.above_4g) >> 20
-        ))
+    let fail = |e: &dyn std::fmt::Display| MemoryError::Reserve {
+        mib: (split.below_4g + split.above_4g) >> 20,
+        cause: e.to_string(),
     };
     let mut mappings = Vec::with_capacity(ranges.len());
     let mut regions = Vec::with_capacity(ranges.len());
@@ -154,7 +173,11 @@ pub fn register_memory(vm: &VmFd, mem: &GuestMemoryMmap) -> Result<u32> {
         };
         // SAFETY: the host range [userspace_addr, +memory_size) is a live mapping owned by `mem`,
         // which outlives the VM (the Vm struct drops the VmFd before the memory).
-        unsafe { vm.set_user_memory_region(region) }.map_err(Error::Kvm)?;
+        unsafe { vm.set_user_memory_region(region) }.map_err(|source| MemoryError::Slot {
+            gpa: region.guest_phys_addr,
+            slot,
+            source,
+        })?;
         slot += 1;
     }
     Ok(slot)
@@ -242,6 +265,10 @@ impl DmaMemory {
         if backend.readonly || len == 0 || len > backend.len() as u64 {
             return Ok(());
         }
+        let dma = |e: &dyn std::fmt::Display| MemoryError::DmaView {
+            gpa,
+            cause: e.to_string(),
+        };
         let mut cur = self.0.lock().unwrap_or_else(|p| p.into_inner());
         // SAFETY: [host_addr, +len) lies inside the backend's mapping (checked above), which is
         // readable and writable; the new snapshot holds an Arc to the backend, so the mapping
@@ -254,13 +281,13 @@ impl DmaMemory {
                 libc::MAP_SHARED,
             )
         }
-        .map_err(|e| Error::Memory(format!("DMA view of {gpa:#x}: {e}")))?;
+        .map_err(|e| dma(&e))?;
         let region = GuestRegionMmap::new(region, GuestAddress(gpa))
-            .ok_or_else(|| Error::Memory(format!("DMA view of {gpa:#x}: address overflow")))?;
+            .ok_or_else(|| dma(&"address overflow"))?;
         let mem = cur
             .mem
             .insert_region(Arc::new(region))
-            .map_err(|e| Error::Memory(format!("DMA view of {gpa:#x}: {e}")))?;
+            .map_err(|e| dma(&e))?;
         let mut keep = cur._keep.clone();
         keep.push(backend.clone());
         *cur = Arc::new(DmaSnapshot {

@@ -90,17 +90,18 @@ impl Vm {
     /// Builds the VM: KVM objects, memory, devices, ACPI, kernel, vCPUs.
     pub fn build(kvm: &Kvm, cfg: &VmConfig) -> Result<Vm> {
         let t0 = std::time::Instant::now();
-        let vm = kvm.create_vm().map_err(Error::Kvm)?;
+        let vm = kvm.create_vm().map_err(Error::kvm("KVM_CREATE_VM"))?;
         vm.set_tss_address(KVM_TSS_ADDR as usize)
-            .map_err(Error::Kvm)?;
+            .map_err(Error::kvm("KVM_SET_TSS_ADDR"))?;
         vm.set_identity_map_address(KVM_IDENTITY_MAP_ADDR)
-            .map_err(Error::Kvm)?;
-        vm.create_irq_chip().map_err(Error::Kvm)?;
+            .map_err(Error::kvm("KVM_SET_IDENTITY_MAP_ADDR"))?;
+        vm.create_irq_chip()
+            .map_err(Error::kvm("KVM_CREATE_IRQCHIP"))?;
         let pit = kvm_pit_config {
             flags: KVM_PIT_SPEAKER_DUMMY,
             ..Default::default()
         };
-        vm.create_pit2(pit).map_err(Error::Kvm)?;
+        vm.create_pit2(pit).map_err(Error::kvm("KVM_CREATE_PIT2"))?;
 
         tracing::debug!("KVM VM created after {:?}", t0.elapsed());
         let ram = pmem_layout::RamLayout::new(cfg.memory.size);
@@ -163,12 +164,14 @@ impl Vm {
         tracing::debug!("kernel loaded after {:?}", t0.elapsed());
         let base_cpuid = kvm
             .get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
-            .map_err(Error::Kvm)?;
+            .map_err(Error::kvm("KVM_GET_SUPPORTED_CPUID"))?;
         let mut vcpus = Vec::with_capacity(cfg.cpus as usize);
         for i in 0..cfg.cpus {
-            let vcpu = vm.create_vcpu(u64::from(i)).map_err(Error::Kvm)?;
+            let vcpu = vm
+                .create_vcpu(u64::from(i))
+                .map_err(Error::kvm("KVM_CREATE_VCPU"))?;
             vcpu.set_cpuid2(&cpu::vcpu_cpuid(&base_cpuid, i, cfg.cpus))
-                .map_err(Error::Kvm)?;
+                .map_err(Error::kvm("KVM_SET_CPUID2"))?;
             cpu::setup_msrs(&vcpu)?;
             regs::setup_fpu(&vcpu)?;
             cpu::setup_lint(&vcpu)?;

@@ -16,7 +16,27 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 use crate::arch::x86_64::layout::{ACPI_END, ACPI_START, ports};
 use crate::devices::acpi_pm::RESET_VALUE;
-use crate::error::{Error, Result};
+/// Why the ACPI tables could not be placed.
+#[derive(Debug, thiserror::Error)]
+pub enum AcpiError {
+    /// The tables do not fit the area below 1 MiB.
+    #[error(
+        "boot set-up: ACPI tables need {excess:#x} bytes more than the {area:#x}-byte area; reduce -m slots"
+    )]
+    TooLarge { excess: u64, area: u64 },
+    /// Writing a table into guest memory failed.
+    #[error("boot set-up: cannot write {what}: {source}")]
+    Write {
+        what: &'static str,
+        #[source]
+        source: vm_memory::GuestMemoryError,
+    },
+    /// The NVDIMM SSDT could not be built.
+    #[error("boot set-up: NVDIMM SSDT: {0}")]
+    NvdimmSsdt(String),
+}
+
+type Result<T> = std::result::Result<T, AcpiError>;
 
 /// OEM identity of every table pmvm builds.
 pub const OEM_ID: [u8; 6] = *b"PMVM  ";
@@ -75,14 +95,16 @@ pub fn write_tables(mem: &GuestMemoryMmap, input: &AcpiInput) -> Result<u64> {
         let addr = (next + 7) & !7;
         let end = addr + bytes.len() as u64;
         if end > ACPI_END {
-            return Err(Error::BootSetup(format!(
-                "ACPI tables need {:#x} bytes more than the {:#x}-byte area; reduce -m slots",
-                end - ACPI_END,
-                ACPI_END - ACPI_START
-            )));
+            return Err(AcpiError::TooLarge {
+                excess: end - ACPI_END,
+                area: ACPI_END - ACPI_START,
+            });
         }
         mem.write_slice(bytes, GuestAddress(addr))
-            .map_err(|e| Error::BootSetup(format!("cannot write ACPI tables: {e}")))?;
+            .map_err(|source| AcpiError::Write {
+                what: "ACPI tables",
+                source,
+            })?;
         next = end;
         Ok(addr)
     };
@@ -105,7 +127,10 @@ pub fn write_tables(mem: &GuestMemoryMmap, input: &AcpiInput) -> Result<u64> {
     let mut rsdp = Vec::new();
     Rsdp::new(OEM_ID, xsdt_addr).to_aml_bytes(&mut rsdp);
     mem.write_slice(&rsdp, GuestAddress(rsdp_addr))
-        .map_err(|e| Error::BootSetup(format!("cannot write the RSDP: {e}")))?;
+        .map_err(|source| AcpiError::Write {
+            what: "the RSDP",
+            source,
+        })?;
     Ok(rsdp_addr)
 }
 

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::error::{Error, Result};
+use super::DeviceError;
 
 /// KVM memory slots from `first` up to the host's limit.
 pub struct SlotAllocator {
@@ -29,16 +29,12 @@ impl SlotAllocator {
     }
 
     /// The lowest free slot.
-    pub fn alloc(&mut self) -> Result<u32> {
+    pub fn alloc(&mut self) -> Result<u32, DeviceError> {
         if let Some(s) = self.freed.pop_first() {
             return Ok(s);
         }
         if self.next >= self.max {
-            return Err(Error::Config(format!(
-                "no free KVM memory slot: the host allows {} and every one is in use; use fewer \
-                 memory devices",
-                self.max
-            )));
+            return Err(DeviceError::NoMemorySlot { max: self.max });
         }
         self.next += 1;
         Ok(self.next - 1)

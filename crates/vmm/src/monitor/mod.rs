@@ -6,6 +6,8 @@ mod hotplug;
 mod queries;
 mod state;
 
+pub use hotplug::HotplugError;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -64,8 +66,11 @@ impl Monitor {
         for (specs, hmp) in [(&cfg.qmp, false), (&cfg.monitor, true)] {
             for spec in specs {
                 let opt = if hmp { "-monitor" } else { "-qmp" };
-                let parsed = qmp::parse_chardev_spec(&spec.0)
-                    .map_err(|e| Error::Config(format!("{opt} {}: {e}", spec.0)))?;
+                let parsed = qmp::parse_chardev_spec(&spec.0).map_err(|source| Error::Monitor {
+                    option: opt,
+                    spec: spec.0.clone(),
+                    source,
+                })?;
                 if parsed.endpoint == qmp::Endpoint::Stdio {
                     on_stdio = true;
                     let s = server.clone();
@@ -86,7 +91,11 @@ impl Monitor {
                 } else {
                     server.listen(parsed.endpoint, parsed.server, parsed.wait)
                 };
-                res.map_err(|e| Error::Config(format!("{opt} {}: {e}", spec.0)))?;
+                res.map_err(|source| Error::Monitor {
+                    option: opt,
+                    spec: spec.0.clone(),
+                    source,
+                })?;
             }
         }
         if serial_stdio && !on_stdio {
@@ -174,10 +183,10 @@ impl Monitor {
             Command::InfoRegisters { all } => queries::registers(st, all),
             Command::QueryBlock => Ok(queries::block(&st.cfg)),
             Command::QueryMemdev => Ok(queries::memdev(&st.cfg)),
-            Command::ObjectAdd(add) => hotplug::object_add(st, add),
-            Command::ObjectDel { id } => hotplug::object_del(st, &id),
-            Command::DeviceAdd(add) => hotplug::device_add(st, add),
-            Command::DeviceDel { id } => hotplug::device_del(st, &id),
+            Command::ObjectAdd(add) => Ok(hotplug::object_add(st, add)?),
+            Command::ObjectDel { id } => Ok(hotplug::object_del(st, &id)?),
+            Command::DeviceAdd(add) => Ok(hotplug::device_add(st, add)?),
+            Command::DeviceDel { id } => Ok(hotplug::device_del(st, &id)?),
             Command::Stop | Command::Cont => {
                 let stop = matches!(cmd, Command::Stop);
                 let vm = st.vm()?;

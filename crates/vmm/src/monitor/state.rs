@@ -5,11 +5,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, MutexGuard};
 
-use qmp::{QmpError, ShutdownCause};
+use qmp::ShutdownCause;
 use vm_config::VmConfig;
 
 use crate::device_manager::DeviceManager;
 use crate::devices::nvdimm::backend::Backend;
+use crate::monitor::HotplugError;
 use crate::vm::VmHandle;
 
 /// The monitor's state, behind its one lock.
@@ -30,18 +31,13 @@ pub struct State {
 }
 
 impl State {
-    /// The running VM, or QEMU's error for commands that need one.
-    pub fn vm(&self) -> Result<&VmHandle, QmpError> {
-        self.vm.as_ref().ok_or_else(not_running)
+    /// The running VM, or the error of commands that need one.
+    pub fn vm(&self) -> Result<&VmHandle, HotplugError> {
+        self.vm.as_ref().ok_or(HotplugError::NotRunning)
     }
 
     /// The running VM's device manager.
-    pub fn devices(&self) -> Result<MutexGuard<'_, DeviceManager>, QmpError> {
+    pub fn devices(&self) -> Result<MutexGuard<'_, DeviceManager>, HotplugError> {
         Ok(self.vm()?.devices.lock().unwrap_or_else(|p| p.into_inner()))
     }
-}
-
-/// The error of a command that needs a running VM.
-pub fn not_running() -> QmpError {
-    QmpError::generic("the VM is not running".to_string())
 }

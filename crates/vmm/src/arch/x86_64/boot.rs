@@ -19,9 +19,9 @@ use linux_loader::loader::elf::{Elf, PvhBootCapability};
 use linux_loader::loader::{Cmdline, KernelLoader, load_cmdline};
 use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryMmap};
 
+use super::error::{BootError, Result};
 use super::layout::*;
 use super::regs::EntryMode;
-use crate::error::{Error, Result};
 
 /// E820 entry types used by pmvm.
 pub const E820_RAM: u32 = 1;
@@ -60,27 +60,31 @@ pub struct BootSpec<'a> {
     pub rsdp_addr: u64,
 }
 
-fn open(path: &Path, what: &str) -> Result<File> {
-    File::open(path)
-        .map_err(|e| Error::Config(format!("cannot open {what} '{}': {e}", path.display())))
+fn open(path: &Path, what: &'static str) -> Result<File> {
+    File::open(path).map_err(|source| BootError::Open {
+        what,
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Loads the kernel (ELF first, then bzImage), the initrd and the command line, and writes the
 /// zero page or the PVH start info. Returns the entry point.
 pub fn load_kernel(mem: &GuestMemoryMmap, spec: &BootSpec) -> Result<BootEntry> {
     let mut kernel = open(spec.kernel, "kernel")?;
-    let mut cmdline =
-        Cmdline::new(CMDLINE_MAX).map_err(|e| Error::Config(format!("-append: {e}")))?;
-    cmdline
-        .insert_str(spec.cmdline)
-        .map_err(|e| Error::Config(format!("-append '{}': {e}", spec.cmdline)))?;
+    let cmdline_error = |source| BootError::Cmdline {
+        cmdline: spec.cmdline.to_string(),
+        source,
+    };
+    let mut cmdline = Cmdline::new(CMDLINE_MAX).map_err(cmdline_error)?;
+    cmdline.insert_str(spec.cmdline).map_err(cmdline_error)?;
 
     let elf = Elf::load(mem, None, &mut kernel, Some(GuestAddress(HIMEM_START)));
     let (setup_header, entry) = match elf {
         Ok(res) => match res.pvh_boot_cap {
             PvhBootCapability::PvhEntryPresent(addr) => {
                 load_cmdline(mem, GuestAddress(CMDLINE_ADDR), &cmdline)
-                    .map_err(|e| Error::BootSetup(format!("cannot write the command line: {e}")))?;
+                    .map_err(|e| BootError::write("the command line", e))?;
                 let initrd = load_initrd(mem, spec, u64::from(u32::MAX), res.kernel_end)?;
                 write_pvh_start_info(mem, spec, initrd)?;
                 return Ok(BootEntry {
@@ -101,21 +105,17 @@ pub fn load_kernel(mem: &GuestMemoryMmap, spec: &BootSpec) -> Result<BootEntry> 
             linux_loader::loader::elf::Error::InvalidElfMagicNumber,
         )) => {
             let mut kernel = open(spec.kernel, "kernel")?;
-            let res = BzImage::load(mem, None, &mut kernel, Some(GuestAddress(HIMEM_START))).map_err(|e| {
-                Error::Config(format!(
-                    "-kernel '{}' is neither an ELF vmlinux nor a bzImage this loader accepts: {e}",
-                    spec.kernel.display()
-                ))
-            })?;
-            let hdr = res
-                .setup_header
-                .ok_or_else(|| Error::Config("bzImage without a setup header".into()))?;
+            let res = BzImage::load(mem, None, &mut kernel, Some(GuestAddress(HIMEM_START)))
+                .map_err(|source| BootError::NotAKernel {
+                    path: spec.kernel.to_path_buf(),
+                    source,
+                })?;
+            let hdr = res.setup_header.ok_or(BootError::NoSetupHeader)?;
             if hdr.version < 0x020c || hdr.xloadflags & 1 == 0 {
-                return Err(Error::Config(format!(
-                    "-kernel '{}': boot protocol {:#x} without a 64-bit entry point (need >= 2.12)",
-                    spec.kernel.display(),
-                    { hdr.version }
-                )));
+                return Err(BootError::OldProtocol {
+                    path: spec.kernel.to_path_buf(),
+                    version: { hdr.version },
+                });
             }
             (
                 Some(hdr),
@@ -125,16 +125,16 @@ pub fn load_kernel(mem: &GuestMemoryMmap, spec: &BootSpec) -> Result<BootEntry> 
                 },
             )
         }
-        Err(e) => {
-            return Err(Error::Config(format!(
-                "cannot load -kernel '{}': {e}",
-                spec.kernel.display()
-            )));
+        Err(source) => {
+            return Err(BootError::Load {
+                path: spec.kernel.to_path_buf(),
+                source,
+            });
         }
     };
 
     load_cmdline(mem, GuestAddress(CMDLINE_ADDR), &cmdline)
-        .map_err(|e| Error::BootSetup(format!("cannot write the command line: {e}")))?;
+        .map_err(|e| BootError::write("the command line", e))?;
     let mut params = boot_params::default();
     if let Some(hdr) = setup_header {
         params.hdr = hdr;
@@ -157,9 +157,7 @@ pub fn load_kernel(mem: &GuestMemoryMmap, spec: &BootSpec) -> Result<BootEntry> 
     }
     params.acpi_rsdp_addr = spec.rsdp_addr;
     if spec.e820.len() > E820_MAX_ENTRIES_ZEROPAGE {
-        return Err(Error::BootSetup(
-            "too many E820 entries for the zero page".into(),
-        ));
+        return Err(BootError::TooManyE820);
     }
     for (i, e) in spec.e820.iter().enumerate() {
         params.e820_table[i] = boot_e820_entry {
@@ -170,7 +168,7 @@ pub fn load_kernel(mem: &GuestMemoryMmap, spec: &BootSpec) -> Result<BootEntry> 
     }
     params.e820_entries = spec.e820.len() as u8;
     mem.write_obj(params, GuestAddress(ZERO_PAGE_ADDR))
-        .map_err(|e| Error::BootSetup(format!("cannot write the zero page: {e}")))?;
+        .map_err(|e| BootError::write("the zero page", e))?;
     Ok(entry)
 }
 
@@ -187,7 +185,10 @@ fn load_initrd(
     let mut file = open(path, "initrd")?;
     let size = file
         .metadata()
-        .map_err(|e| Error::Config(format!("-initrd '{}': {e}", path.display())))?
+        .map_err(|source| BootError::InitrdMetadata {
+            path: path.to_path_buf(),
+            source,
+        })?
         .len();
     let top = spec.low_ram_end.min(max_addr.saturating_add(1));
     let addr = top
@@ -195,17 +196,16 @@ fn load_initrd(
         .map(|a| a & !0xfff)
         .filter(|a| *a >= kernel_end.max(HIMEM_START));
     let Some(addr) = addr else {
-        return Err(Error::Config(format!(
-            "-initrd '{}' ({size} bytes) does not fit in guest RAM below {top:#x}; give the guest more memory with -m",
-            path.display()
-        )));
+        return Err(BootError::InitrdTooLarge {
+            path: path.to_path_buf(),
+            size,
+            top,
+        });
     };
     mem.read_exact_volatile_from(GuestAddress(addr), &mut file, size as usize)
-        .map_err(|e| {
-            Error::Config(format!(
-                "cannot read -initrd '{}' into guest memory: {e}",
-                path.display()
-            ))
+        .map_err(|source| BootError::InitrdRead {
+            path: path.to_path_buf(),
+            source,
         })?;
     Ok(Some((addr, size)))
 }
@@ -215,9 +215,7 @@ fn write_pvh_start_info(
     spec: &BootSpec,
     initrd: Option<(u64, u64)>,
 ) -> Result<()> {
-    let err = |e: vm_memory::GuestMemoryError| {
-        Error::BootSetup(format!("cannot write the PVH start info: {e}"))
-    };
+    let err = |e: vm_memory::GuestMemoryError| BootError::write("the PVH start info", e);
     let mut info = hvm_start_info {
         magic: XEN_HVM_START_MAGIC,
         version: 1,

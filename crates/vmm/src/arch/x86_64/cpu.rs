@@ -3,7 +3,7 @@
 use kvm_bindings::{CpuId, Msrs, kvm_msr_entry};
 use kvm_ioctls::VcpuFd;
 
-use crate::error::{Error, Result};
+use super::error::{BootError, Result};
 
 const CPUID_1_ECX_TSC_DEADLINE: u32 = 1 << 24;
 const CPUID_1_ECX_HYPERVISOR: u32 = 1 << 31;
@@ -92,15 +92,14 @@ pub fn setup_msrs(vcpu: &VcpuFd) -> Result<()> {
         entry(MSR_IA32_MISC_ENABLE, 1),
         entry(MSR_MTRR_DEF_TYPE, (1 << 11) | 6),
     ];
-    let msrs = Msrs::from_entries(&entries)
-        .map_err(|e| Error::BootSetup(format!("cannot build the MSR list: {e:?}")))?;
-    let set = vcpu.set_msrs(&msrs).map_err(Error::Kvm)?;
+    let msrs = Msrs::from_entries(&entries).map_err(|e| BootError::MsrList(format!("{e:?}")))?;
+    let set = vcpu
+        .set_msrs(&msrs)
+        .map_err(BootError::kvm("KVM_SET_MSRS"))?;
     if set != entries.len() {
         // KVM stops at the first MSR it refuses; name it so the failure can be acted on.
         let refused = entries.get(set).map(|e| e.index).unwrap_or(0);
-        return Err(Error::BootSetup(format!(
-            "KVM refused boot MSR {refused:#x}"
-        )));
+        return Err(BootError::MsrRefused(refused));
     }
     Ok(())
 }
@@ -116,7 +115,7 @@ fn set_apic_delivery_mode(reg: u32, mode: u32) -> u32 {
 
 /// LINT0 = ExtINT (the PIC), LINT1 = NMI, as a BIOS leaves them.
 pub fn setup_lint(vcpu: &VcpuFd) -> Result<()> {
-    let mut lapic = vcpu.get_lapic().map_err(Error::Kvm)?;
+    let mut lapic = vcpu.get_lapic().map_err(BootError::kvm("KVM_GET_LAPIC"))?;
     for (offset, mode) in [(APIC_LVT0, APIC_MODE_EXTINT), (APIC_LVT1, APIC_MODE_NMI)] {
         let bytes: [u8; 4] = std::array::from_fn(|i| lapic.regs[offset + i] as u8);
         let value = set_apic_delivery_mode(u32::from_le_bytes(bytes), mode);
@@ -124,7 +123,8 @@ pub fn setup_lint(vcpu: &VcpuFd) -> Result<()> {
             lapic.regs[offset + i] = *b as _;
         }
     }
-    vcpu.set_lapic(&lapic).map_err(Error::Kvm)
+    vcpu.set_lapic(&lapic)
+        .map_err(BootError::kvm("KVM_SET_LAPIC"))
 }
 
 #[cfg(test)]

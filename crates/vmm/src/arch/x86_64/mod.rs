@@ -1,6 +1,7 @@
 //! x86_64: fixed layout, boot protocols, registers, CPUID/MSRs.
 pub mod boot;
 pub mod cpu;
+pub mod error;
 pub mod layout;
 pub mod regs;
 pub mod reset_vector;

@@ -4,8 +4,8 @@ use kvm_bindings::{kvm_fpu, kvm_regs, kvm_segment};
 use kvm_ioctls::VcpuFd;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
+use super::error::{BootError, Result};
 use super::layout::*;
-use crate::error::{Error, Result};
 
 const X86_CR0_PE: u64 = 0x1;
 const X86_CR0_ET: u64 = 0x10;
@@ -74,12 +74,12 @@ pub fn setup_sregs(mem: &GuestMemoryMmap, vcpu: &VcpuFd, mode: EntryMode) -> Res
     ];
     for (i, entry) in gdt.iter().enumerate() {
         mem.write_obj(*entry, GuestAddress(GDT_ADDR + i as u64 * 8))
-            .map_err(|e| Error::BootSetup(format!("cannot write the GDT: {e}")))?;
+            .map_err(|e| BootError::write("the GDT", e))?;
     }
     mem.write_obj(0u64, GuestAddress(IDT_ADDR))
-        .map_err(|e| Error::BootSetup(format!("cannot write the IDT: {e}")))?;
+        .map_err(|e| BootError::write("the IDT", e))?;
 
-    let mut sregs = vcpu.get_sregs().map_err(Error::Kvm)?;
+    let mut sregs = vcpu.get_sregs().map_err(BootError::kvm("KVM_GET_SREGS"))?;
     let code_seg = segment_from_gdt(gdt[1], 1);
     let data_seg = segment_from_gdt(gdt[2], 2);
     let tss_seg = segment_from_gdt(gdt[3], 3);
@@ -109,12 +109,13 @@ pub fn setup_sregs(mem: &GuestMemoryMmap, vcpu: &VcpuFd, mode: EntryMode) -> Res
             sregs.efer = 0;
         }
     }
-    vcpu.set_sregs(&sregs).map_err(Error::Kvm)
+    vcpu.set_sregs(&sregs)
+        .map_err(BootError::kvm("KVM_SET_SREGS"))
 }
 
 /// Identity-maps the first 1 GiB with 2 MiB pages (enough for the kernel to set up its own).
 fn setup_page_tables(mem: &GuestMemoryMmap) -> Result<()> {
-    let err = |e| Error::BootSetup(format!("cannot write the boot page tables: {e}"));
+    let err = |e| BootError::write("the boot page tables", e);
     mem.write_obj(PDPTE_ADDR | 0x03, GuestAddress(PML4_ADDR))
         .map_err(err)?;
     mem.write_obj(PDE_ADDR | 0x03, GuestAddress(PDPTE_ADDR))
@@ -141,7 +142,7 @@ pub fn setup_regs(vcpu: &VcpuFd, entry: u64, mode: EntryMode) -> Result<()> {
         }
         EntryMode::Pvh => regs.rbx = PVH_INFO_ADDR,
     }
-    vcpu.set_regs(&regs).map_err(Error::Kvm)
+    vcpu.set_regs(&regs).map_err(BootError::kvm("KVM_SET_REGS"))
 }
 
 /// x87 and SSE control words as after FNINIT.
@@ -151,7 +152,7 @@ pub fn setup_fpu(vcpu: &VcpuFd) -> Result<()> {
         mxcsr: 0x1f80,
         ..Default::default()
     };
-    vcpu.set_fpu(&fpu).map_err(Error::Kvm)
+    vcpu.set_fpu(&fpu).map_err(BootError::kvm("KVM_SET_FPU"))
 }
 
 #[cfg(test)]

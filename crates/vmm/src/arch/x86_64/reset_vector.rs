@@ -12,9 +12,9 @@
 
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
+use super::error::{BootError, Result};
 use super::layout::{RESET_VECTOR_ADDR, ports};
 use crate::devices::acpi_pm::RESET_VALUE;
-use crate::error::{Error, Result};
 
 /// The real-mode stub at the reset vector.
 pub fn reset_stub() -> [u8; 13] {
@@ -39,7 +39,7 @@ pub fn reset_stub() -> [u8; 13] {
 /// Writes the stub at `F000:FFF0`.
 pub fn write_reset_vector(mem: &GuestMemoryMmap) -> Result<()> {
     mem.write_slice(&reset_stub(), GuestAddress(RESET_VECTOR_ADDR))
-        .map_err(|e| Error::BootSetup(format!("cannot write the reset vector: {e}")))
+        .map_err(|e| BootError::write("the reset vector", e))
 }
 
 #[cfg(test)]

@@ -9,7 +9,48 @@ use std::path::Path;
 use pmem_probe::{BackendClass, MAP_SHARED_VALIDATE, MAP_SYNC, Probe};
 use vm_config::{BackendConfig, BackendKind};
 
-use crate::error::{Error, Result};
+/// Why a backend could not be opened or mapped. Every message starts with the `-object` it is
+/// about.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The backend's file is unusable as it is (missing, not writable, too small).
+    #[error("-object {id}: mem-path={}: {what}", path.display())]
+    Path {
+        id: String,
+        path: std::path::PathBuf,
+        what: String,
+    },
+    /// A host call on the backend's file failed.
+    #[error("-object {id}: mem-path={}: {what}: {source}", path.display())]
+    PathIo {
+        id: String,
+        path: std::path::PathBuf,
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The persistence probe of the file failed.
+    #[error("-object {id}: probing {}: {source}", path.display())]
+    Probe {
+        id: String,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The options do not fit the backend (align, size, persistence).
+    #[error("-object {id}: {what}")]
+    Invalid { id: String, what: String },
+    /// Reserving or mapping the backend's address range failed.
+    #[error("-object {id}: {what}: {source}")]
+    Map {
+        id: String,
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+type Result<T> = std::result::Result<T, BackendError>;
 
 /// A mapped memory backend.
 pub struct Backend {
@@ -36,16 +77,26 @@ unsafe impl Send for Backend {}
 unsafe impl Sync for Backend {}
 
 fn open_file(cfg: &BackendConfig, path: &Path, readonly: bool) -> Result<File> {
-    let ctx = |what: &str| format!("-object {}: mem-path={}: {what}", cfg.id, path.display());
+    let bad = |what: &str| BackendError::Path {
+        id: cfg.id.clone(),
+        path: path.to_path_buf(),
+        what: what.to_string(),
+    };
+    let io = |what: &'static str| {
+        move |source| BackendError::PathIo {
+            id: cfg.id.clone(),
+            path: path.to_path_buf(),
+            what,
+            source,
+        }
+    };
     let exists = path.exists();
     let writable = !readonly;
     let mut opts = OpenOptions::new();
     opts.read(true).write(writable);
     if !exists {
         if readonly {
-            return Err(Error::Config(ctx(
-                "does not exist (readonly=on cannot create it)",
-            )));
+            return Err(bad("does not exist (readonly=on cannot create it)"));
         }
         opts.create(true);
     }
@@ -56,30 +107,28 @@ fn open_file(cfg: &BackendConfig, path: &Path, readonly: bool) -> Result<File> {
             OpenOptions::new()
                 .read(true)
                 .open(path)
-                .map_err(|e| Error::io(ctx("cannot open"), e))?
+                .map_err(io("cannot open"))?
         }
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            return Err(Error::Config(ctx(
+            return Err(bad(
                 "is not writable; share=on needs write access (fix the permissions, or use readonly=on with unarmed=on)",
-            )));
+            ));
         }
-        Err(e) => return Err(Error::io(ctx("cannot open"), e)),
+        Err(e) => return Err(io("cannot open")(e)),
     };
-    let meta = file
-        .metadata()
-        .map_err(|e| Error::io(ctx("cannot stat"), e))?;
+    let meta = file.metadata().map_err(io("cannot stat"))?;
     if meta.file_type().is_file() {
         let len = meta.len();
         if len == 0 && !readonly {
             file.set_len(cfg.size)
-                .map_err(|e| Error::io(ctx("cannot size the new file"), e))?;
+                .map_err(io("cannot size the new file"))?;
         } else if len < cfg.size {
             // Growing a used backend would move its label area (the last label-size bytes) and
             // expose stale bytes as guest data, so refuse as QEMU >= 2.8 does.
-            return Err(Error::Config(ctx(&format!(
+            return Err(bad(&format!(
                 "backing store size {len:#x} is too small for 'size' option {:#x}; use size={len} or grow the file deliberately (truncate -s)",
                 cfg.size
-            ))));
+            )));
         }
     }
     Ok(file)
@@ -89,6 +138,10 @@ impl Backend {
     /// Opens and maps a backend. `require_persistence` turns the pmem=on-without-MAP_SYNC
     /// warning into an error.
     pub fn open(cfg: &BackendConfig, require_persistence: bool) -> Result<Backend> {
+        let invalid = |what: String| BackendError::Invalid {
+            id: cfg.id.clone(),
+            what,
+        };
         let (file, probe, align, pmem, readonly, discard) = match &cfg.kind {
             BackendKind::Ram => (
                 None,
@@ -106,12 +159,12 @@ impl Backend {
                 ..
             } => {
                 let file = open_file(cfg, mem_path, *readonly)?;
-                let probe = pmem_probe::probe_path(mem_path).map_err(|e| {
-                    Error::io(
-                        format!("-object {}: probing {}", cfg.id, mem_path.display()),
-                        e,
-                    )
-                })?;
+                let probe =
+                    pmem_probe::probe_path(mem_path).map_err(|source| BackendError::Probe {
+                        id: cfg.id.clone(),
+                        path: mem_path.clone(),
+                        source,
+                    })?;
                 let mut align = cfg.align();
                 if let BackendClass::DeviceDax {
                     align: dev_align,
@@ -119,16 +172,14 @@ impl Backend {
                 } = &probe.class
                 {
                     if let Some(a) = dev_align.filter(|a| *a > align) {
-                        return Err(Error::Config(format!(
-                            "-object {}: backing store align {a:#x} is larger than 'align' option {align:#x}; add align={}",
-                            cfg.id,
+                        return Err(invalid(format!(
+                            "backing store align {a:#x} is larger than 'align' option {align:#x}; add align={}",
                             pmem_layout::format_size_arg(a)
                         )));
                     }
                     if let Some(s) = size.filter(|s| *s < cfg.size) {
-                        return Err(Error::Config(format!(
-                            "-object {}: {} has {s} bytes, less than size={}",
-                            cfg.id,
+                        return Err(invalid(format!(
+                            "{} has {s} bytes, less than size={}",
                             mem_path.display(),
                             cfg.size
                         )));
@@ -138,14 +189,13 @@ impl Backend {
                 (Some(file), probe, align, *pmem, *readonly, *discard_data)
             }
         };
-        let len = usize::try_from(cfg.size)
-            .map_err(|_| Error::Config(format!("-object {}: size too large", cfg.id)))?;
+        let len = usize::try_from(cfg.size).map_err(|_| invalid("size too large".into()))?;
         let align = usize::try_from(align).unwrap_or(4096).max(4096);
         // Reserve len + align of address space, then map the backend at an aligned address
         // inside it (device DAX refuses unaligned mappings; the guest range must be aligned too).
         let resv_len = len
             .checked_add(align)
-            .ok_or_else(|| Error::Config(format!("-object {}: size too large", cfg.id)))?;
+            .ok_or_else(|| invalid("size too large".into()))?;
         // SAFETY: an anonymous PROT_NONE reservation; no existing memory is affected.
         let resv = unsafe {
             libc::mmap(
@@ -158,10 +208,11 @@ impl Backend {
             )
         };
         if resv == libc::MAP_FAILED {
-            return Err(Error::io(
-                format!("-object {}: cannot reserve address space", cfg.id),
-                std::io::Error::last_os_error(),
-            ));
+            return Err(BackendError::Map {
+                id: cfg.id.clone(),
+                what: "cannot reserve address space".into(),
+                source: std::io::Error::last_os_error(),
+            });
         }
         let aligned = ((resv as usize).div_ceil(align) * align) as *mut libc::c_void;
         let prot = if readonly {
@@ -206,19 +257,19 @@ impl Backend {
                         map_sync = true;
                         p
                     } else {
-                        let msg = format!(
-                            "-object {}: pmem=on but {} cannot be mapped with MAP_SYNC ({}): guest writes are NOT guaranteed to survive a host crash; use device DAX or a file on a filesystem mounted with -o dax",
-                            cfg.id,
+                        let detail = format!(
+                            "pmem=on but {} cannot be mapped with MAP_SYNC ({}): guest writes are NOT guaranteed to survive a host crash; use device DAX or a file on a filesystem mounted with -o dax",
                             probe.path.as_deref().unwrap_or(Path::new("?")).display(),
                             probe.explanation
                         );
                         if require_persistence {
                             // SAFETY: unmapping our own reservation.
                             unsafe { libc::munmap(resv, resv_len) };
-                            return Err(Error::Config(format!(
-                                "{msg} (refused because of -require-persistence)"
+                            return Err(invalid(format!(
+                                "{detail} (refused because of -require-persistence)"
                             )));
                         }
+                        let msg = format!("-object {}: {detail}", cfg.id);
                         tracing::warn!("{msg}");
                         eprintln!("pmvm: warning: {msg}");
                         map(libc::MAP_SHARED, fd)
@@ -233,13 +284,11 @@ impl Backend {
             let e = std::io::Error::last_os_error();
             // SAFETY: unmapping our own reservation.
             unsafe { libc::munmap(resv, resv_len) };
-            return Err(Error::io(
-                format!(
-                    "-object {}: cannot map the backend ({} bytes, align {align:#x})",
-                    cfg.id, len
-                ),
-                e,
-            ));
+            return Err(BackendError::Map {
+                id: cfg.id.clone(),
+                what: format!("cannot map the backend ({len} bytes, align {align:#x})"),
+                source: e,
+            });
         }
         if require_persistence
             && !(probe.crash_persistent
@@ -247,9 +296,9 @@ impl Backend {
         {
             // SAFETY: unmapping our own reservation.
             unsafe { libc::munmap(resv, resv_len) };
-            return Err(Error::Config(format!(
-                "-object {}: -require-persistence: {}; use device DAX, or a DAX file with pmem=on,share=on",
-                cfg.id, probe.explanation
+            return Err(invalid(format!(
+                "-require-persistence: {}; use device DAX, or a DAX file with pmem=on,share=on",
+                probe.explanation
             )));
         }
         Ok(Backend {

@@ -7,10 +7,10 @@ use nvdimm_acpi::{
 use vm_memory::{Bytes, GuestAddress};
 
 use super::{Labels, Nvdimm};
+use crate::acpi::AcpiError;
 use crate::acpi::{OEM_ID, OEM_REVISION, OEM_TABLE_ID};
 use crate::arch::x86_64::layout::NVDIMM_MAILBOX_ADDR;
 use crate::bus::BusDevice;
-use crate::error::{Error, Result};
 use crate::memory::GuestRam;
 
 /// OEM identities for the NFIT and the NVDIMM SSDT.
@@ -86,14 +86,14 @@ impl NvdimmController {
     }
 
     /// The NVDIMM SSDT with one child per slot.
-    pub fn ssdt(&self, slots: u32) -> Result<Vec<u8>> {
+    pub fn ssdt(&self, slots: u32) -> Result<Vec<u8>, AcpiError> {
         nvdimm_acpi::build_nvdimm_ssdt(
             slots,
             NVDIMM_MAILBOX_ADDR as u32,
             nvdimm_acpi::DOORBELL_PORT,
             &oem_ids(),
         )
-        .map_err(|e| Error::BootSetup(format!("NVDIMM SSDT: {e}")))
+        .map_err(|e| AcpiError::NvdimmSsdt(e.to_string()))
     }
 
     /// Adds a hot-plugged NVDIMM; earlier FIT entries stay byte-identical.

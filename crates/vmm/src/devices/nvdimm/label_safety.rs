@@ -5,7 +5,21 @@
 use nvlabel::{AreaState, classify};
 
 use super::Nvdimm;
-use crate::error::{Error, Result};
+/// A label area that holds data which is not labels.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "nvdimm {id}: the last {size} bytes of backend '{backend}' ({path}, offset {offset:#x}) hold data that is neither zero nor a \
+     namespace label index; using them as the label area would destroy that data (a file system \
+     written without label-size?). Start without label-size to keep the data, or add -force-label-area \
+     to overwrite it"
+)]
+pub struct LabelAreaError {
+    pub id: String,
+    pub size: u64,
+    pub backend: String,
+    pub path: String,
+    pub offset: u64,
+}
 
 /// The label area a device without `label-size` would have had under oVirt's fixed 128 KiB.
 const PROBE_SIZE: u64 = 128 << 10;
@@ -21,7 +35,7 @@ fn backend_path(dimm: &Nvdimm) -> String {
 
 /// Refuses a label area holding foreign data (unless `force`), warns about a labelled backend
 /// started without `label-size`.
-pub fn check(dimm: &Nvdimm, force: bool) -> Result<()> {
+pub fn check(dimm: &Nvdimm, force: bool) -> Result<(), LabelAreaError> {
     let len = dimm.backend.len() as u64;
     match dimm.label_area() {
         Some((off, size)) => {
@@ -30,20 +44,17 @@ pub fn check(dimm: &Nvdimm, force: bool) -> Result<()> {
                 return Ok(());
             }
             if classify(&area) == AreaState::Foreign {
-                let msg = format!(
-                    "nvdimm {}: the last {} bytes of backend '{}' ({}, offset {off:#x}) hold data that is neither zero nor a \
-                     namespace label index; using them as the label area would destroy that data (a file system \
-                     written without label-size?). Start without label-size to keep the data, or add -force-label-area \
-                     to overwrite it",
-                    dimm.plan.id,
+                let err = LabelAreaError {
+                    id: dimm.plan.id.clone(),
                     size,
-                    dimm.backend.id,
-                    backend_path(dimm)
-                );
+                    backend: dimm.backend.id.clone(),
+                    path: backend_path(dimm),
+                    offset: off,
+                };
                 if !force {
-                    return Err(Error::Config(msg));
+                    return Err(err);
                 }
-                eprintln!("pmvm: warning: {msg} (forced)");
+                eprintln!("pmvm: warning: {err} (forced)");
             }
         }
         None if len >= PROBE_SIZE * 2 => {

@@ -13,7 +13,6 @@ use kvm_ioctls::VmFd;
 use nvdimm_acpi::{LabelArea, LabelIoError, NvdimmAcpiInfo};
 use vm_config::DevicePlan;
 
-use crate::error::{Error, Result};
 use backend::Backend;
 
 /// One virtual NVDIMM.
@@ -43,7 +42,7 @@ impl Nvdimm {
     }
 
     /// Maps the pmem part (never the label area) into the guest as memory slot `slot`.
-    pub fn map_into_guest(&self, vm: &VmFd, slot: u32) -> Result<()> {
+    pub fn map_into_guest(&self, vm: &VmFd, slot: u32) -> Result<(), kvm_ioctls::Error> {
         let region = kvm_userspace_memory_region {
             slot,
             flags: if self.backend.readonly {
@@ -57,7 +56,7 @@ impl Nvdimm {
         };
         // SAFETY: [userspace_addr, +memory_size) lies inside the backend mapping (pmem size <=
         // backend size), which the Nvdimm keeps alive as long as the VM exists.
-        unsafe { vm.set_user_memory_region(region) }.map_err(Error::Kvm)
+        unsafe { vm.set_user_memory_region(region) }
     }
 
     /// The start-up report line: backend, persistence, layout.

@@ -18,7 +18,53 @@ use vm_config::{DriveCache, DriveConfig};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
 use super::VirtioDevice;
-use crate::error::{Error, Result};
+/// Why a `-drive` image could not be opened. Messages start with the drive's option.
+#[derive(Debug, thiserror::Error)]
+pub enum BlockError {
+    /// The image file cannot be opened.
+    #[error("{drive}: cannot open the image: {source}{hint}")]
+    Open {
+        drive: String,
+        #[source]
+        source: std::io::Error,
+        hint: &'static str,
+    },
+    /// Another process holds a lock on the image.
+    #[error(
+        "{drive}: the image is in use by another process (it holds a lock on it); stop that VM or use a copy{hint}"
+    )]
+    Locked { drive: String, hint: &'static str },
+    /// The image has another format's header.
+    #[error(
+        "{drive}: the image is in {format} format; pmvm reads raw images only (convert with: qemu-img convert -O raw {} IMAGE.raw)",
+        file.display()
+    )]
+    Format {
+        drive: String,
+        format: String,
+        file: std::path::PathBuf,
+    },
+    /// `cache=none|directsync` on a file system without O_DIRECT.
+    #[error(
+        "{drive}: cache={cache} needs O_DIRECT, which the file system of the image refuses ({source}; tmpfs does); use cache=writeback or move the image"
+    )]
+    Direct {
+        drive: String,
+        cache: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Reading the image's size or header failed.
+    #[error("{drive}{op}: {source}")]
+    Io {
+        drive: String,
+        op: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+type Result<T> = std::result::Result<T, BlockError>;
 
 /// Virtio device ID of a block device.
 pub const DEVICE_ID: u32 = 2;
@@ -159,7 +205,11 @@ impl Block {
                     }
                     _ => "",
                 };
-                Error::Config(format!("{what}: cannot open the image: {e}{hint}"))
+                BlockError::Open {
+                    drive: what.clone(),
+                    source: e,
+                    hint,
+                }
             })?;
         let lock = if cfg.readonly {
             libc::LOCK_SH
@@ -168,19 +218,22 @@ impl Block {
         };
         // SAFETY: flock on a descriptor we own; no memory is passed.
         if unsafe { libc::flock(file.as_raw_fd(), lock | libc::LOCK_NB) } != 0 {
-            return Err(Error::Config(format!(
-                "{what}: the image is in use by another process (it holds a lock on it); \
-                 stop that VM or use a copy{}",
-                if cfg.readonly {
+            return Err(BlockError::Locked {
+                drive: what,
+                hint: if cfg.readonly {
                     ""
                 } else {
                     ", or add readonly=on if both only read it"
-                }
-            )));
+                },
+            });
         }
         let size = file
             .seek(SeekFrom::End(0))
-            .map_err(|e| Error::io(format!("{what}: size"), e))?;
+            .map_err(|source| BlockError::Io {
+                drive: what.clone(),
+                op: ": size",
+                source,
+            })?;
         let mut warnings = Vec::new();
         if size % SECTOR != 0 {
             warnings.push(format!(
@@ -192,16 +245,22 @@ impl Block {
         if !cfg.format_given {
             let mut head = vec![0u8; 512];
             file.seek(SeekFrom::Start(0))
-                .map_err(|e| Error::io(what.clone(), e))?;
-            let n = file
-                .read(&mut head)
-                .map_err(|e| Error::io(format!("{what}: read"), e))?;
+                .map_err(|source| BlockError::Io {
+                    drive: what.clone(),
+                    op: "",
+                    source,
+                })?;
+            let n = file.read(&mut head).map_err(|source| BlockError::Io {
+                drive: what.clone(),
+                op: ": read",
+                source,
+            })?;
             if let Some(f) = detect_format(&head[..n]) {
-                return Err(Error::Config(format!(
-                    "{what}: the image is in {f} format; pmvm reads raw images only \
-                     (convert with: qemu-img convert -O raw {} IMAGE.raw)",
-                    cfg.file.display()
-                )));
+                return Err(BlockError::Format {
+                    drive: what,
+                    format: f.to_string(),
+                    file: cfg.file.clone(),
+                });
             }
             warnings.push(format!(
                 "pmvm: warning: {what}: no format= given; the image is used as raw and guest \
@@ -222,12 +281,10 @@ impl Block {
                 .write(!cfg.readonly)
                 .custom_flags(flags | libc::O_DIRECT)
                 .open(&cfg.file)
-                .map_err(|e| {
-                    Error::Config(format!(
-                        "{what}: cache={} needs O_DIRECT, which the file system of the image \
-                         refuses ({e}; tmpfs does); use cache=writeback or move the image",
-                        cfg.cache.as_str()
-                    ))
+                .map_err(|source| BlockError::Direct {
+                    drive: what.clone(),
+                    cache: cfg.cache.as_str(),
+                    source,
                 })?;
             block.direct = Some(direct);
         }
