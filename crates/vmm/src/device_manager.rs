@@ -506,21 +506,19 @@ impl DeviceManager {
     }
 }
 
-/// An ioeventfd on queue 0's notify (a 4-byte write of 0) and the thread that serves it.
+/// The thread that serves the device, and an ioeventfd per queue on its QueueNotify register
+/// (a 4-byte write of the queue index). `IoWorker::start` starts the thread before registering:
+/// an ioeventfd nobody reads would swallow the guest's notifies; a queue KVM refuses stays on
+/// the MMIO path (the vCPU that notifies does the work).
 fn io_worker(
     vm: &VmFd,
     dev: &Arc<Mutex<VirtioMmio>>,
     base: u64,
     id: &str,
 ) -> std::result::Result<IoWorker, String> {
-    let evt = EventFd::new(libc::EFD_NONBLOCK).map_err(|e| e.to_string())?;
-    let rx = evt.try_clone().map_err(|e| e.to_string())?;
-    // The thread first: an ioeventfd nobody reads would swallow the guest's notifies. If KVM
-    // then refuses the ioeventfd, dropping the worker stops it and the MMIO path stays.
-    let worker =
-        IoWorker::start(format!("io-{id}"), dev.clone(), rx, 0).map_err(|e| e.to_string())?;
     let addr = kvm_ioctls::IoEventAddress::Mmio(base + mmio::QUEUE_NOTIFY);
-    vm.register_ioevent(&evt, &addr, 0u32)
-        .map_err(|e| e.to_string())?;
-    Ok(worker)
+    IoWorker::start(format!("io-{id}"), dev.clone(), |queue, evt| {
+        Ok(vm.register_ioevent(evt, &addr, queue)?)
+    })
+    .map_err(|e| e.to_string())
 }

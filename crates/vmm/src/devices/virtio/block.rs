@@ -18,6 +18,9 @@ use vm_config::{DriveCache, DriveConfig};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
 use super::VirtioDevice;
+use virtio_bindings::virtio_blk::*;
+use virtio_bindings::virtio_ids::VIRTIO_ID_BLOCK;
+
 /// Why a `-drive` image could not be opened. Messages start with the drive's option.
 #[derive(Debug, thiserror::Error)]
 pub enum BlockError {
@@ -66,8 +69,6 @@ pub enum BlockError {
 
 type Result<T> = std::result::Result<T, BlockError>;
 
-/// Virtio device ID of a block device.
-pub const DEVICE_ID: u32 = 2;
 /// Queue size: Linux then sends up to 128 requests in flight.
 pub const QUEUE_SIZE: u16 = 256;
 /// Segments per request announced in `seg_max` (without it Linux sends one segment each).
@@ -79,27 +80,12 @@ const DIRECT_ALIGN: usize = 4096;
 /// Largest piece of a request moved at once.
 const BOUNCE: usize = 256 << 10;
 
-const F_SEG_MAX: u64 = 1 << 2;
-const F_RO: u64 = 1 << 5;
-const F_FLUSH: u64 = 1 << 9;
-const F_DISCARD: u64 = 1 << 13;
-const F_WRITE_ZEROES: u64 = 1 << 14;
-
-const T_IN: u32 = 0;
-const T_OUT: u32 = 1;
-const T_FLUSH: u32 = 4;
-const T_GET_ID: u32 = 8;
-const T_DISCARD: u32 = 11;
-const T_WRITE_ZEROES: u32 = 13;
 /// Largest discard / write-zeroes segment announced (sectors: 2 GiB), one segment per request.
 const MAX_ZERO_SECTORS: u32 = 1 << 22;
 /// Discard granularity announced (sectors: 4 KiB, the hole-punching unit of most file systems).
 const DISCARD_ALIGN: u32 = 8;
-const S_OK: u8 = 0;
-const S_IOERR: u8 = 1;
-const S_UNSUPP: u8 = 2;
 /// Length of the GET_ID answer.
-const ID_LEN: usize = 20;
+const ID_LEN: usize = VIRTIO_BLK_ID_BYTES as usize;
 
 use vm_config::detect_image_format as detect_format;
 
@@ -429,85 +415,87 @@ impl Block {
         mem: &GuestMemoryMmap,
         readable: &Segments,
         writable: &Segments,
-    ) -> (u8, u64) {
+    ) -> (u32, u64) {
         let mut hdr = [0u8; 16];
         if readable.len() < 16 || !readable.read(mem, 0, &mut hdr) {
-            return (S_IOERR, 0);
+            return (VIRTIO_BLK_S_IOERR, 0);
         }
         let kind = u32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]);
         let sector = u64::from_le_bytes([
             hdr[8], hdr[9], hdr[10], hdr[11], hdr[12], hdr[13], hdr[14], hdr[15],
         ]);
         match kind {
-            T_IN => {
+            VIRTIO_BLK_T_IN => {
                 let len = writable.len();
                 match self.range(sector, len) {
-                    Some(off) if self.read_into(mem, writable, off, len) => (S_OK, len),
-                    _ => (S_IOERR, 0),
+                    Some(off) if self.read_into(mem, writable, off, len) => (VIRTIO_BLK_S_OK, len),
+                    _ => (VIRTIO_BLK_S_IOERR, 0),
                 }
             }
-            T_OUT => {
+            VIRTIO_BLK_T_OUT => {
                 let len = readable.len() - 16;
                 match self.range(sector, len) {
                     Some(off) if !self.readonly && self.write_from(mem, readable, 16, off, len) => {
-                        (S_OK, 0)
+                        (VIRTIO_BLK_S_OK, 0)
                     }
-                    _ => (S_IOERR, 0),
+                    _ => (VIRTIO_BLK_S_IOERR, 0),
                 }
             }
-            T_FLUSH => {
+            VIRTIO_BLK_T_FLUSH => {
                 if self.cache == DriveCache::Unsafe
                     || self.readonly
                     || self.file.sync_data().is_ok()
                 {
-                    (S_OK, 0)
+                    (VIRTIO_BLK_S_OK, 0)
                 } else {
-                    (S_IOERR, 0)
+                    (VIRTIO_BLK_S_IOERR, 0)
                 }
             }
-            T_GET_ID => {
+            VIRTIO_BLK_T_GET_ID => {
                 let n = writable.len().min(ID_LEN as u64);
                 if writable.write(mem, 0, &self.id[..n as usize]) {
-                    (S_OK, n)
+                    (VIRTIO_BLK_S_OK, n)
                 } else {
-                    (S_IOERR, 0)
+                    (VIRTIO_BLK_S_IOERR, 0)
                 }
             }
-            T_DISCARD if self.discard => (self.zero_ranges(mem, readable, true), 0),
-            T_WRITE_ZEROES if !self.readonly => (self.zero_ranges(mem, readable, false), 0),
-            _ => (S_UNSUPP, 0),
+            VIRTIO_BLK_T_DISCARD if self.discard => (self.zero_ranges(mem, readable, true), 0),
+            VIRTIO_BLK_T_WRITE_ZEROES if !self.readonly => {
+                (self.zero_ranges(mem, readable, false), 0)
+            }
+            _ => (VIRTIO_BLK_S_UNSUPP, 0),
         }
     }
 
     /// DISCARD / WRITE_ZEROES: the payload after the header is an array of 16-byte
     /// `{sector: le64, num_sectors: le32, flags: le32}` segments (flag bit 0: unmap).
-    fn zero_ranges(&mut self, mem: &GuestMemoryMmap, readable: &Segments, discard: bool) -> u8 {
+    fn zero_ranges(&mut self, mem: &GuestMemoryMmap, readable: &Segments, discard: bool) -> u32 {
         let payload = readable.len() - 16;
         if payload != 16 {
             // We announce one segment per request (none, several or a torn one: unsupported).
-            return S_UNSUPP;
+            return VIRTIO_BLK_S_UNSUPP;
         }
         let mut seg = [0u8; 16];
         if !readable.read(mem, 16, &mut seg) {
-            return S_IOERR;
+            return VIRTIO_BLK_S_IOERR;
         }
         let sector = u64::from_le_bytes(seg[0..8].try_into().unwrap_or([0; 8]));
         let count = u32::from_le_bytes(seg[8..12].try_into().unwrap_or([0; 4]));
         let flags = u32::from_le_bytes(seg[12..16].try_into().unwrap_or([0; 4]));
-        let unmap = flags & 1 != 0;
+        let unmap = flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP != 0;
         // Unknown flags, or unmap on a discard, are not supported (virtio 1.2 5.2.6.2).
-        if flags & !1 != 0 || (discard && unmap) {
-            return S_UNSUPP;
+        if flags & !VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP != 0 || (discard && unmap) {
+            return VIRTIO_BLK_S_UNSUPP;
         }
         if count > MAX_ZERO_SECTORS {
-            return S_IOERR;
+            return VIRTIO_BLK_S_IOERR;
         }
         let len = u64::from(count) * SECTOR;
         let Some(off) = self.range(sector, len) else {
-            return S_IOERR;
+            return VIRTIO_BLK_S_IOERR;
         };
         if len == 0 {
-            return S_OK;
+            return VIRTIO_BLK_S_OK;
         }
         let fd = self.file.as_raw_fd();
         let fallocate = |mode: i32| {
@@ -519,12 +507,12 @@ impl Block {
         if discard {
             // Advisory: a file system that cannot punch holes keeps the data, which is allowed.
             fallocate(libc::FALLOC_FL_PUNCH_HOLE);
-            return S_OK;
+            return VIRTIO_BLK_S_OK;
         }
         if (unmap && self.discard && fallocate(libc::FALLOC_FL_PUNCH_HOLE))
             || fallocate(libc::FALLOC_FL_ZERO_RANGE)
         {
-            return S_OK;
+            return VIRTIO_BLK_S_OK;
         }
         // No fallocate support (a block device, an old file system): write the zeros.
         let mut done = 0u64;
@@ -533,11 +521,11 @@ impl Block {
             self.bounce.clear();
             self.bounce.resize(n, 0);
             if self.file.write_all_at(&self.bounce, off + done).is_err() {
-                return S_IOERR;
+                return VIRTIO_BLK_S_IOERR;
             }
             done += n as u64;
         }
-        S_OK
+        VIRTIO_BLK_S_OK
     }
 
     /// Handles one descriptor chain; returns the number of bytes written into it.
@@ -569,7 +557,11 @@ impl Block {
             writable.0.pop();
         }
         let (status, written) = self.execute(mem, &readable, &writable);
-        if mem.write_obj(status, GuestAddress(status_addr)).is_err() {
+        // The status codes (VIRTIO_BLK_S_*) are one byte.
+        if mem
+            .write_obj(status as u8, GuestAddress(status_addr))
+            .is_err()
+        {
             return 0;
         }
         // The chain is at most 2^32 bytes (virtio-queue stops iterating beyond that).
@@ -579,18 +571,18 @@ impl Block {
 
 impl VirtioDevice for Block {
     fn device_id(&self) -> u32 {
-        DEVICE_ID
+        VIRTIO_ID_BLOCK
     }
 
     fn features(&self) -> u64 {
-        let mut f = F_SEG_MAX | F_FLUSH;
+        let mut f = (1 << VIRTIO_BLK_F_SEG_MAX) | (1 << VIRTIO_BLK_F_FLUSH);
         if self.readonly {
-            f |= F_RO;
+            f |= 1 << VIRTIO_BLK_F_RO;
         } else {
-            f |= F_WRITE_ZEROES;
+            f |= 1 << VIRTIO_BLK_F_WRITE_ZEROES;
         }
         if self.discard {
-            f |= F_DISCARD;
+            f |= 1 << VIRTIO_BLK_F_DISCARD;
         }
         f
     }

@@ -6,11 +6,37 @@ use std::sync::atomic::Ordering;
 use vm_memory::{Bytes, GuestAddress};
 
 use super::super::fuzz::{DATA, Driver, run};
-use super::super::mmio::{VirtioMmioAml, status};
-use super::super::{F_RING_INDIRECT_DESC, F_VERSION_1};
+use super::super::mmio::VirtioMmioAml;
 use super::*;
 use crate::bus::BusDevice;
 use acpi_tables::Aml;
+use virtio_bindings::virtio_config::VIRTIO_F_VERSION_1;
+use virtio_bindings::virtio_ring::VIRTIO_RING_F_INDIRECT_DESC;
+
+// Short names for the bindings' constants, as the assertions below read them.
+const F_VERSION_1: u64 = 1 << VIRTIO_F_VERSION_1;
+const F_RING_INDIRECT_DESC: u64 = 1 << VIRTIO_RING_F_INDIRECT_DESC;
+const F_SEG_MAX: u64 = 1 << VIRTIO_BLK_F_SEG_MAX;
+const F_RO: u64 = 1 << VIRTIO_BLK_F_RO;
+const F_FLUSH: u64 = 1 << VIRTIO_BLK_F_FLUSH;
+const F_DISCARD: u64 = 1 << VIRTIO_BLK_F_DISCARD;
+const F_WRITE_ZEROES: u64 = 1 << VIRTIO_BLK_F_WRITE_ZEROES;
+const T_IN: u32 = VIRTIO_BLK_T_IN;
+const T_OUT: u32 = VIRTIO_BLK_T_OUT;
+const T_FLUSH: u32 = VIRTIO_BLK_T_FLUSH;
+const T_GET_ID: u32 = VIRTIO_BLK_T_GET_ID;
+const T_DISCARD: u32 = VIRTIO_BLK_T_DISCARD;
+const T_WRITE_ZEROES: u32 = VIRTIO_BLK_T_WRITE_ZEROES;
+const S_OK: u8 = VIRTIO_BLK_S_OK as u8;
+const S_IOERR: u8 = VIRTIO_BLK_S_IOERR as u8;
+const S_UNSUPP: u8 = VIRTIO_BLK_S_UNSUPP as u8;
+mod status {
+    pub use virtio_bindings::virtio_config::{
+        VIRTIO_CONFIG_S_ACKNOWLEDGE as ACKNOWLEDGE, VIRTIO_CONFIG_S_DRIVER as DRIVER,
+        VIRTIO_CONFIG_S_DRIVER_OK as DRIVER_OK, VIRTIO_CONFIG_S_FEATURES_OK as FEATURES_OK,
+        VIRTIO_CONFIG_S_NEEDS_RESET as DEVICE_NEEDS_RESET,
+    };
+}
 
 const FEATURES: u64 = F_VERSION_1 | F_FLUSH | F_SEG_MAX | F_RING_INDIRECT_DESC | F_WRITE_ZEROES;
 const OKAY: u32 = status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK | status::DRIVER_OK;

@@ -1,21 +1,32 @@
 //! A minimal virtio-mmio driver for tests and the `virtio_blk` fuzz target: it plays the guest
-//! against a virtio-blk device over an in-memory image, through the same register writes and
-//! ring layout a Linux guest uses, or feeds arbitrary bytes into registers and rings.
+//! against a virtio-blk device over an in-memory image (or, in tests, any device), through the
+//! same register writes and ring layout a Linux guest uses, or feeds arbitrary bytes into
+//! registers and rings. Tests also get [`TestDevice`], a device that records what the transport
+//! and the I/O thread ask of it.
 
 use std::fs::File;
 use std::os::unix::io::FromRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use virtio_bindings::virtio_blk::{
+    VIRTIO_BLK_F_DISCARD, VIRTIO_BLK_F_FLUSH, VIRTIO_BLK_F_SEG_MAX, VIRTIO_BLK_F_WRITE_ZEROES,
+};
+use virtio_bindings::virtio_config::{
+    VIRTIO_CONFIG_S_ACKNOWLEDGE, VIRTIO_CONFIG_S_DRIVER, VIRTIO_CONFIG_S_DRIVER_OK,
+    VIRTIO_CONFIG_S_FEATURES_OK,
+};
 use vm_config::{DriveCache, DriveConfig};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 use super::block::Block;
-use super::mmio::{VirtioMmio, status};
+use super::mmio::VirtioMmio;
+use super::{TRANSPORT_FEATURES, VirtioDevice};
 use crate::bus::BusDevice;
 use crate::memory::DmaMemory;
 
-/// Guest memory of the test driver: rings at fixed addresses, data buffers above them.
+/// Guest memory of the test driver: rings at fixed addresses (queue 0's; queue n's are
+/// `RING_STRIDE * n` above them), data buffers above them.
 pub const MEM_SIZE: u64 = 0x2_0000;
 pub const DESC: u64 = 0x1000;
 pub const AVAIL: u64 = 0x2000;
@@ -23,6 +34,14 @@ pub const USED: u64 = 0x3000;
 pub const DATA: u64 = 0x4000;
 /// Queue size the driver configures.
 pub const QSIZE: u16 = 16;
+/// Distance between the rings of consecutive queues (room for 4 queues below DATA).
+pub const RING_STRIDE: u64 = 0x400;
+
+/// Descriptor table, available ring and used ring of queue `index`.
+pub fn rings(index: u16) -> (u64, u64, u64) {
+    let o = RING_STRIDE * u64::from(index);
+    (DESC + o, AVAIL + o, USED + o)
+}
 
 /// Counts interrupts.
 pub struct Counter(pub Arc<AtomicU32>);
@@ -57,11 +76,16 @@ pub struct Driver {
 impl Driver {
     /// A driver for `block`.
     pub fn new(block: Block) -> Driver {
+        Self::with_device(Box::new(block))
+    }
+
+    /// A driver for any device.
+    pub fn with_device(device: Box<dyn VirtioDevice>) -> Driver {
         let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), MEM_SIZE as usize)])
             .expect("test guest memory");
         let irqs = Arc::new(AtomicU32::new(0));
         let dev = VirtioMmio::new(
-            Box::new(block),
+            device,
             DmaMemory::from_mem(mem.clone()),
             Box::new(Counter(irqs.clone())),
         );
@@ -114,28 +138,36 @@ impl Driver {
     /// The Linux driver's handshake: reset, ACK, DRIVER, features, FEATURES_OK, queue 0, DRIVER_OK.
     /// Returns the status read back.
     pub fn init(&mut self, features: u64) -> u32 {
+        self.init_queues(features, 1)
+    }
+
+    /// The same handshake, setting up queues `0..queues` (rings from [`rings`]).
+    pub fn init_queues(&mut self, features: u64, queues: u16) -> u32 {
+        let (ack, drv, feat_ok, drv_ok) = (
+            VIRTIO_CONFIG_S_ACKNOWLEDGE,
+            VIRTIO_CONFIG_S_DRIVER,
+            VIRTIO_CONFIG_S_FEATURES_OK,
+            VIRTIO_CONFIG_S_DRIVER_OK,
+        );
         self.w(0x70, 0);
-        self.w(0x70, status::ACKNOWLEDGE);
-        self.w(0x70, status::ACKNOWLEDGE | status::DRIVER);
+        self.w(0x70, ack);
+        self.w(0x70, ack | drv);
         self.w(0x24, 0);
         self.w(0x20, features as u32);
         self.w(0x24, 1);
         self.w(0x20, (features >> 32) as u32);
-        self.w(
-            0x70,
-            status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK,
-        );
-        self.w(0x30, 0);
-        self.w(0x38, u32::from(QSIZE));
-        for (reg, addr) in [(0x80, DESC), (0x90, AVAIL), (0xa0, USED)] {
-            self.w(reg, addr as u32);
-            self.w(reg + 4, (addr >> 32) as u32);
+        self.w(0x70, ack | drv | feat_ok);
+        for q in 0..queues {
+            let (desc, avail, used) = rings(q);
+            self.w(0x30, u32::from(q));
+            self.w(0x38, u32::from(QSIZE));
+            for (reg, addr) in [(0x80, desc), (0x90, avail), (0xa0, used)] {
+                self.w(reg, addr as u32);
+                self.w(reg + 4, (addr >> 32) as u32);
+            }
+            self.w(0x44, 1);
         }
-        self.w(0x44, 1);
-        self.w(
-            0x70,
-            status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK | status::DRIVER_OK,
-        );
+        self.w(0x70, ack | drv | feat_ok | drv_ok);
         self.avail_idx = 0;
         self.r(0x70)
     }
@@ -206,12 +238,19 @@ pub fn run(data: &[u8]) {
         Driver::with_config(64 << 10, first & 2 != 0, first & 4 != 0, first & 8 != 0);
     if first & 1 != 0 {
         d.init(
-            super::F_VERSION_1
-                | super::F_RING_INDIRECT_DESC
-                | (1 << 9)
-                | (1 << 2)
-                | if first & 8 != 0 { 1 << 13 } else { 0 }
-                | if first & 2 == 0 { 1 << 14 } else { 0 },
+            TRANSPORT_FEATURES
+                | (1 << VIRTIO_BLK_F_FLUSH)
+                | (1 << VIRTIO_BLK_F_SEG_MAX)
+                | if first & 8 != 0 {
+                    1 << VIRTIO_BLK_F_DISCARD
+                } else {
+                    0
+                }
+                | if first & 2 == 0 {
+                    1 << VIRTIO_BLK_F_WRITE_ZEROES
+                } else {
+                    0
+                },
         );
     }
     for rec in rest.chunks_exact(8) {
@@ -228,5 +267,109 @@ pub fn run(data: &[u8]) {
             }
             _ => d.w(0x50, v % 2),
         }
+    }
+}
+
+/// What the transport and the I/O thread asked of a [`TestDevice`].
+#[cfg(test)]
+#[derive(Default, Debug)]
+pub struct TestLog {
+    /// Features of each `activate`.
+    pub activated: Vec<u64>,
+    pub resets: u32,
+    /// (queue index, that queue's descriptor table) of each `process_queue`.
+    pub processed: Vec<(usize, u64)>,
+    /// Tokens of each `handle_event`.
+    pub events: Vec<u32>,
+}
+
+/// A device with the given queues and one event source of its own (`backend`, an eventfd
+/// standing in for a tap), recording every call in a shared [`TestLog`].
+#[cfg(test)]
+pub struct TestDevice {
+    pub backend: vmm_sys_util::eventfd::EventFd,
+    /// `activate` fails (for the DEVICE_NEEDS_RESET path).
+    pub fail_activate: bool,
+    sizes: Vec<u16>,
+    log: Arc<std::sync::Mutex<TestLog>>,
+}
+
+#[cfg(test)]
+impl TestDevice {
+    /// The token of `backend`.
+    pub const TOKEN: u32 = 7;
+
+    pub fn new(sizes: &[u16]) -> (TestDevice, Arc<std::sync::Mutex<TestLog>>) {
+        let log = Arc::new(std::sync::Mutex::new(TestLog::default()));
+        let dev = TestDevice {
+            backend: vmm_sys_util::eventfd::EventFd::new(libc::EFD_NONBLOCK).expect("eventfd"),
+            fail_activate: false,
+            sizes: sizes.to_vec(),
+            log: log.clone(),
+        };
+        (dev, log)
+    }
+
+    fn log(&self) -> std::sync::MutexGuard<'_, TestLog> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+impl VirtioDevice for TestDevice {
+    fn device_id(&self) -> u32 {
+        virtio_bindings::virtio_ids::VIRTIO_ID_NET
+    }
+
+    fn features(&self) -> u64 {
+        0
+    }
+
+    fn queue_max_sizes(&self) -> &[u16] {
+        &self.sizes
+    }
+
+    fn read_config(&self, _offset: u64, data: &mut [u8]) {
+        data.fill(0);
+    }
+
+    fn activate(&mut self, features: u64) -> std::io::Result<()> {
+        self.log().activated.push(features);
+        if self.fail_activate {
+            return Err(std::io::Error::other("no backend"));
+        }
+        Ok(())
+    }
+
+    fn reset(&mut self) {
+        self.log().resets += 1;
+    }
+
+    fn process_queue(
+        &mut self,
+        index: usize,
+        queue: &mut virtio_queue::Queue,
+        _mem: &GuestMemoryMmap,
+    ) -> bool {
+        use virtio_queue::QueueT;
+        self.log().processed.push((index, queue.desc_table()));
+        false
+    }
+
+    fn event_fds(&self) -> Vec<(std::os::fd::RawFd, u32)> {
+        use std::os::fd::AsRawFd;
+        vec![(self.backend.as_raw_fd(), Self::TOKEN)]
+    }
+
+    fn handle_event(
+        &mut self,
+        token: u32,
+        queues: &mut [virtio_queue::Queue],
+        _mem: &GuestMemoryMmap,
+    ) -> bool {
+        let _ = self.backend.read();
+        self.log().events.push(token);
+        // As a network device that put a received frame in its receive queue would.
+        !queues.is_empty()
     }
 }

@@ -3,65 +3,35 @@
 //! Every register write comes from the guest and is hostile: widths and offsets are checked,
 //! queue sizes and addresses go through virtio-queue's checks, the status machine refuses
 //! features the device did not offer, and a queue that is not valid is never touched (the
-//! device sets DEVICE_NEEDS_RESET instead). Requests are processed on the vCPU thread at the
-//! QueueNotify write.
+//! device sets DEVICE_NEEDS_RESET instead). The transport owns the queues and the device's
+//! lifecycle (`activate` at DRIVER_OK, `reset` at status 0 or DEVICE_NEEDS_RESET), so a device
+//! implements only what is particular to it. Requests are processed by the device's I/O thread
+//! (worker.rs), or on the vCPU thread at the QueueNotify write when no ioeventfd took it.
 
-use super::{F_RING_INDIRECT_DESC, F_VERSION_1, VirtioDevice};
+use std::os::fd::RawFd;
+
+use super::{TRANSPORT_FEATURES, VirtioDevice};
 use crate::bus::BusDevice;
 use crate::memory::DmaMemory;
 use acpi_tables::{Aml, AmlSink, aml};
+use virtio_bindings::virtio_config::{
+    VIRTIO_CONFIG_S_DRIVER, VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_FAILED,
+    VIRTIO_CONFIG_S_FEATURES_OK, VIRTIO_CONFIG_S_NEEDS_RESET, VIRTIO_F_VERSION_1,
+};
+use virtio_bindings::virtio_mmio::*;
 use virtio_queue::{Queue, QueueT};
 
-/// Size of one device's register window.
+/// Size of one device's register window (the bindings have offsets, not the window).
 pub const WINDOW: u64 = 0x1000;
 /// Offset of the QueueNotify register (where an ioeventfd can take the guest's notifies).
-pub const QUEUE_NOTIFY: u64 = 0x050;
+pub const QUEUE_NOTIFY: u64 = VIRTIO_MMIO_QUEUE_NOTIFY as u64;
 
-const MAGIC: u32 = 0x7472_6976; // "virt"
+/// MagicValue: "virt" (virtio 1.2 section 4.2.2; not in the bindings).
+const MAGIC: u32 = 0x7472_6976;
+/// Version: 2, the modern register layout (not in the bindings).
 const VERSION: u32 = 2;
 /// Vendor ID reported to the guest: "PMVM".
 const VENDOR: u32 = u32::from_le_bytes(*b"PMVM");
-
-mod reg {
-    pub const MAGIC: u64 = 0x000;
-    pub const VERSION: u64 = 0x004;
-    pub const DEVICE_ID: u64 = 0x008;
-    pub const VENDOR_ID: u64 = 0x00c;
-    pub const DEVICE_FEATURES: u64 = 0x010;
-    pub const DEVICE_FEATURES_SEL: u64 = 0x014;
-    pub const DRIVER_FEATURES: u64 = 0x020;
-    pub const DRIVER_FEATURES_SEL: u64 = 0x024;
-    pub const QUEUE_SEL: u64 = 0x030;
-    pub const QUEUE_NUM_MAX: u64 = 0x034;
-    pub const QUEUE_NUM: u64 = 0x038;
-    pub const QUEUE_READY: u64 = 0x044;
-    pub const QUEUE_NOTIFY: u64 = 0x050;
-    pub const INTERRUPT_STATUS: u64 = 0x060;
-    pub const INTERRUPT_ACK: u64 = 0x064;
-    pub const STATUS: u64 = 0x070;
-    pub const QUEUE_DESC_LOW: u64 = 0x080;
-    pub const QUEUE_DESC_HIGH: u64 = 0x084;
-    pub const QUEUE_DRIVER_LOW: u64 = 0x090;
-    pub const QUEUE_DRIVER_HIGH: u64 = 0x094;
-    pub const QUEUE_DEVICE_LOW: u64 = 0x0a0;
-    pub const QUEUE_DEVICE_HIGH: u64 = 0x0a4;
-    pub const CONFIG_GENERATION: u64 = 0x0fc;
-    pub const CONFIG: u64 = 0x100;
-}
-
-/// Device status bits (virtio 1.2 section 2.1).
-pub mod status {
-    pub const ACKNOWLEDGE: u32 = 1;
-    pub const DRIVER: u32 = 2;
-    pub const DRIVER_OK: u32 = 4;
-    pub const FEATURES_OK: u32 = 8;
-    pub const DEVICE_NEEDS_RESET: u32 = 0x40;
-    pub const FAILED: u32 = 0x80;
-}
-
-/// InterruptStatus bits.
-const INT_VRING: u32 = 1;
-const INT_CONFIG: u32 = 2;
 
 /// What interrupts the guest: the VM's irqfd (`IrqLine`, as for the UART), a counter in tests.
 pub type Interrupt = dyn vm_superio::Trigger<E = std::io::Error> + Send;
@@ -79,6 +49,8 @@ pub struct VirtioMmio {
     driver_features: u64,
     status: u32,
     interrupt_status: u32,
+    /// `activate` was called and `reset` not yet.
+    activated: bool,
 }
 
 impl VirtioMmio {
@@ -100,18 +72,38 @@ impl VirtioMmio {
             driver_features: 0,
             status: 0,
             interrupt_status: 0,
+            activated: false,
         }
     }
 
+    /// Number of queues (the I/O thread takes a notify eventfd for each).
+    pub fn queue_count(&self) -> usize {
+        self.queues.len()
+    }
+
+    /// The device's own event sources and their tokens ([`VirtioDevice::event_fds`]).
+    pub fn device_event_fds(&self) -> Vec<(RawFd, u32)> {
+        self.dev.event_fds()
+    }
+
     fn device_features(&self) -> u64 {
-        self.dev.features() | F_VERSION_1 | F_RING_INDIRECT_DESC
+        self.dev.features() | TRANSPORT_FEATURES
     }
 
     fn selected(&mut self) -> Option<&mut Queue> {
         self.queues.get_mut(self.queue_sel as usize)
     }
 
+    /// Ends the device's session: `reset` pairs with the `activate` before it.
+    fn deactivate(&mut self) {
+        if self.activated {
+            self.activated = false;
+            self.dev.reset();
+        }
+    }
+
     fn reset(&mut self) {
+        self.deactivate();
         for q in &mut self.queues {
             q.reset();
         }
@@ -123,6 +115,14 @@ impl VirtioMmio {
         self.interrupt_status = 0;
     }
 
+    /// The device cannot go on: tell the driver (virtio 1.2 section 2.1.2) and tear the device
+    /// down until the driver resets it.
+    fn needs_reset(&mut self) {
+        self.status |= VIRTIO_CONFIG_S_NEEDS_RESET;
+        self.deactivate();
+        self.interrupt(VIRTIO_MMIO_INT_CONFIG);
+    }
+
     fn set_status(&mut self, v: u32) {
         if v == 0 {
             self.reset();
@@ -130,26 +130,41 @@ impl VirtioMmio {
         }
         let mut v = v;
         let newly = v & !self.status;
-        if newly & status::FEATURES_OK != 0 {
+        if newly & VIRTIO_CONFIG_S_FEATURES_OK != 0 {
             let offered = self.device_features();
-            let ok =
-                self.driver_features & !offered == 0 && self.driver_features & F_VERSION_1 != 0;
+            let ok = self.driver_features & !offered == 0
+                && self.driver_features & (1 << VIRTIO_F_VERSION_1) != 0;
             if !ok {
                 // The driver reads FEATURES_OK back and gives up (virtio 1.2 section 3.1.1).
-                v &= !status::FEATURES_OK;
+                v &= !VIRTIO_CONFIG_S_FEATURES_OK;
             }
         }
         // DRIVER_OK only after the features were accepted.
-        if newly & status::DRIVER_OK != 0 && (self.status | v) & status::FEATURES_OK == 0 {
-            v &= !status::DRIVER_OK;
+        if newly & VIRTIO_CONFIG_S_DRIVER_OK != 0
+            && (self.status | v) & VIRTIO_CONFIG_S_FEATURES_OK == 0
+        {
+            v &= !VIRTIO_CONFIG_S_DRIVER_OK;
         }
         // Bits are only ever added until a reset; DEVICE_NEEDS_RESET stays once set.
         self.status |= v;
+        if newly & v & VIRTIO_CONFIG_S_DRIVER_OK != 0 && self.live() && !self.activated {
+            match self.dev.activate(self.driver_features) {
+                Ok(()) => self.activated = true,
+                Err(e) => {
+                    tracing::warn!(
+                        "virtio device {}: activation failed: {e}",
+                        self.dev.device_id()
+                    );
+                    self.needs_reset();
+                }
+            }
+        }
     }
 
-    fn driver_ok(&self) -> bool {
-        self.status & status::DRIVER_OK != 0
-            && self.status & (status::FAILED | status::DEVICE_NEEDS_RESET) == 0
+    /// DRIVER_OK and neither FAILED nor DEVICE_NEEDS_RESET: the device may use its queues.
+    fn live(&self) -> bool {
+        self.status & VIRTIO_CONFIG_S_DRIVER_OK != 0
+            && self.status & (VIRTIO_CONFIG_S_FAILED | VIRTIO_CONFIG_S_NEEDS_RESET) == 0
     }
 
     /// Sets `bit` in InterruptStatus and interrupts the guest.
@@ -161,11 +176,7 @@ impl VirtioMmio {
 
     /// Processes queue `index` as a QueueNotify write would (the I/O thread's entry).
     pub fn notify_queue(&mut self, index: u32) {
-        self.notify(index);
-    }
-
-    fn notify(&mut self, index: u32) {
-        if !self.driver_ok() {
+        if !self.live() || !self.activated {
             return;
         }
         let Some(q) = self.queues.get_mut(index as usize) else {
@@ -177,23 +188,42 @@ impl VirtioMmio {
         let mem = self.mem.snapshot();
         if !q.is_valid(&mem.mem) {
             // Rings outside guest memory or misaligned: tell the driver instead of touching them.
-            self.status |= status::DEVICE_NEEDS_RESET;
-            self.interrupt(INT_CONFIG);
+            self.needs_reset();
             return;
         }
         if self.dev.process_queue(index as usize, q, &mem.mem) {
-            self.interrupt(INT_VRING);
+            self.interrupt(VIRTIO_MMIO_INT_VRING);
         }
     }
 
-    fn write_reg(&mut self, offset: u64, v: u32) {
-        let configuring = self.status & status::DRIVER_OK == 0;
+    /// Hands the event of `token` (one of the device's own fds) to the device, if it is live
+    /// and every ready queue is valid (the I/O thread's entry).
+    pub fn device_event(&mut self, token: u32) {
+        if !self.live() || !self.activated {
+            return;
+        }
+        let mem = self.mem.snapshot();
+        if self
+            .queues
+            .iter()
+            .any(|q| q.ready() && !q.is_valid(&mem.mem))
+        {
+            self.needs_reset();
+            return;
+        }
+        if self.dev.handle_event(token, &mut self.queues, &mem.mem) {
+            self.interrupt(VIRTIO_MMIO_INT_VRING);
+        }
+    }
+
+    fn write_reg(&mut self, offset: u32, v: u32) {
+        let configuring = self.status & VIRTIO_CONFIG_S_DRIVER_OK == 0;
         match offset {
-            reg::DEVICE_FEATURES_SEL => self.device_features_sel = v,
-            reg::DRIVER_FEATURES_SEL => self.driver_features_sel = v,
-            reg::DRIVER_FEATURES => {
-                let fixed = status::DRIVER | status::FEATURES_OK;
-                if self.status & fixed == status::DRIVER {
+            VIRTIO_MMIO_DEVICE_FEATURES_SEL => self.device_features_sel = v,
+            VIRTIO_MMIO_DRIVER_FEATURES_SEL => self.driver_features_sel = v,
+            VIRTIO_MMIO_DRIVER_FEATURES => {
+                let fixed = VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK;
+                if self.status & fixed == VIRTIO_CONFIG_S_DRIVER {
                     match self.driver_features_sel {
                         0 => {
                             self.driver_features =
@@ -207,28 +237,31 @@ impl VirtioMmio {
                     }
                 }
             }
-            reg::QUEUE_SEL => self.queue_sel = v,
-            reg::QUEUE_NOTIFY => self.notify(v),
-            reg::INTERRUPT_ACK => self.interrupt_status &= !v,
-            reg::STATUS => self.set_status(v),
-            reg::QUEUE_NUM | reg::QUEUE_READY | reg::QUEUE_DESC_LOW..=reg::QUEUE_DEVICE_HIGH
+            VIRTIO_MMIO_QUEUE_SEL => self.queue_sel = v,
+            VIRTIO_MMIO_QUEUE_NOTIFY => self.notify_queue(v),
+            VIRTIO_MMIO_INTERRUPT_ACK => self.interrupt_status &= !v,
+            VIRTIO_MMIO_STATUS => self.set_status(v),
+            VIRTIO_MMIO_QUEUE_NUM
+            | VIRTIO_MMIO_QUEUE_READY
+            | VIRTIO_MMIO_QUEUE_DESC_LOW..=VIRTIO_MMIO_QUEUE_USED_HIGH
                 if configuring =>
             {
                 let Some(q) = self.selected() else { return };
                 // A queue's layout is fixed once it is ready (virtio 1.2 section 4.2.2.3).
-                if q.ready() && offset != reg::QUEUE_READY {
+                if q.ready() && offset != VIRTIO_MMIO_QUEUE_READY {
                     return;
                 }
                 match offset {
                     // Sizes that are zero, above the maximum or not a power of two are ignored.
-                    reg::QUEUE_NUM => q.set_size(v as u16),
-                    reg::QUEUE_READY => q.set_ready(v == 1),
-                    reg::QUEUE_DESC_LOW => q.set_desc_table_address(Some(v), None),
-                    reg::QUEUE_DESC_HIGH => q.set_desc_table_address(None, Some(v)),
-                    reg::QUEUE_DRIVER_LOW => q.set_avail_ring_address(Some(v), None),
-                    reg::QUEUE_DRIVER_HIGH => q.set_avail_ring_address(None, Some(v)),
-                    reg::QUEUE_DEVICE_LOW => q.set_used_ring_address(Some(v), None),
-                    reg::QUEUE_DEVICE_HIGH => q.set_used_ring_address(None, Some(v)),
+                    VIRTIO_MMIO_QUEUE_NUM => q.set_size(v as u16),
+                    VIRTIO_MMIO_QUEUE_READY => q.set_ready(v == 1),
+                    VIRTIO_MMIO_QUEUE_DESC_LOW => q.set_desc_table_address(Some(v), None),
+                    VIRTIO_MMIO_QUEUE_DESC_HIGH => q.set_desc_table_address(None, Some(v)),
+                    // The driver area (avail ring) and the device area (used ring).
+                    VIRTIO_MMIO_QUEUE_AVAIL_LOW => q.set_avail_ring_address(Some(v), None),
+                    VIRTIO_MMIO_QUEUE_AVAIL_HIGH => q.set_avail_ring_address(None, Some(v)),
+                    VIRTIO_MMIO_QUEUE_USED_LOW => q.set_used_ring_address(Some(v), None),
+                    VIRTIO_MMIO_QUEUE_USED_HIGH => q.set_used_ring_address(None, Some(v)),
                     _ => {}
                 }
             }
@@ -236,24 +269,24 @@ impl VirtioMmio {
         }
     }
 
-    fn read_reg(&self, offset: u64) -> u32 {
+    fn read_reg(&self, offset: u32) -> u32 {
         let q = self.queues.get(self.queue_sel as usize);
         match offset {
-            reg::MAGIC => MAGIC,
-            reg::VERSION => VERSION,
-            reg::DEVICE_ID => self.dev.device_id(),
-            reg::VENDOR_ID => VENDOR,
-            reg::DEVICE_FEATURES => match self.device_features_sel {
+            VIRTIO_MMIO_MAGIC_VALUE => MAGIC,
+            VIRTIO_MMIO_VERSION => VERSION,
+            VIRTIO_MMIO_DEVICE_ID => self.dev.device_id(),
+            VIRTIO_MMIO_VENDOR_ID => VENDOR,
+            VIRTIO_MMIO_DEVICE_FEATURES => match self.device_features_sel {
                 0 => self.device_features() as u32,
                 1 => (self.device_features() >> 32) as u32,
                 _ => 0,
             },
-            reg::QUEUE_NUM_MAX => q.map_or(0, |q| u32::from(q.max_size())),
-            reg::QUEUE_READY => q.map_or(0, |q| u32::from(q.ready())),
-            reg::INTERRUPT_STATUS => self.interrupt_status,
-            reg::STATUS => self.status,
+            VIRTIO_MMIO_QUEUE_NUM_MAX => q.map_or(0, |q| u32::from(q.max_size())),
+            VIRTIO_MMIO_QUEUE_READY => q.map_or(0, |q| u32::from(q.ready())),
+            VIRTIO_MMIO_INTERRUPT_STATUS => self.interrupt_status,
+            VIRTIO_MMIO_STATUS => self.status,
             // The configuration never changes while the device runs.
-            reg::CONFIG_GENERATION => 0,
+            VIRTIO_MMIO_CONFIG_GENERATION => 0,
             _ => 0,
         }
     }
@@ -262,20 +295,22 @@ impl VirtioMmio {
 impl BusDevice for VirtioMmio {
     fn read(&mut self, offset: u64, data: &mut [u8]) {
         data.fill(0);
-        if offset >= reg::CONFIG {
-            self.dev.read_config(offset - reg::CONFIG, data);
+        let config = u64::from(VIRTIO_MMIO_CONFIG);
+        if offset >= config {
+            self.dev.read_config(offset - config, data);
         } else if data.len() == 4 && offset.is_multiple_of(4) {
-            data.copy_from_slice(&self.read_reg(offset).to_le_bytes());
+            // Below the config space: the offset fits u32.
+            data.copy_from_slice(&self.read_reg(offset as u32).to_le_bytes());
         }
     }
 
     fn write(&mut self, offset: u64, data: &[u8]) {
         // Register writes are 32 bits wide and aligned; the block config space is read-only.
-        if offset < reg::CONFIG
+        if offset < u64::from(VIRTIO_MMIO_CONFIG)
             && offset.is_multiple_of(4)
             && let Ok(b) = <[u8; 4]>::try_from(data)
         {
-            self.write_reg(offset, u32::from_le_bytes(b));
+            self.write_reg(offset as u32, u32::from_le_bytes(b));
         }
     }
 }
@@ -305,5 +340,119 @@ impl Aml for VirtioMmioAml {
             ],
         )
         .to_aml_bytes(sink);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fuzz::{Driver, TestDevice, rings};
+    use super::*;
+    use virtio_bindings::virtio_config::VIRTIO_CONFIG_S_ACKNOWLEDGE;
+
+    const ACTIVE: u32 = VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_FEATURES_OK;
+
+    #[test]
+    fn activate_once_at_driver_ok_and_reset_at_status_zero() {
+        let (dev, log) = TestDevice::new(&[16, 16]);
+        let mut d = Driver::with_device(Box::new(dev));
+        d.w(0x070, 0);
+        assert_eq!(
+            log.lock().unwrap().resets,
+            0,
+            "nothing to reset before activation"
+        );
+        let features = 1 << VIRTIO_F_VERSION_1;
+        assert_eq!(d.init_queues(features, 2) & ACTIVE, ACTIVE);
+        assert_eq!(log.lock().unwrap().activated, [features]);
+        // DRIVER_OK written again is not a new activation.
+        let st = d.r(0x070);
+        d.w(0x070, st);
+        assert_eq!(log.lock().unwrap().activated.len(), 1);
+        assert_eq!(log.lock().unwrap().resets, 0);
+        d.w(0x070, 0);
+        assert_eq!(log.lock().unwrap().resets, 1, "status 0 resets the device");
+        d.w(0x070, 0);
+        assert_eq!(log.lock().unwrap().resets, 1, "one reset per activation");
+        // A second session: activated again, and queues work again.
+        d.init_queues(features, 2);
+        assert_eq!(log.lock().unwrap().activated.len(), 2);
+        // Refused features: no DRIVER_OK, no activation.
+        d.init_queues(features | (1 << 29), 2);
+        assert_eq!(log.lock().unwrap().activated.len(), 2);
+        assert_eq!(log.lock().unwrap().resets, 2);
+    }
+
+    #[test]
+    fn notifies_reach_the_queue_they_name_and_device_events_wait_for_driver_ok() {
+        let (dev, log) = TestDevice::new(&[16, 16]);
+        let mut d = Driver::with_device(Box::new(dev));
+        d.dev.device_event(TestDevice::TOKEN);
+        d.w(0x050, 1);
+        assert!(log.lock().unwrap().events.is_empty(), "not live yet");
+        assert!(log.lock().unwrap().processed.is_empty());
+        d.init_queues(1 << VIRTIO_F_VERSION_1, 2);
+        d.w(0x050, 1);
+        d.w(0x050, 0);
+        d.w(0x050, 2); // no such queue
+        assert_eq!(
+            log.lock().unwrap().processed,
+            [(1, rings(1).0), (0, rings(0).0)]
+        );
+        d.dev.device_event(TestDevice::TOKEN);
+        assert_eq!(log.lock().unwrap().events, [TestDevice::TOKEN]);
+        assert_eq!(
+            d.r(0x060),
+            VIRTIO_MMIO_INT_VRING,
+            "the device asked to interrupt"
+        );
+    }
+
+    #[test]
+    fn bad_rings_or_failed_activation_tear_the_device_down() {
+        let (dev, log) = TestDevice::new(&[16, 16]);
+        let mut d = Driver::with_device(Box::new(dev));
+        d.init_queues(1 << VIRTIO_F_VERSION_1, 2);
+        // A ready queue's rings cannot move: reset, then set up queue 1 alone with its
+        // descriptor table at 64 GiB, outside guest memory.
+        d.w(0x070, 0);
+        assert_eq!(log.lock().unwrap().resets, 1);
+        d.w(0x070, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
+        d.w(0x024, 1);
+        d.w(0x020, 1);
+        d.w(
+            0x070,
+            VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK,
+        );
+        d.w(0x030, 1);
+        d.w(0x038, 16);
+        d.w(0x084, 0x10);
+        d.w(0x044, 1);
+        let st = d.r(0x070);
+        d.w(0x070, st | VIRTIO_CONFIG_S_DRIVER_OK);
+        assert_eq!(log.lock().unwrap().activated.len(), 2);
+        // A device event checks every ready queue before lending them.
+        d.dev.device_event(TestDevice::TOKEN);
+        assert!(log.lock().unwrap().events.is_empty());
+        assert_ne!(d.r(0x070) & VIRTIO_CONFIG_S_NEEDS_RESET, 0);
+        assert_eq!(d.r(0x060), VIRTIO_MMIO_INT_CONFIG);
+        assert_eq!(
+            log.lock().unwrap().resets,
+            2,
+            "torn down at DEVICE_NEEDS_RESET"
+        );
+        d.w(0x070, 0);
+        assert_eq!(log.lock().unwrap().resets, 2, "and not reset twice");
+
+        // activate fails: DEVICE_NEEDS_RESET, no reset owed, nothing served.
+        let (mut dev, log) = TestDevice::new(&[16]);
+        dev.fail_activate = true;
+        let mut d = Driver::with_device(Box::new(dev));
+        let st = d.init(1 << VIRTIO_F_VERSION_1);
+        assert_ne!(st & VIRTIO_CONFIG_S_NEEDS_RESET, 0);
+        assert_eq!(d.r(0x060), VIRTIO_MMIO_INT_CONFIG);
+        d.w(0x050, 0);
+        assert!(log.lock().unwrap().processed.is_empty());
+        d.w(0x070, 0);
+        assert_eq!(log.lock().unwrap().resets, 0);
     }
 }
