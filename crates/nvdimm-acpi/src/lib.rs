@@ -7,6 +7,8 @@
 //!
 //! Design and numbers: `docs/acpi-nvdimm.md`.
 
+#![forbid(unsafe_code)]
+
 pub mod dsm;
 mod fuzz;
 mod header;

@@ -11,6 +11,8 @@
 //! bounds-checked; hostile input yields errors or findings, never panics.
 //! See docs/labels.md for the design and the safety rules.
 
+#![forbid(unsafe_code)]
+
 mod bytes;
 pub mod check;
 pub mod classify;

@@ -18,6 +18,8 @@
 //!
 //! Design notes live in `docs/memory-layout.md` and `docs/sizing.md`.
 
+#![forbid(unsafe_code)]
+
 mod cli_args;
 mod error;
 mod fuzz;

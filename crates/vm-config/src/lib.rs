@@ -4,6 +4,8 @@
 //! [`BackendConfig::from_props`] and [`DeviceConfig::from_props`]), so a hot-added NVDIMM is
 //! checked by exactly the code that checks a cold-plugged one.
 
+#![forbid(unsafe_code)]
+
 mod args;
 mod drive;
 mod keyval;
