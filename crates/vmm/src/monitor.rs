@@ -271,13 +271,9 @@ impl Monitor {
     }
 
     fn object_add(st: &mut State, add: qmp::ObjectAdd) -> std::result::Result<Value, QmpError> {
-        let mut props: Props = Props(vec![
-            ("qom-type".into(), add.qom_type.clone()),
-            ("id".into(), add.id.clone()),
-        ]);
-        props.0.extend(add.props);
+        let props: &Props = add.props();
         let backend =
-            BackendConfig::from_props(&add.qom_type, &props).map_err(|e| generic(e.to_string()))?;
+            BackendConfig::from_props(add.qom_type(), props).map_err(|e| generic(e.to_string()))?;
         if st.cfg.backend(&backend.id).is_some() {
             return Err(generic(format!("Duplicate ID '{}' for object", backend.id)));
         }
@@ -303,13 +299,9 @@ impl Monitor {
     }
 
     fn device_add(st: &mut State, add: qmp::DeviceAdd) -> std::result::Result<Value, QmpError> {
-        let mut props = Props(vec![("driver".into(), add.driver.clone())]);
-        if let Some(id) = &add.id {
-            props.0.push(("id".into(), id.clone()));
-        }
-        props.0.extend(add.props);
+        let props: &Props = add.props();
         let dev =
-            DeviceConfig::from_props(&add.driver, &props).map_err(|e| generic(e.to_string()))?;
+            DeviceConfig::from_props(add.driver(), props).map_err(|e| generic(e.to_string()))?;
         let is_nvdimm = matches!(dev, DeviceConfig::Nvdimm(_));
         if is_nvdimm && !st.cfg.machine.nvdimm {
             return Err(generic("nvdimm is not enabled: missing 'nvdimm' in '-M'"));
@@ -323,7 +315,7 @@ impl Monitor {
         let Some(backend_cfg) = st.cfg.backend(&memdev).cloned() else {
             return Err(generic(format!(
                 "Property '{}.memdev' can't find value '{memdev}'",
-                add.driver
+                add.driver()
             )));
         };
         if st.cfg.devices.iter().any(|d| d.memdev() == memdev) {
