@@ -14,7 +14,7 @@ pub mod serve;
 pub mod size;
 pub mod vm;
 
-pub use api::fuzz_api_request;
+pub use api::fuzz::fuzz_api_request;
 
 /// Command succeeded.
 pub const EXIT_OK: u8 = 0;

@@ -7,56 +7,113 @@
 use crate::error::QmpError;
 use crate::json::{Json, Number, format_number};
 
-/// Properties in the client's order, values normalised to command-line text.
-pub type Props = Vec<(String, String)>;
+/// Properties in the client's order, values normalised to command-line text: the same type
+/// the `-object`/`-device` parser of `vm-config` produces, so the VMM reads both alike.
+pub use vm_config::Props;
 
 /// `object-add` (QEMU 6+ flat form): `{"qom-type": ..., "id": ..., <props>}`.
+///
+/// Keeps every member, `qom-type` and `id` included, in the order the client sent them; both
+/// are checked to be present when the value is built.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectAdd {
-    /// QOM type, e.g. "memory-backend-file".
-    pub qom_type: String,
-    /// Object id.
-    pub id: String,
-    /// The other properties, in order: booleans as "on"/"off", numbers in decimal.
-    pub props: Props,
+    props: Props,
 }
 
 impl ObjectAdd {
+    /// Checks that `props` has `qom-type` and `id` ("Parameter 'qom-type' is missing", ...).
+    pub fn new(props: Props) -> Result<Self, QmpError> {
+        require(&props, "qom-type")?;
+        require(&props, "id")?;
+        Ok(ObjectAdd { props })
+    }
+
+    /// QOM type, e.g. "memory-backend-file".
+    pub fn qom_type(&self) -> &str {
+        self.props.get("qom-type").unwrap_or_default()
+    }
+
+    /// Object id.
+    pub fn id(&self) -> &str {
+        self.props.get("id").unwrap_or_default()
+    }
+
+    /// All members, in order: booleans as "on"/"off", numbers in decimal.
+    pub fn props(&self) -> &Props {
+        &self.props
+    }
+
     /// The same object as a `-object` argument: `memory-backend-file,id=mem3,size=4294967296`
-    /// (commas in values doubled), so the VMM can reuse its command-line parser.
+    /// (type first, then `id`, then the rest in order; commas in values doubled), so the VMM
+    /// can reuse its command-line parser.
     pub fn to_opts_string(&self) -> String {
-        let mut s = escape_opt(&self.qom_type);
-        push_opt(&mut s, "id", &self.id);
-        for (k, v) in &self.props {
-            push_opt(&mut s, k, v);
-        }
-        s
+        opts_string(&self.props, "qom-type")
     }
 }
 
 /// `device_add`: `{"driver": ..., "id": ..., <props>}`.
+///
+/// Keeps every member, `driver` and `id` included, in the order the client sent them;
+/// `driver` is checked to be present when the value is built.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeviceAdd {
-    /// Device driver, e.g. "nvdimm".
-    pub driver: String,
-    /// Device id, if given.
-    pub id: Option<String>,
-    /// The other properties (including `bus`), in order, normalised like [`ObjectAdd::props`].
-    pub props: Props,
+    props: Props,
 }
 
 impl DeviceAdd {
-    /// The same device as a `-device` argument: `nvdimm,id=nv2,memdev=mem3`.
+    /// Checks that `props` has `driver` ("Parameter 'driver' is missing").
+    pub fn new(props: Props) -> Result<Self, QmpError> {
+        require(&props, "driver")?;
+        Ok(DeviceAdd { props })
+    }
+
+    /// Device driver, e.g. "nvdimm".
+    pub fn driver(&self) -> &str {
+        self.props.get("driver").unwrap_or_default()
+    }
+
+    /// Device id, if given.
+    pub fn id(&self) -> Option<&str> {
+        self.props.get("id")
+    }
+
+    /// All members (including `bus`), in order, normalised like [`ObjectAdd::props`].
+    pub fn props(&self) -> &Props {
+        &self.props
+    }
+
+    /// The same device as a `-device` argument: `nvdimm,id=nv2,memdev=mem3` (driver first,
+    /// then `id`, then the rest in order).
     pub fn to_opts_string(&self) -> String {
-        let mut s = escape_opt(&self.driver);
-        if let Some(id) = &self.id {
-            push_opt(&mut s, "id", id);
-        }
-        for (k, v) in &self.props {
+        opts_string(&self.props, "driver")
+    }
+}
+
+fn require(props: &Props, key: &str) -> Result<(), QmpError> {
+    match props.get(key) {
+        Some(_) => Ok(()),
+        None => Err(QmpError::generic(format!("Parameter '{key}' is missing"))),
+    }
+}
+
+/// `props` as command-line text: the first `type_key` member as a bare value, then the first
+/// `id`, then every other member in order.
+fn opts_string(props: &Props, type_key: &str) -> String {
+    let first = |key: &str| props.0.iter().position(|(k, _)| k == key);
+    let type_at = first(type_key);
+    let id_at = first("id");
+    let mut s = type_at
+        .map(|i| escape_opt(&props.0[i].1))
+        .unwrap_or_default();
+    if let Some(i) = id_at {
+        push_opt(&mut s, "id", &props.0[i].1);
+    }
+    for (i, (k, v)) in props.0.iter().enumerate() {
+        if Some(i) != type_at && Some(i) != id_at {
             push_opt(&mut s, k, v);
         }
-        s
     }
+    s
 }
 
 fn escape_opt(v: &str) -> String {
@@ -138,133 +195,122 @@ pub enum Command {
     },
 }
 
-/// Every command name we implement, in the order `query-commands` lists them.
-pub const COMMAND_NAMES: &[&str] = &[
-    "qmp_capabilities",
-    "query-version",
-    "query-commands",
-    "query-status",
-    "query-name",
-    "query-memory-devices",
-    "query-memory-size-summary",
-    "query-memdev",
-    "query-cpus-fast",
-    "query-block",
-    "object-add",
-    "object-del",
-    "device_add",
-    "device_del",
-    "stop",
-    "cont",
-    "system_powerdown",
-    "system_reset",
-    "quit",
-    "human-monitor-command",
-];
-
-impl Command {
-    /// The QMP name of the command.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Command::QmpCapabilities { .. } => "qmp_capabilities",
-            Command::QueryVersion => "query-version",
-            Command::QueryCommands => "query-commands",
-            Command::QueryStatus => "query-status",
-            Command::QueryName => "query-name",
-            Command::QueryMemoryDevices => "query-memory-devices",
-            Command::QueryMemorySizeSummary => "query-memory-size-summary",
-            Command::QueryMemdev => "query-memdev",
-            Command::QueryCpusFast => "query-cpus-fast",
-            Command::QueryBlock => "query-block",
-            Command::InfoRegisters { .. } => "info registers",
-            Command::ObjectAdd(_) => "object-add",
-            Command::ObjectDel { .. } => "object-del",
-            Command::DeviceAdd(_) => "device_add",
-            Command::DeviceDel { .. } => "device_del",
-            Command::Stop => "stop",
-            Command::Cont => "cont",
-            Command::SystemPowerdown => "system_powerdown",
-            Command::SystemReset => "system_reset",
-            Command::Quit => "quit",
-            Command::HumanMonitorCommand { .. } => "human-monitor-command",
-        }
-    }
-
+/// One command of the table: its QMP name, whether the schema declares a return value, and
+/// how its arguments are decoded.
+#[derive(Clone, Copy, Debug)]
+pub struct CommandSpec {
+    /// The QMP name, e.g. "device_add".
+    pub name: &'static str,
     /// True if the schema declares a return value; otherwise the reply is always `{}`.
-    pub fn has_return(&self) -> bool {
-        matches!(
-            self,
-            Command::QueryVersion
-                | Command::QueryCommands
-                | Command::QueryStatus
-                | Command::QueryName
-                | Command::QueryMemoryDevices
-                | Command::QueryMemorySizeSummary
-                | Command::QueryMemdev
-                | Command::QueryCpusFast
-                | Command::QueryBlock
-                | Command::InfoRegisters { .. }
-                | Command::HumanMonitorCommand { .. }
-        )
-    }
+    pub has_return: bool,
+    decode: fn(&mut Args<'_>) -> Result<Command, QmpError>,
+}
 
-    /// Decodes command `name` with `arguments` (an object's members; `None` = no arguments).
-    pub fn from_qmp(name: &str, arguments: Option<&[(String, Json)]>) -> Result<Command, QmpError> {
+impl CommandSpec {
+    /// Decodes this command's `arguments` (an object's members; `None` = no arguments).
+    pub fn decode(&self, arguments: Option<&[(String, Json)]>) -> Result<Command, QmpError> {
         let mut a = Args::new(arguments.unwrap_or(&[]));
-        let cmd = match name {
-            "qmp_capabilities" => Command::QmpCapabilities {
-                enable: a.capabilities("enable")?,
-            },
-            "query-version" => Command::QueryVersion,
-            "query-commands" => Command::QueryCommands,
-            "query-status" => Command::QueryStatus,
-            "query-name" => Command::QueryName,
-            "query-memory-devices" => Command::QueryMemoryDevices,
-            "query-memory-size-summary" => Command::QueryMemorySizeSummary,
-            "query-memdev" => Command::QueryMemdev,
-            "query-cpus-fast" => Command::QueryCpusFast,
-            "query-block" => Command::QueryBlock,
-            "object-add" => {
-                let qom_type = a.req_str("qom-type")?;
-                let id = a.req_str("id")?;
-                Command::ObjectAdd(ObjectAdd {
-                    qom_type,
-                    id,
-                    props: a.rest_as_props()?,
-                })
-            }
-            "object-del" => Command::ObjectDel {
-                id: a.req_str("id")?,
-            },
-            "device_add" => {
-                let driver = a.req_str("driver")?;
-                let id = a.opt_str("id")?;
-                Command::DeviceAdd(DeviceAdd {
-                    driver,
-                    id,
-                    props: a.rest_as_props()?,
-                })
-            }
-            "device_del" => Command::DeviceDel {
-                id: a.req_str("id")?,
-            },
-            "stop" => Command::Stop,
-            "cont" => Command::Cont,
-            "system_powerdown" => Command::SystemPowerdown,
-            "system_reset" => Command::SystemReset,
-            "quit" => Command::Quit,
-            "human-monitor-command" => Command::HumanMonitorCommand {
-                command_line: a.req_str("command-line")?,
-                cpu_index: a.opt_int("cpu-index")?,
-            },
-            _ => {
-                return Err(QmpError::command_not_found(format!(
-                    "The command {name} has not been found"
-                )));
-            }
-        };
+        let cmd = (self.decode)(&mut a)?;
         a.finish()?;
         Ok(cmd)
+    }
+}
+
+/// Generates, from one declaration, [`COMMANDS`], [`COMMAND_NAMES`], [`Command::name`] and
+/// [`Command::has_return`]. `qmp` rows are QMP commands (in `query-commands` order) with the
+/// expression that decodes their arguments from `Args` `$a`; `hmp_only` rows have no QMP form.
+macro_rules! command_table {
+    (
+        qmp {
+            $( $pat:pat => $name:literal, returns: $ret:literal, |$a:ident| $decode:expr; )*
+        }
+        hmp_only {
+            $( $hpat:pat => $hname:literal, returns: $hret:literal; )*
+        }
+    ) => {
+        /// Every QMP command we implement, in the order `query-commands` lists them.
+        pub const COMMANDS: &[CommandSpec] = &[
+            $( CommandSpec { name: $name, has_return: $ret, decode: |$a| Ok($decode) }, )*
+        ];
+
+        /// The names of [`COMMANDS`], in the same order.
+        pub const COMMAND_NAMES: &[&str] = &[ $( $name, )* ];
+
+        impl Command {
+            /// The QMP name of the command (HMP-only commands: their HMP name).
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $( $pat => $name, )*
+                    $( $hpat => $hname, )*
+                }
+            }
+
+            /// True if the schema declares a return value; otherwise the reply is always `{}`.
+            pub fn has_return(&self) -> bool {
+                match self {
+                    $( $pat => $ret, )*
+                    $( $hpat => $hret, )*
+                }
+            }
+        }
+    };
+}
+
+command_table! {
+    qmp {
+        Command::QmpCapabilities { .. } => "qmp_capabilities", returns: false,
+            |a| Command::QmpCapabilities { enable: a.capabilities("enable")? };
+        Command::QueryVersion => "query-version", returns: true, |_a| Command::QueryVersion;
+        Command::QueryCommands => "query-commands", returns: true, |_a| Command::QueryCommands;
+        Command::QueryStatus => "query-status", returns: true, |_a| Command::QueryStatus;
+        Command::QueryName => "query-name", returns: true, |_a| Command::QueryName;
+        Command::QueryMemoryDevices => "query-memory-devices", returns: true,
+            |_a| Command::QueryMemoryDevices;
+        Command::QueryMemorySizeSummary => "query-memory-size-summary", returns: true,
+            |_a| Command::QueryMemorySizeSummary;
+        Command::QueryMemdev => "query-memdev", returns: true, |_a| Command::QueryMemdev;
+        Command::QueryCpusFast => "query-cpus-fast", returns: true, |_a| Command::QueryCpusFast;
+        Command::QueryBlock => "query-block", returns: true, |_a| Command::QueryBlock;
+        Command::ObjectAdd(_) => "object-add", returns: false, |a| {
+            a.check_str("qom-type", true)?;
+            a.check_str("id", true)?;
+            Command::ObjectAdd(ObjectAdd::new(a.all_as_props()?)?)
+        };
+        Command::ObjectDel { .. } => "object-del", returns: false,
+            |a| Command::ObjectDel { id: a.req_str("id")? };
+        Command::DeviceAdd(_) => "device_add", returns: false, |a| {
+            a.check_str("driver", true)?;
+            a.check_str("id", false)?;
+            Command::DeviceAdd(DeviceAdd::new(a.all_as_props()?)?)
+        };
+        Command::DeviceDel { .. } => "device_del", returns: false,
+            |a| Command::DeviceDel { id: a.req_str("id")? };
+        Command::Stop => "stop", returns: false, |_a| Command::Stop;
+        Command::Cont => "cont", returns: false, |_a| Command::Cont;
+        Command::SystemPowerdown => "system_powerdown", returns: false,
+            |_a| Command::SystemPowerdown;
+        Command::SystemReset => "system_reset", returns: false, |_a| Command::SystemReset;
+        Command::Quit => "quit", returns: false, |_a| Command::Quit;
+        Command::HumanMonitorCommand { .. } => "human-monitor-command", returns: true,
+            |a| Command::HumanMonitorCommand {
+                command_line: a.req_str("command-line")?,
+                cpu_index: a.opt_int("cpu-index")?,
+            };
+    }
+    hmp_only {
+        Command::InfoRegisters { .. } => "info registers", returns: true;
+    }
+}
+
+impl Command {
+    /// Decodes command `name` with `arguments` (an object's members; `None` = no arguments).
+    pub fn from_qmp(name: &str, arguments: Option<&[(String, Json)]>) -> Result<Command, QmpError> {
+        match COMMANDS.iter().find(|c| c.name == name) {
+            Some(spec) => spec.decode(arguments),
+            None => Err(QmpError::command_not_found(format!(
+                "The command {name} has not been found"
+            ))),
+        }
     }
 }
 
@@ -338,17 +384,23 @@ impl<'a> Args<'a> {
         Ok(Vec::new())
     }
 
-    /// All members not taken yet, as command-line style properties (and marks them used).
-    fn rest_as_props(&mut self) -> Result<Props, QmpError> {
+    /// Checks that member `name` is a string (and present, if `required`) without taking it.
+    fn check_str(&self, name: &str, required: bool) -> Result<(), QmpError> {
+        match self.members.iter().find(|(k, _)| k == name) {
+            None if required => Err(QmpError::generic(format!("Parameter '{name}' is missing"))),
+            None | Some((_, Json::String(_))) => Ok(()),
+            Some(_) => Err(bad_type(name, "string")),
+        }
+    }
+
+    /// Every member, in order, as command-line style properties (and marks them all used).
+    fn all_as_props(&mut self) -> Result<Props, QmpError> {
         let mut props = Vec::new();
         for (i, (k, v)) in self.members.iter().enumerate() {
-            if self.used[i] {
-                continue;
-            }
             self.used[i] = true;
             props.push((k.clone(), prop_text(k, v)?));
         }
-        Ok(props)
+        Ok(Props(props))
     }
 
     fn finish(self) -> Result<(), QmpError> {

@@ -1,16 +1,17 @@
 //! The human monitor (HMP): `(qemu) ` prompt, QEMU's command syntax and output formats.
 //!
-//! Lines are parsed onto the same [`Command`] values as QMP and executed by the same handler;
-//! results are printed the way QEMU's `hmp_*` functions print them. `human-monitor-command`
-//! over QMP runs through [`execute_line`] too, so both front ends behave alike.
+//! Lines are parsed onto the same [`Command`] values as QMP and executed by the same handler
+//! ([`crate::core::Core::execute_hmp_line`], which `human-monitor-command` over QMP runs too, so
+//! both front ends behave alike); results are printed the way QEMU's `hmp_*` functions print
+//! them. This module is syntax and formats only: it does not know the core.
 
 use std::io::{self, Read, Write};
 
 use crate::command::{Command, DeviceAdd, ObjectAdd, Props};
 use crate::error::QmpError;
-use crate::session::Core;
 use crate::types::{
     BlockInfo, CpuInfoFast, Memdev, MemoryDeviceInfo, MemoryInfo, NameInfo, RunState, StatusInfo,
+    VersionInfo,
 };
 
 /// Longest HMP line we accept; longer lines are discarded with an error.
@@ -81,7 +82,7 @@ fn help_line(name: &str, params: &str, help: &str, prefix: &str) -> String {
     format!("{prefix}{name} {params} -- {help}\n")
 }
 
-fn help_text(topic: Option<&str>) -> String {
+pub(crate) fn help_text(topic: Option<&str>) -> String {
     let mut s = String::new();
     match topic {
         Some("info") => {
@@ -129,16 +130,7 @@ pub fn parse_opts(s: &str, implied: Option<&str>) -> Result<Props, String> {
             },
         }
     }
-    Ok(props)
-}
-
-fn take_prop(props: &mut Props, key: &str) -> Option<String> {
-    let i = props.iter().position(|(k, _)| k == key)?;
-    Some(props.remove(i).1)
-}
-
-fn missing(name: &str) -> String {
-    format!("Error: Parameter '{name}' is missing")
+    Ok(Props(props))
 }
 
 /// One word argument: bare, or double-quoted with `\"`/`\\` escapes.
@@ -233,28 +225,17 @@ pub fn parse_hmp_line(line: &str) -> Result<HmpRequest, String> {
             Ok(HmpRequest::Command(c))
         }
         "object_add" => {
-            let mut props =
-                parse_opts(rest, Some("qom-type")).map_err(|e| format!("Error: {e}"))?;
-            let qom_type = take_prop(&mut props, "qom-type").ok_or_else(|| missing("qom-type"))?;
-            let id = take_prop(&mut props, "id").ok_or_else(|| missing("id"))?;
-            Ok(HmpRequest::Command(Command::ObjectAdd(ObjectAdd {
-                qom_type,
-                id,
-                props,
-            })))
+            let props = parse_opts(rest, Some("qom-type")).map_err(|e| format!("Error: {e}"))?;
+            let add = ObjectAdd::new(props).map_err(|e| format!("Error: {}", e.desc))?;
+            Ok(HmpRequest::Command(Command::ObjectAdd(add)))
         }
         "object_del" => Ok(HmpRequest::Command(Command::ObjectDel {
             id: word_arg(cmd, rest, "id")?,
         })),
         "device_add" => {
-            let mut props = parse_opts(rest, Some("driver")).map_err(|e| format!("Error: {e}"))?;
-            let driver = take_prop(&mut props, "driver").ok_or_else(|| missing("driver"))?;
-            let id = take_prop(&mut props, "id");
-            Ok(HmpRequest::Command(Command::DeviceAdd(DeviceAdd {
-                driver,
-                id,
-                props,
-            })))
+            let props = parse_opts(rest, Some("driver")).map_err(|e| format!("Error: {e}"))?;
+            let add = DeviceAdd::new(props).map_err(|e| format!("Error: {}", e.desc))?;
+            Ok(HmpRequest::Command(Command::DeviceAdd(add)))
         }
         "device_del" => Ok(HmpRequest::Command(Command::DeviceDel {
             id: word_arg(cmd, rest, "device")?,
@@ -275,6 +256,16 @@ pub struct HmpOutput {
     pub output: String,
     /// True if the line was `quit` and the handler accepted it.
     pub quit: bool,
+}
+
+impl HmpOutput {
+    /// Output that does not end the session.
+    pub fn text(output: String) -> Self {
+        HmpOutput {
+            output,
+            quit: false,
+        }
+    }
 }
 
 /// `info status`.
@@ -393,7 +384,7 @@ fn decode<T: serde::de::DeserializeOwned>(cmd: &str, v: serde_json::Value) -> Re
         .map_err(|e| format!("Error: {cmd}: malformed reply from the VMM: {e}\n"))
 }
 
-fn format_result(cmd: &Command, v: serde_json::Value) -> Result<String, String> {
+pub(crate) fn format_result(cmd: &Command, v: serde_json::Value) -> Result<String, String> {
     Ok(match cmd {
         Command::QueryStatus => format_status(&decode(cmd.name(), v)?),
         Command::QueryMemoryDevices => format_memory_devices(&decode::<Vec<_>>(cmd.name(), v)?),
@@ -410,59 +401,21 @@ fn format_result(cmd: &Command, v: serde_json::Value) -> Result<String, String> 
     })
 }
 
-fn error_text(e: &QmpError) -> String {
+pub(crate) fn error_text(e: &QmpError) -> String {
     format!("Error: {}\n", e.desc)
 }
 
-/// Executes one HMP line against `core`.
-pub fn execute_line(core: &Core, line: &str) -> HmpOutput {
-    let req = match parse_hmp_line(line) {
-        Ok(r) => r,
-        Err(msg) => {
-            return HmpOutput {
-                output: format!("{msg}\n"),
-                quit: false,
-            };
-        }
-    };
-    let output = match req {
-        HmpRequest::Nothing => String::new(),
-        HmpRequest::Help(t) => help_text(t.as_deref()),
-        HmpRequest::InfoHelp => help_text(Some("info")),
-        HmpRequest::InfoVersion => {
-            let v = &core.version;
-            format!(
-                "{}.{}.{} ({})\n",
-                v.qemu.major, v.qemu.minor, v.qemu.micro, v.package
-            )
-        }
-        HmpRequest::Command(cmd) => {
-            let quit = cmd == Command::Quit;
-            let shown = cmd.clone();
-            return match core.handler.execute(cmd) {
-                Ok(v) => match format_result(&shown, v) {
-                    Ok(output) => HmpOutput { output, quit },
-                    Err(output) => HmpOutput {
-                        output,
-                        quit: false,
-                    },
-                },
-                Err(e) => HmpOutput {
-                    output: error_text(&e),
-                    quit: false,
-                },
-            };
-        }
-    };
-    HmpOutput {
-        output,
-        quit: false,
-    }
+/// `info version`: `10.2.0 (pmvm 0.1.0)`.
+pub fn format_version(v: &VersionInfo) -> String {
+    format!(
+        "{}.{}.{} ({})\n",
+        v.qemu.major, v.qemu.minor, v.qemu.micro, v.package
+    )
 }
 
 /// QEMU's banner for a new HMP session.
-pub fn banner(core: &Core) -> String {
-    let v = &core.version.qemu;
+pub fn banner(version: &VersionInfo) -> String {
+    let v = &version.qemu;
     format!(
         "QEMU {}.{}.{} monitor - type 'help' for more information\n",
         v.major, v.minor, v.micro
@@ -474,16 +427,18 @@ pub fn crlf(s: &str) -> String {
     s.replace('\n', "\r\n")
 }
 
-/// Runs an HMP session: banner, prompt, one command per line, until end of input.
+/// Runs an HMP session: banner, prompt, one line at a time through `execute`, until end of
+/// input (see [`crate::core::run_hmp_session`] for a session against a core).
 ///
 /// Returns when the reader reports EOF or an error, or after a successful `quit`. Lines longer
 /// than [`MAX_LINE`] are discarded with an error message.
-pub fn run_hmp_session(
-    core: &Core,
+pub fn run_hmp_lines(
+    version: &VersionInfo,
+    mut execute: impl FnMut(&str) -> HmpOutput,
     mut reader: impl Read,
     mut writer: impl Write,
 ) -> io::Result<()> {
-    writer.write_all(crlf(&banner(core)).as_bytes())?;
+    writer.write_all(crlf(&banner(version)).as_bytes())?;
     writer.write_all(PROMPT.as_bytes())?;
     writer.flush()?;
     let mut line: Vec<u8> = Vec::new();
@@ -506,13 +461,12 @@ pub fn run_hmp_session(
                 continue;
             }
             let out = if too_long {
-                HmpOutput {
-                    output: format!("Error: line longer than {MAX_LINE} bytes ignored\n"),
-                    quit: false,
-                }
+                HmpOutput::text(format!(
+                    "Error: line longer than {MAX_LINE} bytes ignored\n"
+                ))
             } else {
                 let text = String::from_utf8_lossy(&line);
-                execute_line(core, text.trim_end_matches('\r'))
+                execute(text.trim_end_matches('\r'))
             };
             line.clear();
             too_long = false;

@@ -2,17 +2,24 @@
 //! existing clients (`qemu.qmp`, libvirt-style tools, `nc -U`, telnet) work unchanged.
 //!
 //! * [`reader`]: bytes → JSON messages, with QEMU's error recovery and hard size limits;
-//! * [`session`]: the protocol (greeting, negotiation, `id` echo, errors) without sockets;
-//! * [`command`]: typed, argument-checked [`Command`]s; the VMM implements [`QmpHandler`];
-//! * [`hmp`]: the `(qemu) ` monitor, mapped onto the same commands;
-//! * [`server`]: Unix/TCP/stdio endpoints, a thread per client, [`QmpServer::emit`] for events.
+//! * [`command`]: typed, argument-checked [`Command`]s, one table ([`COMMANDS`]) for all;
+//! * [`hmp`]: the `(qemu) ` monitor's syntax and output formats, mapped onto the same commands;
+//! * [`core`]: the engine both monitors share: the VMM implements [`QmpHandler`], [`Core`]
+//!   dispatches QMP commands and HMP lines to it;
+//! * [`session`]: the QMP protocol (greeting, negotiation, `id` echo, errors) without sockets;
+//! * [`server`]: Unix/TCP/stdio endpoints, a thread per client, [`QmpServer::emit`] for events;
+//! * [`fuzz`]: the fuzz entry point over reader, parser and sessions.
 //!
 //! No KVM here: the VMM decides what each command does. See docs/qmp.md.
 
+#![forbid(unsafe_code)]
+
 pub mod chardev;
 pub mod command;
+pub mod core;
 pub mod error;
 pub mod event;
+pub mod fuzz;
 pub mod hmp;
 pub mod json;
 pub mod parse;
@@ -21,13 +28,15 @@ pub mod server;
 pub mod session;
 pub mod types;
 
+pub use self::core::{Core, QmpHandler, run_hmp_session};
 pub use chardev::{ChardevSpec, Endpoint, parse_chardev_spec};
-pub use command::{COMMAND_NAMES, Command, DeviceAdd, ObjectAdd, Props};
+pub use command::{COMMAND_NAMES, COMMANDS, Command, CommandSpec, DeviceAdd, ObjectAdd, Props};
 pub use error::{ErrorClass, QmpError, ServerError};
 pub use event::{AcpiOstInfo, Event, ShutdownCause, Timestamp};
-pub use hmp::{HmpOutput, HmpRequest, parse_hmp_line, run_hmp_session};
+pub use fuzz::fuzz_qmp_reader;
+pub use hmp::{HmpOutput, HmpRequest, parse_hmp_line};
 pub use json::Json;
-pub use reader::{Limits, MessageReader, fuzz_qmp_reader};
+pub use reader::{Limits, MessageReader};
 pub use server::{Protocol, QmpServer};
-pub use session::{Core, QmpHandler, QmpSession};
+pub use session::QmpSession;
 pub use types::*;

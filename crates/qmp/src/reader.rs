@@ -120,6 +120,11 @@ impl MessageReader {
         self.limits
     }
 
+    /// Bytes of the message being read that are held in memory (never above the size limit).
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
     /// True when no message is partially read (only whitespace seen since the last one).
     pub fn is_idle(&self) -> bool {
         self.state == State::Start && self.braces == 0 && self.brackets == 0 && !self.skipping
@@ -382,39 +387,4 @@ impl MessageReader {
         self.reset_message();
         self.state = State::Recovery;
     }
-}
-
-/// Fuzz entry point: feeds `data` in chunks (the first byte chooses the chunk size) through a
-/// reader with small limits, and checks the invariants. Must never panic.
-pub fn fuzz_qmp_reader(data: &[u8]) {
-    let (chunk, rest) = match data.split_first() {
-        Some((&c, rest)) => (usize::from(c % 64) + 1, rest),
-        None => return,
-    };
-    let limits = Limits {
-        max_bytes: 4096,
-        max_tokens: 512,
-        max_depth: 64,
-    };
-    let mut r = MessageReader::new(limits);
-    let mut whole = MessageReader::new(limits);
-    let mut items = Vec::new();
-    for part in rest.chunks(chunk) {
-        items.extend(r.feed(part));
-        assert!(
-            r.buf.len() <= limits.max_bytes,
-            "reader kept more than the limit"
-        );
-    }
-    // Splitting the input differently must not change the result.
-    let at_once = whole.feed(rest);
-    assert_eq!(items, at_once, "chunking changed the messages");
-    for item in items.iter().flatten() {
-        // Whatever was parsed must serialise and parse back to itself.
-        let text = item.to_qemu_string();
-        let back = parse_message(text.as_bytes(), usize::MAX);
-        assert_eq!(back.as_ref(), Ok(item), "round trip failed for {text}");
-    }
-    // The protocol layer must cope with whatever came out.
-    crate::session::fuzz_session(rest);
 }

@@ -13,10 +13,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 
 use crate::chardev::{ChardevSpec, Endpoint};
+use crate::core::{Core, QmpHandler};
 use crate::error::ServerError;
 use crate::event::Event;
 use crate::reader::Limits;
-use crate::session::{Core, QmpHandler, QmpSession, wire_line};
+use crate::session::{QmpSession, wire_line};
 use crate::types::VersionInfo;
 
 /// Lines queued per client before a client that does not read is dropped.
@@ -110,7 +111,7 @@ impl QmpServer {
 
     /// Runs one HMP line, as `human-monitor-command` would (output uses `\n`).
     pub fn hmp_command(&self, line: &str) -> String {
-        crate::hmp::execute_line(&self.inner.core, line).output
+        self.inner.core.execute_hmp_line(line).output
     }
 
     /// Number of connected QMP clients.
@@ -164,7 +165,7 @@ impl QmpServer {
 
     /// Serves one HMP conversation over `reader`/`writer` until end of input or `quit`; blocks.
     pub fn serve_hmp(&self, reader: impl Read, writer: impl Write) -> io::Result<()> {
-        crate::hmp::run_hmp_session(&self.inner.core, reader, writer)
+        crate::core::run_hmp_session(&self.inner.core, reader, writer)
     }
 
     /// Stops all listeners (removing their Unix socket files) and disconnects all clients.

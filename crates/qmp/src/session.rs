@@ -1,95 +1,17 @@
 //! One QMP conversation, independent of any socket: bytes in, reply objects out.
 //!
 //! Implements the protocol rules of QEMU's `monitor/qmp.c` and `qapi/qmp-dispatch.c`:
-//! capabilities negotiation, request validation, `id` echo, error shapes.
+//! capabilities negotiation, request validation, `id` echo, error shapes. Commands run on the
+//! shared [`Core`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::command::{COMMAND_NAMES, Command};
+use crate::command::Command;
+use crate::core::Core;
 use crate::error::QmpError;
-use crate::json::{Json, Number, object};
-use crate::reader::{Limits, MessageReader, ReadItem};
-use crate::types::VersionInfo;
-
-/// What the VMM implements. Called from client threads, possibly concurrently: serialise
-/// inside if needed (e.g. send the command to the VMM thread and wait for its answer).
-///
-/// Never receives `QmpCapabilities`, `QueryVersion`, `QueryCommands` or
-/// `HumanMonitorCommand`: the server answers those (HMP lines are turned into other commands).
-/// For commands without a return value in the schema the returned value is ignored and the
-/// client gets `{}`; for queries return the `types` structs via `serde_json::to_value`.
-pub trait QmpHandler: Send + Sync {
-    /// Executes one command.
-    fn execute(&self, cmd: Command) -> Result<serde_json::Value, QmpError>;
-}
-
-/// State shared by every session of one server: the handler and what we claim to be.
-pub struct Core {
-    pub(crate) handler: Arc<dyn QmpHandler>,
-    pub(crate) version: VersionInfo,
-    pub(crate) limits: Limits,
-}
-
-impl Core {
-    /// A core around `handler`.
-    pub fn new(handler: Arc<dyn QmpHandler>, version: VersionInfo, limits: Limits) -> Self {
-        Core {
-            handler,
-            version,
-            limits,
-        }
-    }
-
-    /// The version we report.
-    pub fn version(&self) -> &VersionInfo {
-        &self.version
-    }
-
-    /// `VersionInfo` as QEMU prints it (micro, minor, major, like the spec's example).
-    pub fn version_json(&self) -> Json {
-        let v = &self.version;
-        object([
-            (
-                "qemu",
-                object([
-                    ("micro", Json::Number(Number::Int(v.qemu.micro))),
-                    ("minor", Json::Number(Number::Int(v.qemu.minor))),
-                    ("major", Json::Number(Number::Int(v.qemu.major))),
-                ]),
-            ),
-            ("package", Json::String(v.package.clone())),
-        ])
-    }
-
-    /// Executes a command in command mode (after negotiation).
-    pub fn execute(&self, cmd: Command) -> Result<Json, QmpError> {
-        match cmd {
-            Command::QmpCapabilities { .. } => Err(QmpError::command_not_found(
-                "Capabilities negotiation is already complete, command ignored",
-            )),
-            Command::QueryVersion => Ok(self.version_json()),
-            Command::QueryCommands => Ok(Json::Array(
-                COMMAND_NAMES
-                    .iter()
-                    .map(|n| object([("name", Json::String((*n).to_string()))]))
-                    .collect(),
-            )),
-            Command::HumanMonitorCommand { command_line, .. } => Ok(Json::String(
-                crate::hmp::execute_line(self, &command_line).output,
-            )),
-            other => {
-                let has_return = other.has_return();
-                let v = self.handler.execute(other)?;
-                Ok(if has_return {
-                    Json::from(&v)
-                } else {
-                    Json::Object(Vec::new())
-                })
-            }
-        }
-    }
-}
+use crate::json::{Json, object};
+use crate::reader::{MessageReader, ReadItem};
 
 /// One client's protocol state.
 pub struct QmpSession {
@@ -131,7 +53,7 @@ pub fn wire_line(v: &Json) -> String {
 impl QmpSession {
     /// A fresh session in capabilities-negotiation mode.
     pub fn new(core: Arc<Core>) -> Self {
-        let reader = MessageReader::new(core.limits);
+        let reader = MessageReader::new(core.limits());
         QmpSession {
             core,
             reader,
@@ -254,39 +176,4 @@ fn check_request(members: &[(String, Json)]) -> Result<Request<'_>, QmpError> {
     }
     let name = name.ok_or_else(|| QmpError::generic("QMP input lacks member 'execute'"))?;
     Ok((name, args))
-}
-
-struct FuzzHandler;
-
-impl QmpHandler for FuzzHandler {
-    fn execute(&self, cmd: Command) -> Result<serde_json::Value, QmpError> {
-        match cmd {
-            Command::DeviceDel { id } => Err(QmpError::device_not_found(&id)),
-            Command::QueryStatus => Ok(serde_json::json!({"running": true, "status": "running"})),
-            _ => Ok(serde_json::json!([])),
-        }
-    }
-}
-
-/// Fuzz helper: runs `data` through a negotiated and a fresh session; every reply must be a
-/// well-formed QMP reply. Must never panic.
-pub fn fuzz_session(data: &[u8]) {
-    let core = Arc::new(Core::new(
-        Arc::new(FuzzHandler),
-        VersionInfo::default(),
-        Limits {
-            max_bytes: 4096,
-            max_tokens: 512,
-            max_depth: 64,
-        },
-    ));
-    let mut fresh = QmpSession::new(Arc::clone(&core));
-    let mut negotiated = QmpSession::new(core);
-    negotiated.feed(br#"{"execute":"qmp_capabilities"}"#);
-    for s in [&mut fresh, &mut negotiated] {
-        for r in s.feed(data) {
-            let ok = r.get("return").is_some() != r.get("error").is_some();
-            assert!(ok, "reply is neither return nor error: {r:?}");
-        }
-    }
 }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use qmp::hmp::{format_memdev, format_memory_size_summary, format_status, parse_opts};
 use qmp::{
-    Command, DeviceAdd, HmpRequest, Memdev, MemoryInfo, ObjectAdd, QmpServer, RunState, StatusInfo,
-    parse_hmp_line,
+    Command, DeviceAdd, HmpRequest, Memdev, MemoryInfo, ObjectAdd, Props, QmpServer, RunState,
+    StatusInfo, parse_hmp_line,
 };
 
 #[test]
@@ -17,26 +17,30 @@ fn parses_the_seed_hotplug_commands() {
         parse_hmp_line(
             "object_add memory-backend-file,id=mem3,share=on,mem-path=/virtual-machines/qemu/f27nvdimm2,size=4G"
         ),
-        Ok(HmpRequest::Command(Command::ObjectAdd(ObjectAdd {
-            qom_type: "memory-backend-file".into(),
-            id: "mem3".into(),
-            props: vec![
+        Ok(HmpRequest::Command(Command::ObjectAdd(
+            ObjectAdd::new(Props(vec![
+                ("qom-type".into(), "memory-backend-file".into()),
+                ("id".into(), "mem3".into()),
                 ("share".into(), "on".into()),
                 (
                     "mem-path".into(),
                     "/virtual-machines/qemu/f27nvdimm2".into()
                 ),
                 ("size".into(), "4G".into()),
-            ],
-        })))
+            ]))
+            .unwrap()
+        )))
     );
     assert_eq!(
         parse_hmp_line("  device_add nvdimm,id=nvdimm2,memdev=mem3  "),
-        Ok(HmpRequest::Command(Command::DeviceAdd(DeviceAdd {
-            driver: "nvdimm".into(),
-            id: Some("nvdimm2".into()),
-            props: vec![("memdev".into(), "mem3".into())],
-        })))
+        Ok(HmpRequest::Command(Command::DeviceAdd(
+            DeviceAdd::new(Props(vec![
+                ("driver".into(), "nvdimm".into()),
+                ("id".into(), "nvdimm2".into()),
+                ("memdev".into(), "mem3".into()),
+            ]))
+            .unwrap()
+        )))
     );
     assert_eq!(
         parse_hmp_line("device_del nvdimm2"),
@@ -109,16 +113,16 @@ fn qemuopts_syntax() {
             "memory-backend-file,id=m,share,mem-path=/a,,b,readonly=off,",
             Some("qom-type")
         ),
-        Ok(vec![
+        Ok(Props(vec![
             ("qom-type".into(), "memory-backend-file".into()),
             ("id".into(), "m".into()),
             ("share".into(), "on".into()),
             ("mem-path".into(), "/a,b".into()),
             ("readonly".into(), "off".into()),
-        ])
+        ]))
     );
     assert_eq!(
-        parse_opts("qom-type=x,id=y", Some("qom-type")).map(|p| p.len()),
+        parse_opts("qom-type=x,id=y", Some("qom-type")).map(|p| p.0.len()),
         Ok(2)
     );
     assert!(parse_opts("x,=v", None).is_err());

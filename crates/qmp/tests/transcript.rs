@@ -5,7 +5,7 @@ mod fake;
 
 use std::sync::Arc;
 
-use qmp::{Command, DeviceAdd, ObjectAdd, QmpServer, QmpSession};
+use qmp::{Command, DeviceAdd, ObjectAdd, Props, QmpServer, QmpSession};
 
 fn setup() -> (Arc<fake::FakeVm>, QmpServer, QmpSession) {
     let vm = Arc::new(fake::FakeVm::new());
@@ -266,28 +266,30 @@ fn nvdimm_hotplug_flow() {
     let log = vm.log();
     assert_eq!(
         log[0],
-        Command::ObjectAdd(ObjectAdd {
-            qom_type: "memory-backend-file".into(),
-            id: "mem3".into(),
-            props: vec![
+        Command::ObjectAdd(
+            ObjectAdd::new(Props(vec![
+                ("qom-type".into(), "memory-backend-file".into()),
+                ("id".into(), "mem3".into()),
                 ("share".into(), "on".into()),
                 ("mem-path".into(), "/x".into()),
                 ("size".into(), "4294967296".into()),
                 ("align".into(), "2097152".into()),
-            ],
-        })
+            ]))
+            .unwrap()
+        )
     );
     assert_eq!(
         log[1],
-        Command::DeviceAdd(DeviceAdd {
-            driver: "nvdimm".into(),
-            id: Some("nvdimm2".into()),
-            props: vec![
+        Command::DeviceAdd(
+            DeviceAdd::new(Props(vec![
+                ("driver".into(), "nvdimm".into()),
+                ("id".into(), "nvdimm2".into()),
                 ("memdev".into(), "mem3".into()),
                 ("label-size".into(), "2M".into()),
                 ("unarmed".into(), "off".into()),
-            ],
-        })
+            ]))
+            .unwrap()
+        )
     );
     if let Command::DeviceAdd(d) = &log[1] {
         assert_eq!(
@@ -354,15 +356,16 @@ fn human_monitor_command_uses_hmp() {
     );
     assert_eq!(
         vm.log()[0],
-        Command::ObjectAdd(ObjectAdd {
-            qom_type: "memory-backend-file".into(),
-            id: "mem3".into(),
-            props: vec![
+        Command::ObjectAdd(
+            ObjectAdd::new(Props(vec![
+                ("qom-type".into(), "memory-backend-file".into()),
+                ("id".into(), "mem3".into()),
                 ("share".into(), "on".into()),
                 ("mem-path".into(), "/x".into()),
                 ("size".into(), "4G".into())
-            ],
-        })
+            ]))
+            .unwrap()
+        )
     );
 }
 

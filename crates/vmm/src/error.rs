@@ -11,7 +11,7 @@ pub use crate::device_manager::DeviceError;
 pub use crate::devices::nvdimm::backend::BackendError;
 pub use crate::devices::virtio::block::BlockError;
 pub use crate::memory::MemoryError;
-pub use crate::monitor::HotplugError;
+pub use crate::monitor::hotplug::HotplugError;
 
 /// Everything that can stop pmvm from building or running a VM.
 #[derive(Debug, thiserror::Error)]

@@ -15,6 +15,7 @@ pub mod runner;
 pub mod signals;
 pub mod vcpu;
 pub mod vm;
+pub mod vm_handle;
 
 pub use error::{Error, Result};
 pub use runner::run_vm;

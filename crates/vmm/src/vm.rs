@@ -21,6 +21,7 @@ use crate::devices::{EventSink, VmEvent};
 use crate::error::{Error, Result};
 use crate::memory::{GuestRam, RamSplit, create_guest_memory, e820_map, register_memory};
 use crate::vcpu::{RunState, VcpuControl, spawn_vcpu};
+pub use crate::vm_handle::VmHandle;
 
 /// How a guest run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,19 +45,6 @@ pub struct Vm {
     events_rx: Receiver<VmEvent>,
     /// vCPU run state (QMP stop/cont).
     control: Arc<VcpuControl>,
-}
-
-/// What the monitor holds of a running VM.
-#[derive(Clone)]
-pub struct VmHandle {
-    /// The VM's event channel (quit, reset).
-    pub sink: EventSink,
-    /// vCPU run state.
-    pub control: Arc<VcpuControl>,
-    /// Number of vCPUs.
-    pub vcpus: usize,
-    /// The device manager (hot plug, queries, the GED).
-    pub devices: Arc<Mutex<DeviceManager>>,
 }
 
 fn serial_output(cfg: &SerialConfig) -> Result<Option<Box<dyn Write + Send>>> {

@@ -59,6 +59,14 @@ fn machine(cfg: &VmConfig) -> (Arc<Monitor>, Arc<Mutex<DeviceManager>>) {
     (monitor, dm)
 }
 
+fn props(kv: &[(&str, &str)]) -> vm_config::Props {
+    vm_config::Props(
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}
+
 fn memory_devices(m: &Monitor) -> Vec<Value> {
     match m.execute(Command::QueryMemoryDevices).unwrap() {
         Value::Array(a) => a,
@@ -97,25 +105,23 @@ fn an_nvdimm_plugged_cold_or_hot_gives_identical_fit_and_query_answers() {
         !boot_tables.iter().any(|t| &t[0..4] == b"NFIT"),
         "no static NFIT without NVDIMMs at boot (as QEMU)"
     );
-    hot.execute(Command::ObjectAdd(ObjectAdd {
-        qom_type: "memory-backend-file".into(),
-        id: "mem1".into(),
-        props: vec![
-            ("share".into(), "on".into()),
-            ("mem-path".into(), b.display().to_string()),
-            ("size".into(), "258M".into()),
-        ],
-    }))
-    .expect("object-add");
-    hot.execute(Command::DeviceAdd(DeviceAdd {
-        driver: "nvdimm".into(),
-        id: Some("nv1".into()),
-        props: vec![
-            ("memdev".into(), "mem1".into()),
-            ("label-size".into(), "2M".into()),
-        ],
-    }))
-    .expect("device_add");
+    let object = ObjectAdd::new(props(&[
+        ("qom-type", "memory-backend-file"),
+        ("id", "mem1"),
+        ("share", "on"),
+        ("mem-path", &b.display().to_string()),
+        ("size", "258M"),
+    ]))
+    .unwrap();
+    hot.execute(Command::ObjectAdd(object)).expect("object-add");
+    let device = DeviceAdd::new(props(&[
+        ("driver", "nvdimm"),
+        ("id", "nv1"),
+        ("memdev", "mem1"),
+        ("label-size", "2M"),
+    ]))
+    .unwrap();
+    hot.execute(Command::DeviceAdd(device)).expect("device_add");
 
     // The FIT: the cold VM's NFIT body and its controller's FIT, the hot VM's `_FIT`.
     let cold_fit = cold_dm
@@ -160,11 +166,14 @@ fn an_nvdimm_plugged_cold_or_hot_gives_identical_fit_and_query_answers() {
     assert_eq!(c0["data"]["size"], (256u64 << 20));
 
     // A second device_add of the same id is refused and leaves nothing behind.
-    let again = hot.execute(Command::DeviceAdd(DeviceAdd {
-        driver: "nvdimm".into(),
-        id: Some("nv1".into()),
-        props: vec![("memdev".into(), "mem1".into())],
-    }));
+    let again = hot.execute(Command::DeviceAdd(
+        DeviceAdd::new(props(&[
+            ("driver", "nvdimm"),
+            ("id", "nv1"),
+            ("memdev", "mem1"),
+        ]))
+        .unwrap(),
+    ));
     assert!(again.is_err());
     assert_eq!(memory_devices(&hot).len(), 1);
     drop((cold, hot, cold_dm, hot_dm));

@@ -5,7 +5,7 @@
 //! limited, JSON is parsed into typed structs with unknown fields refused,
 //! names are validated before they become file names, and no input panics.
 
-mod fuzz;
+pub mod fuzz;
 mod query;
 
 use std::path::PathBuf;
@@ -14,7 +14,6 @@ use serde::Deserialize;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-pub use fuzz::fuzz_api_request;
 pub use query::{percent_decode, query_param};
 
 use crate::host::{inuse, sysfs};

@@ -127,13 +127,9 @@ impl QmpHandler for FakeVm {
                     .devices
                     .iter()
                     .map(|(d, slot, addr, size)| {
-                        let memdev = d
-                            .props
-                            .iter()
-                            .find(|(k, _)| k == "memdev")
-                            .map(|(_, v)| v.clone());
+                        let memdev = d.props().get("memdev").map(str::to_string);
                         MemoryDeviceInfo::Nvdimm(PcdimmDeviceInfo {
-                            id: d.id.clone(),
+                            id: d.id().map(str::to_string),
                             addr: *addr,
                             size: *size,
                             slot: *slot,
@@ -151,17 +147,12 @@ impl QmpHandler for FakeVm {
                     .objects
                     .iter()
                     .map(|o| Memdev {
-                        id: Some(o.id.clone()),
-                        size: o
-                            .props
-                            .iter()
-                            .find(|(k, _)| k == "size")
-                            .and_then(|(_, v)| parse_size(v))
-                            .unwrap_or(0),
+                        id: Some(o.id().to_string()),
+                        size: o.props().get("size").and_then(parse_size).unwrap_or(0),
                         merge: false,
                         dump: true,
                         prealloc: false,
-                        share: o.props.iter().any(|(k, v)| k == "share" && v == "on"),
+                        share: o.props().get("share") == Some("on"),
                         reserve: None,
                         host_nodes: vec![],
                         policy: Default::default(),
@@ -170,23 +161,23 @@ impl QmpHandler for FakeVm {
                 Ok(serde_json::to_value(list).unwrap())
             }
             Command::ObjectAdd(o) => {
-                if st.objects.iter().any(|x| x.id == o.id) {
+                if st.objects.iter().any(|x| x.id() == o.id()) {
                     return Err(QmpError::generic(format!(
                         "attempt to add duplicate property '{}' to object (type 'container')",
-                        o.id
+                        o.id()
                     )));
                 }
                 st.objects.push(o);
                 Ok(json!({}))
             }
             Command::ObjectDel { id } => {
-                let Some(i) = st.objects.iter().position(|o| o.id == id) else {
+                let Some(i) = st.objects.iter().position(|o| o.id() == id) else {
                     return Err(QmpError::generic(format!("object '{id}' not found")));
                 };
                 let used = st
                     .devices
                     .iter()
-                    .any(|d| d.0.props.iter().any(|(k, v)| k == "memdev" && *v == id));
+                    .any(|d| d.0.props().get("memdev") == Some(id.as_str()));
                 if used {
                     return Err(QmpError::generic(format!(
                         "object '{id}' is in use, can not be deleted"
@@ -196,38 +187,29 @@ impl QmpHandler for FakeVm {
                 Ok(json!({}))
             }
             Command::DeviceAdd(d) => {
-                if d.driver != "nvdimm" {
+                if d.driver() != "nvdimm" {
                     return Err(QmpError::generic(format!(
                         "'{}' is not a valid device model name",
-                        d.driver
+                        d.driver()
                     )));
                 }
-                let memdev = d
-                    .props
-                    .iter()
-                    .find(|(k, _)| k == "memdev")
-                    .map(|(_, v)| v.clone());
+                let memdev = d.props().get("memdev").map(str::to_string);
                 let Some(memdev) = memdev else {
                     return Err(QmpError::generic("'memdev' property is not set"));
                 };
-                let Some(obj) = st.objects.iter().find(|o| o.id == memdev) else {
+                let Some(obj) = st.objects.iter().find(|o| o.id() == memdev) else {
                     return Err(QmpError::generic(format!(
                         "Property 'nvdimm.memdev' can't find value '{memdev}'"
                     )));
                 };
-                let size = obj
-                    .props
-                    .iter()
-                    .find(|(k, _)| k == "size")
-                    .and_then(|(_, v)| parse_size(v))
-                    .unwrap_or(0);
+                let size = obj.props().get("size").and_then(parse_size).unwrap_or(0);
                 let slot = st.devices.len() as i64;
                 let addr = WINDOW + st.devices.iter().map(|d| d.3).sum::<u64>();
                 st.devices.push((d, slot, addr, size));
                 Ok(json!({}))
             }
             Command::DeviceDel { id } => {
-                if st.devices.iter().any(|d| d.0.id.as_deref() == Some(&id)) {
+                if st.devices.iter().any(|d| d.0.id() == Some(id.as_str())) {
                     Err(QmpError::generic(
                         "nvdimm device hot unplug is not supported yet.",
                     ))

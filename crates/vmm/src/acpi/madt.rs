@@ -5,7 +5,7 @@
 use acpi_tables::sdt::Sdt;
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
-use super::{OEM_ID, OEM_REVISION, OEM_TABLE_ID};
+use super::oem::{OEM_ID, OEM_REVISION, OEM_TABLE_ID};
 use crate::arch::x86_64::layout::{IOAPIC_ADDR, LAPIC_ADDR};
 
 #[repr(C, packed)]

@@ -3,8 +3,10 @@
 //! places and checksums.
 
 mod madt;
+mod oem;
 
 pub use madt::build_madt;
+pub use oem::{OEM_ID, OEM_REVISION, OEM_TABLE_ID};
 
 use acpi_tables::fadt::{FADTBuilder, Flags};
 use acpi_tables::gas::{AccessSize, AddressSpace, GAS};
@@ -37,11 +39,6 @@ pub enum AcpiError {
 }
 
 type Result<T> = std::result::Result<T, AcpiError>;
-
-/// OEM identity of every table pmvm builds.
-pub const OEM_ID: [u8; 6] = *b"PMVM  ";
-pub const OEM_TABLE_ID: [u8; 8] = *b"PMVMACPI";
-pub const OEM_REVISION: u32 = 1;
 
 /// The DSDT: header (revision 2: 64-bit AML integers) + the given AML body.
 pub fn build_dsdt(body: &[u8]) -> Vec<u8> {

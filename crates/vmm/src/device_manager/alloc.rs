@@ -9,7 +9,7 @@
 
 use std::collections::BTreeSet;
 
-use super::DeviceError;
+use super::error::DeviceError;
 
 /// KVM memory slots from `first` up to the host's limit.
 pub struct SlotAllocator {

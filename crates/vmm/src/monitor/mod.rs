@@ -2,11 +2,10 @@
 //! (`hotplug.rs`, through the device manager's one plug path), and here the run control
 //! (stop/cont, powerdown/reset/quit) and the monitor endpoints.
 
-mod hotplug;
+mod error;
+pub mod hotplug;
 mod queries;
 mod state;
-
-pub use hotplug::HotplugError;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -19,7 +18,7 @@ use crate::devices::VmEvent;
 use crate::devices::acpi_pm::GED_POWER_BUTTON;
 use crate::error::{Error, Result};
 use crate::vcpu::RunState;
-use crate::vm::VmHandle;
+use crate::vm_handle::VmHandle;
 use state::State;
 
 /// Shared between the QMP/HMP client threads and the main loop.

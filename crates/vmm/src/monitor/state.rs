@@ -8,10 +8,10 @@ use std::sync::{Arc, MutexGuard};
 use qmp::ShutdownCause;
 use vm_config::VmConfig;
 
+use super::error::HotplugError;
 use crate::device_manager::DeviceManager;
 use crate::devices::nvdimm::backend::Backend;
-use crate::monitor::HotplugError;
-use crate::vm::VmHandle;
+use crate::vm_handle::VmHandle;
 
 /// The monitor's state, behind its one lock.
 pub struct State {
