@@ -247,9 +247,10 @@ impl<M: GuestMem> FwCfg<M> {
 
     /// The selector key of a file.
     pub fn file_key(&self, name: &str) -> Option<u16> {
-        // MAX_FILES keeps the index well below 0x4000 - 0x20.
+        // MAX_FILES keeps the index well below 0x4000 - 0x20, so the conversion succeeds.
         self.file_index(name)
-            .map(|i| keys::FILE_FIRST + u16::try_from(i).unwrap_or(u16::MAX - keys::FILE_FIRST))
+            .and_then(|i| u16::try_from(i).ok())
+            .map(|i| keys::FILE_FIRST + i)
     }
 
     /// The current contents of a file (including what the guest wrote).

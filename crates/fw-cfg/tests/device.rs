@@ -279,3 +279,17 @@ fn modify_file_updates_directory() {
     assert_eq!(&fw.directory()[4..8], &3u32.to_be_bytes());
     assert_eq!(fw.item(0x20), Some(&b"/x\0"[..]));
 }
+
+#[test]
+fn directory_is_bounded() {
+    let mut fw = dev();
+    for i in 0..fw_cfg::MAX_FILES {
+        fw.add_file(&format!("f{i:05}"), vec![]).unwrap();
+    }
+    assert_eq!(fw.add_file("z", vec![]), Err(FwCfgError::TooManyFiles));
+    let last = fw
+        .file_key(&format!("f{:05}", fw_cfg::MAX_FILES - 1))
+        .unwrap();
+    assert_eq!(usize::from(last), 0x20 + fw_cfg::MAX_FILES - 1);
+    assert!(last < keys::WRITE_CHANNEL);
+}
