@@ -1,7 +1,8 @@
 //! Fuzz entry point: hostile port accesses against a device with a few files over a small
 //! guest memory. Shared by the cargo-fuzz target and the property tests.
 
-use crate::table_loader::{self, AcpiTableSet};
+use crate::acpi::{self, AcpiTableSet};
+use crate::table_loader;
 use crate::{FwCfg, VecMem, interp};
 
 /// Guest memory the fuzzer's DMA can reach: 64 KiB at 0x1000.
@@ -75,7 +76,7 @@ pub fn fuzz_loader_script(data: &[u8]) {
     madt[0..4].copy_from_slice(b"APIC");
     madt[4] = 44;
     set.tables.push(madt);
-    let Ok(blobs) = table_loader::build_acpi(&set) else {
+    let Ok(blobs) = acpi::build_acpi(&set) else {
         return;
     };
     let files = |n: &str| match n {

@@ -13,7 +13,7 @@
 //!   [`FwCfg::pio_write`]) on the x86 I/O window `0x510..0x51c`, with the DMA interface
 //!   operating on a [`GuestMem`] the embedder provides;
 //! - [`table_loader`]: the BIOS linker/loader script (builder, encoder, parser) and
-//!   [`table_loader::build_acpi`], which lays out ACPI tables into `etc/acpi/tables` and
+//!   [`acpi::build_acpi`], which lays out ACPI tables into `etc/acpi/tables` and
 //!   `etc/acpi/rsdp` with the commands that relocate and checksum them;
 //! - [`interp`]: what the firmware does with that script, so tests can check the result;
 //! - [`e820`] and [`bootorder`]: encoders for the `etc/e820` and `bootorder` files.
@@ -29,6 +29,7 @@
 //! per byte actually moved.
 #![forbid(unsafe_code)]
 
+pub mod acpi;
 pub mod bootorder;
 mod device;
 pub mod e820;

@@ -27,10 +27,6 @@
 //!
 //! [`build_acpi`] turns a set of ACPI tables into the three files the firmware expects.
 
-mod acpi;
-
-pub use acpi::{AcpiBlobs, AcpiTableSet, TableLayout, build_acpi};
-
 /// Name of the script file.
 pub const LOADER_FILE: &str = "etc/table-loader";
 /// Name of the file holding every ACPI table except the RSDP.

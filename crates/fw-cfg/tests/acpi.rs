@@ -1,10 +1,9 @@
 //! The table loader end to end: build_acpi's files and script, run by the interpreter at
 //! arbitrary bases, give a valid ACPI table set.
 
+use fw_cfg::acpi::{AcpiBlobs, AcpiTableSet, build_acpi};
 use fw_cfg::interp::{self, Zones, check_acpi};
-use fw_cfg::table_loader::{
-    self, ACPI_RSDP_FILE, ACPI_TABLES_FILE, AcpiTableSet, Command, LOADER_FILE, build_acpi,
-};
+use fw_cfg::table_loader::{self, ACPI_RSDP_FILE, ACPI_TABLES_FILE, Command, LOADER_FILE};
 use fw_cfg::{FwCfg, VecMem, sum8};
 use proptest::prelude::*;
 
@@ -36,7 +35,7 @@ fn facs() -> Vec<u8> {
     f
 }
 
-fn run(blobs: &table_loader::AcpiBlobs, zones: Zones) -> interp::Loaded {
+fn run(blobs: &AcpiBlobs, zones: Zones) -> interp::Loaded {
     let files = |n: &str| match n {
         ACPI_TABLES_FILE => Some(blobs.tables.clone()),
         ACPI_RSDP_FILE => Some(blobs.rsdp.clone()),

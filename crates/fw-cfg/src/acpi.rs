@@ -15,7 +15,9 @@
 //! virtio-mmio devices (`LNRO0005`), so [`AcpiTableSet::dsdt_32bit`] is on by default.
 //! QEMU sets both DSDT fields the same way.
 
-use super::{ACPI_RSDP_FILE, ACPI_TABLES_FILE, LOADER_FILE, LoaderError, TableLoader, Zone};
+use crate::table_loader::{
+    ACPI_RSDP_FILE, ACPI_TABLES_FILE, LOADER_FILE, LoaderError, TableLoader, Zone,
+};
 use crate::{FwCfg, FwCfgError, GuestMem};
 
 /// ACPI table header length.
