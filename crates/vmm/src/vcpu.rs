@@ -234,11 +234,14 @@ impl VcpuControl {
         false
     }
 
-    /// Sends the kick signal once to every registered vCPU thread.
+    /// Sends the kick signal once to every registered vCPU thread that is not parked (a
+    /// parked one leaves its checkpoint only when the state goes back to Running).
     fn kick_all(&self) {
         let threads = lock(&self.threads);
         for (i, slot) in threads.iter().enumerate() {
-            let Some(handle) = slot.handle else { continue };
+            let Some(handle) = slot.handle.filter(|_| !slot.parked) else {
+                continue;
+            };
             if let Err(e) = VcpuThread(handle).kill(kick_signal()) {
                 tracing::warn!("cannot kick vCPU {i}: {e}");
             }
