@@ -1,6 +1,20 @@
 //! The terminal side of the serial console: raw mode (restored on exit, also after a panic or
 //! a fatal signal), a stdin reader feeding the UART, and QEMU's `Ctrl-a` escapes (`x` quits,
 //! `c` switches to the human monitor; see `console_mux`).
+//!
+//! Raw mode is hand-written (`cfmakeraw` plus `OPOST | ONLCR`) rather than
+//! `vmm_sys_util::terminal::Terminal`, whose `set_raw_mode` only clears `ICANON | ECHO | ISIG`
+//! and whose `set_canon_mode` only sets them back:
+//! - input stays half-cooked: `IXON` keeps Ctrl-S/Ctrl-Q for host flow control, `IEXTEN`
+//!   keeps Ctrl-V/Ctrl-O, `ICRNL` turns Enter into LF. QEMU's stdio backend clears all three,
+//!   so the guest gets every key and Enter as CR; pmvm does the same;
+//! - restoring puts back the exact settings saved at start, not a guess at cooked mode (a
+//!   terminal that was not in canonical mode to begin with is left as it was found), and it
+//!   runs in a panic hook and a SIGQUIT handler, where only `tcsetattr` on saved bytes is
+//!   safe to call.
+//!
+//! Output keeps `OPOST | ONLCR` on (as `Terminal`'s raw mode would too), so pmvm's own lines
+//! on stderr (warnings, "terminating on signal") still start at column 0.
 
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex, OnceLock};

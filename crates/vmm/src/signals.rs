@@ -6,35 +6,36 @@
 //! The signals are blocked in every thread (the mask is set before any thread starts, and
 //! threads inherit it) and taken by one thread with `sigwaitinfo`, so no code runs in a signal
 //! handler and the request travels through the monitor like a QMP `quit`.
+//!
+//! The mask and the set come from vmm-sys-util (`block_signal`, `create_sigset`). The wait is
+//! a hand-written `sigwaitinfo`: vmm-sys-util has no helper that waits for a signal (its
+//! `clear_signal` only drains pending ones with a zero-timeout `sigtimedwait`) and none that
+//! returns the `siginfo_t`, whose sender pid the message above needs.
 
 use std::sync::Arc;
+
+use vmm_sys_util::signal::{Error as SignalError, block_signal, create_sigset};
 
 use crate::monitor::Monitor;
 
 const SIGNALS: [libc::c_int; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
 
-fn signal_set() -> libc::sigset_t {
-    // SAFETY: a zeroed sigset_t is a valid argument for sigemptyset, which initialises it.
-    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `set` is a valid sigset_t; the signal numbers are valid.
-    unsafe {
-        libc::sigemptyset(&mut set);
-        for s in SIGNALS {
-            libc::sigaddset(&mut set, s);
+/// Blocks the termination signals in the calling thread (an already blocked one is fine).
+fn block_termination_signals() -> std::io::Result<()> {
+    for s in SIGNALS {
+        match block_signal(s) {
+            Ok(()) | Err(SignalError::SignalAlreadyBlocked(_)) => {}
+            Err(e) => return Err(std::io::Error::other(format!("blocking signal {s}: {e}"))),
         }
     }
-    set
+    Ok(())
 }
 
 /// Blocks the termination signals in the calling thread (call it before any other thread is
 /// started) and starts the thread that turns them into a monitor `quit`.
 pub fn start(monitor: &Arc<Monitor>) -> std::io::Result<()> {
-    let set = signal_set();
-    // SAFETY: `set` is initialised; a null old-set pointer is allowed.
-    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-    if rc != 0 {
-        return Err(std::io::Error::from_raw_os_error(rc));
-    }
+    block_termination_signals()?;
+    let set = create_sigset(&SIGNALS).map_err(|e| std::io::Error::from_raw_os_error(e.errno()))?;
     let monitor = monitor.clone();
     std::thread::Builder::new()
         .name("signals".into())
@@ -62,4 +63,25 @@ pub fn start(monitor: &Arc<Monitor>) -> std::io::Result<()> {
             }
         })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vmm_sys_util::signal::get_blocked_signals;
+
+    #[test]
+    fn the_termination_signals_are_blocked_and_blocking_twice_is_fine() {
+        // In a thread of its own: the mask must not leak into the test harness's threads.
+        std::thread::spawn(|| {
+            block_termination_signals().unwrap();
+            let blocked = get_blocked_signals().unwrap();
+            for s in SIGNALS {
+                assert!(blocked.contains(&s), "signal {s} not blocked: {blocked:?}");
+            }
+            block_termination_signals().unwrap();
+        })
+        .join()
+        .unwrap();
+    }
 }

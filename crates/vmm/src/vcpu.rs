@@ -1,25 +1,91 @@
 //! vCPU threads: KVM_RUN loops, exit dispatch, pause/resume/stop.
+//!
+//! # Kicks
+//!
+//! To pause or stop the vCPUs, [`VcpuControl::set`] records the new state, sends one
+//! real-time signal ([`kick_signal`], `SIGRTMIN`) to each vCPU thread and waits on a condition
+//! variable until every vCPU has parked (bounded by [`PARK_TIMEOUT`], with a warning naming the
+//! vCPUs that did not). The signal handler runs on the vCPU's own thread and sets
+//! `immediate_exit` in that vCPU's `kvm_run` page, which the thread published in a thread-local
+//! when it started (the way Firecracker does it). So a kick that lands inside `KVM_RUN` makes it
+//! return `EINTR`, and a kick that lands after the vCPU last looked at the run state but before
+//! it entered `KVM_RUN` makes that `KVM_RUN` return `EINTR` at once instead of running the guest:
+//! no kick is lost, so one signal per vCPU is enough. The vCPU clears `immediate_exit` after
+//! `KVM_RUN` returns `EINTR` and looks at the run state again.
+//!
+//! `Stopping` is final: once set, the state never changes again, so a late `stop`/`cont` cannot
+//! signal vCPU threads that have ended.
 
-use std::sync::{Arc, Condvar, Mutex};
+use std::cell::Cell;
+use std::sync::atomic::{Ordering, compiler_fence};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use kvm_bindings::kvm_run;
 use kvm_ioctls::{VcpuExit, VcpuFd};
+use vmm_sys_util::signal::{Killable, SIGRTMIN, register_signal_handler};
 
 use crate::bus::Buses;
 use crate::devices::{EventSink, VmEvent};
 
+/// How long [`VcpuControl::set`] waits for the vCPUs to park before it warns and returns.
+pub const PARK_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Signal used to kick vCPUs out of KVM_RUN.
 pub fn kick_signal() -> i32 {
-    libc::SIGRTMIN()
+    SIGRTMIN()
 }
 
-extern "C" fn noop_handler(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
+thread_local! {
+    /// The `kvm_run` page of the vCPU this thread runs (null on other threads): what the kick
+    /// handler sets `immediate_exit` in. Const-initialised and without a destructor, so reading
+    /// it from a signal handler is a plain TLS load.
+    static KVM_RUN: Cell<*mut kvm_run> = const { Cell::new(std::ptr::null_mut()) };
+}
 
-/// Installs the no-op kick handler (once per process).
+extern "C" fn kick_handler(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    let run = KVM_RUN.try_with(Cell::get).unwrap_or(std::ptr::null_mut());
+    if run.is_null() {
+        return;
+    }
+    // SAFETY: a non-null KVM_RUN is the kvm_run mapping of the VcpuFd owned by this very thread
+    // (the handler runs on the thread the signal was sent to): `RunPage::publish` sets it, and
+    // `RunPage`'s drop clears it before the VcpuFd, which owns the mapping, is dropped
+    // (spawn_vcpu orders the two). The thread is interrupted, so the mapping cannot go away
+    // while this runs. The page is a MAP_SHARED mapping the kernel reads and writes too; only
+    // this one byte is written, with a volatile store, and the thread itself touches the byte
+    // only after KVM_RUN returned (to clear it), which is why a kick is never lost.
+    unsafe { std::ptr::write_volatile(&raw mut (*run).immediate_exit, 1) };
+    compiler_fence(Ordering::SeqCst);
+}
+
+/// Installs the kick handler (once per process, before any vCPU thread starts).
 pub fn install_kick_handler() -> std::io::Result<()> {
-    vmm_sys_util::signal::register_signal_handler(kick_signal(), noop_handler)
+    register_signal_handler(kick_signal(), kick_handler)
         .map_err(|e| std::io::Error::from_raw_os_error(e.errno()))
+}
+
+/// Publishes a vCPU's `kvm_run` page to this thread's kick handler until dropped; must be
+/// dropped before the `VcpuFd` it was made from.
+struct RunPage;
+
+impl RunPage {
+    fn publish(vcpu: &mut VcpuFd) -> RunPage {
+        let page: *mut kvm_run = vcpu.get_kvm_run();
+        KVM_RUN.with(|c| c.set(page));
+        RunPage
+    }
+}
+
+impl Drop for RunPage {
+    fn drop(&mut self) {
+        KVM_RUN.with(|c| c.set(std::ptr::null_mut()));
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// What the vCPUs should be doing.
@@ -30,53 +96,179 @@ pub enum RunState {
     Stopping,
 }
 
+/// The run state and how many vCPUs are parked (paused, waiting to be stopped, or ended).
+#[derive(Debug)]
+struct Status {
+    state: RunState,
+    parked: usize,
+}
+
+/// What is known of one vCPU's host thread.
+#[derive(Clone, Copy, Default)]
+struct ThreadSlot {
+    /// Host thread id (gettid), recorded when the thread starts.
+    tid: Option<i64>,
+    /// The thread's pthread handle while it can be signalled (cleared before it ends).
+    handle: Option<libc::pthread_t>,
+    /// Whether this vCPU is parked (for the warning when one does not park).
+    parked: bool,
+}
+
+/// A vCPU thread that can be kicked.
+struct VcpuThread(libc::pthread_t);
+
+// SAFETY: a VcpuThread is built only from a `ThreadSlot::handle` while the `threads` lock is
+// held, and dropped before that lock is released. A vCPU thread clears its handle under the
+// same lock before it ends (`Registration`'s drop, which also runs on unwinding), so the handle
+// names a live thread (not yet joined) for as long as the VcpuThread exists.
+unsafe impl Killable for VcpuThread {
+    fn pthread_handle(&self) -> libc::pthread_t {
+        self.0
+    }
+}
+
 /// Shared run state plus a count of vCPUs currently parked (paused or exited).
 pub struct VcpuControl {
-    state: Mutex<(RunState, usize)>,
+    status: Mutex<Status>,
     cv: Condvar,
-    threads: Mutex<Vec<libc::pthread_t>>,
-    /// Register dumps for the monitor: a request generation and one answer per vCPU.
-    dumps: Mutex<(u64, Vec<Option<String>>)>,
+    threads: Mutex<Vec<ThreadSlot>>,
+    /// Register dumps for the monitor: one answer per vCPU of the current request.
+    dumps: Mutex<Vec<Option<String>>>,
+    park_timeout: Duration,
+}
+
+/// A vCPU thread's entry in [`VcpuControl`]'s thread table; its drop makes the thread
+/// unreachable for kicks.
+struct Registration<'a> {
+    ctl: &'a VcpuControl,
+    index: usize,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        if let Some(slot) = lock(&self.ctl.threads).get_mut(self.index) {
+            slot.handle = None;
+        }
+    }
 }
 
 impl VcpuControl {
     /// Control block for vCPUs starting in `initial` state.
     pub fn new(initial: RunState) -> Arc<Self> {
+        Self::with_park_timeout(initial, PARK_TIMEOUT)
+    }
+
+    fn with_park_timeout(initial: RunState, park_timeout: Duration) -> Arc<Self> {
         Arc::new(VcpuControl {
-            state: Mutex::new((initial, 0)),
+            status: Mutex::new(Status {
+                state: initial,
+                parked: 0,
+            }),
             cv: Condvar::new(),
             threads: Mutex::new(Vec::new()),
-            dumps: Mutex::new((0, Vec::new())),
+            dumps: Mutex::new(Vec::new()),
+            park_timeout,
         })
     }
 
     /// The current state.
     pub fn state(&self) -> RunState {
-        self.state.lock().map(|s| s.0).unwrap_or(RunState::Stopping)
+        lock(&self.status).state
     }
 
-    /// Moves every vCPU to `state` and, for Paused/Stopping, waits until all `count` are parked.
-    pub fn set(&self, state: RunState, count: usize) {
-        if let Ok(mut s) = self.state.lock() {
-            s.0 = state;
+    /// Host thread ids (gettid) of the vCPU threads, by vCPU index: `None` for a vCPU whose
+    /// thread has not started yet (the list may be shorter than the vCPU count then). An id
+    /// stays after its thread ended.
+    pub fn thread_ids(&self) -> Vec<Option<i64>> {
+        lock(&self.threads).iter().map(|t| t.tid).collect()
+    }
+
+    /// Moves every vCPU to `state` and, for Paused/Stopping, kicks each vCPU thread once and
+    /// waits (up to [`PARK_TIMEOUT`]) until all `count` are parked. Returns whether they are
+    /// (always true for Running). `Stopping` is final: any later state is ignored.
+    pub fn set(&self, state: RunState, count: usize) -> bool {
+        let mut s = lock(&self.status);
+        if s.state == RunState::Stopping && state != RunState::Stopping {
+            tracing::debug!("vCPUs are stopping: {state:?} ignored");
+            return s.parked >= count;
         }
+        s.state = state;
         self.cv.notify_all();
         if state == RunState::Running {
-            return;
+            return true;
         }
-        for _ in 0..2000 {
-            let parked = self.state.lock().map(|s| s.1).unwrap_or(count);
-            if parked >= count {
-                return;
-            }
-            if let Ok(threads) = self.threads.lock() {
-                for t in threads.iter() {
-                    // SAFETY: the ids are of vCPU threads that are joined only after Stopping
-                    // completes; pthread_kill on a live thread with a handled signal is safe.
-                    unsafe { libc::pthread_kill(*t, kick_signal()) };
+        if s.parked >= count {
+            return true;
+        }
+        drop(s);
+        self.kick_all();
+        let s = lock(&self.status);
+        let (s, _) = self
+            .cv
+            .wait_timeout_while(s, self.park_timeout, |s| {
+                s.state == state && s.parked < count
+            })
+            .unwrap_or_else(PoisonError::into_inner);
+        if s.parked >= count {
+            return true;
+        }
+        if s.state == state {
+            let stuck: Vec<String> = lock(&self.threads)
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| !t.parked)
+                .map(|(i, _)| i.to_string())
+                .collect();
+            tracing::warn!(
+                "{} of {count} vCPUs did not park within {:?} for {state:?} (still running: {}); \
+                 going on without them",
+                count - s.parked,
+                self.park_timeout,
+                if stuck.is_empty() {
+                    "threads not started".to_string()
+                } else {
+                    stuck.join(", ")
                 }
+            );
+        }
+        false
+    }
+
+    /// Sends the kick signal once to every registered vCPU thread that is not parked (a
+    /// parked one leaves its checkpoint only when the state goes back to Running).
+    fn kick_all(&self) {
+        let threads = lock(&self.threads);
+        for (i, slot) in threads.iter().enumerate() {
+            let Some(handle) = slot.handle.filter(|_| !slot.parked) else {
+                continue;
+            };
+            if let Err(e) = VcpuThread(handle).kill(kick_signal()) {
+                tracing::warn!("cannot kick vCPU {i}: {e}");
             }
-            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Records the calling thread as vCPU `index`'s (its gettid and pthread handle) until the
+    /// returned registration is dropped.
+    fn register(&self, index: u32) -> Registration<'_> {
+        // SAFETY: gettid and pthread_self have no preconditions.
+        let (tid, handle) = unsafe { (libc::gettid(), libc::pthread_self()) };
+        let index = index as usize;
+        let mut threads = lock(&self.threads);
+        if threads.len() <= index {
+            threads.resize(index + 1, ThreadSlot::default());
+        }
+        threads[index] = ThreadSlot {
+            tid: Some(i64::from(tid)),
+            handle: Some(handle),
+            parked: false,
+        };
+        Registration { ctl: self, index }
+    }
+
+    fn mark_parked(&self, index: u32, parked: bool) {
+        if let Some(t) = lock(&self.threads).get_mut(index as usize) {
+            t.parked = parked;
         }
     }
 
@@ -89,28 +281,18 @@ impl VcpuControl {
         if was_running {
             self.set(RunState::Paused, count);
         }
-        let Ok(mut s) = self.state.lock() else {
-            return vec![None; count];
-        };
-        if let Ok(mut d) = self.dumps.lock() {
-            d.0 += 1;
-            d.1 = vec![None; count];
-        }
+        let s = lock(&self.status);
+        *lock(&self.dumps) = vec![None; count];
         self.cv.notify_all();
-        let deadline = std::time::Instant::now() + Duration::from_secs(1);
-        let answers = loop {
-            let done = self.dumps.lock().map(|d| d.1.clone()).unwrap_or_default();
-            let now = std::time::Instant::now();
-            if done.iter().all(Option::is_some) || now >= deadline {
-                break done;
-            }
-            s = match self.cv.wait_timeout(s, deadline - now) {
-                Ok((g, _)) => g,
-                Err(_) => return vec![None; count],
-            };
-        };
+        let (s, _) = self
+            .cv
+            .wait_timeout_while(s, Duration::from_secs(1), |_| {
+                lock(&self.dumps).iter().any(Option::is_none)
+            })
+            .unwrap_or_else(PoisonError::into_inner);
+        let answers = std::mem::take(&mut *lock(&self.dumps));
         // Resume only what this paused: a VM that began to stop meanwhile stays stopping.
-        let resume = was_running && s.0 == RunState::Paused;
+        let resume = was_running && s.state == RunState::Paused;
         drop(s);
         if resume {
             self.set(RunState::Running, count);
@@ -118,75 +300,80 @@ impl VcpuControl {
         answers
     }
 
-    /// Answers a pending register dump request (called by a parked vCPU, state lock held).
-    fn answer_dump(&self, index: u32, vcpu: &VcpuFd, seen: &mut u64) {
-        let Ok(mut d) = self.dumps.lock() else { return };
-        if d.0 == *seen {
+    /// Answers a pending register dump request (called by a parked vCPU, status lock held).
+    fn answer_dump(&self, index: u32, registers: &dyn Fn() -> String) {
+        let mut d = lock(&self.dumps);
+        let Some(slot) = d.get_mut(index as usize) else {
+            return;
+        };
+        if slot.is_some() {
             return;
         }
-        *seen = d.0;
-        let text = match (vcpu.get_regs(), vcpu.get_sregs()) {
-            (Ok(r), Ok(sr)) => crate::arch::x86_64::regs::format_registers(index, &r, &sr),
-            (Err(e), _) | (_, Err(e)) => format!("CPU#{index}\nregisters unavailable: {e}\n"),
-        };
-        if let Some(slot) = d.1.get_mut(index as usize) {
-            *slot = Some(text);
-        }
+        *slot = Some(registers());
         drop(d);
         self.cv.notify_all();
     }
 
-    /// Called by a vCPU after every exit: parks while paused (answering register dumps).
-    /// Returns false when stopping.
-    fn checkpoint(&self, index: u32, vcpu: &VcpuFd) -> bool {
-        let Ok(mut s) = self.state.lock() else {
-            return false;
-        };
-        if s.0 == RunState::Running {
+    /// Called by a vCPU after every exit: parks while paused (answering register dumps);
+    /// with `until_stopped`, parks until the state is Stopping whatever it is now. Returns
+    /// false when stopping (the vCPU then stays counted as parked).
+    fn checkpoint(&self, index: u32, registers: &dyn Fn() -> String, until_stopped: bool) -> bool {
+        let parks =
+            |s: RunState| s == RunState::Paused || (until_stopped && s == RunState::Running);
+        let mut s = lock(&self.status);
+        if s.state == RunState::Running && !until_stopped {
             return true;
         }
-        s.1 += 1;
-        let mut seen = self.dumps.lock().map(|d| d.0).unwrap_or(0);
-        while s.0 == RunState::Paused {
-            s = match self.cv.wait(s) {
-                Ok(g) => g,
-                Err(_) => return false,
-            };
-            self.answer_dump(index, vcpu, &mut seen);
+        s.parked += 1;
+        self.mark_parked(index, true);
+        self.cv.notify_all();
+        while parks(s.state) {
+            self.answer_dump(index, registers);
+            s = self.cv.wait(s).unwrap_or_else(PoisonError::into_inner);
         }
-        if s.0 == RunState::Stopping {
+        if s.state == RunState::Stopping {
             return false; // stays counted as parked
         }
-        s.1 -= 1;
+        s.parked -= 1;
+        self.mark_parked(index, false);
         true
     }
 }
 
-/// Starts a vCPU thread.
+/// Starts a vCPU thread (call [`install_kick_handler`] first).
 pub fn spawn_vcpu(
     index: u32,
-    mut vcpu: VcpuFd,
+    vcpu: VcpuFd,
     bus: Arc<Buses>,
     control: Arc<VcpuControl>,
     events: EventSink,
 ) -> std::io::Result<JoinHandle<()>> {
-    let ctl = control.clone();
-    let handle = std::thread::Builder::new()
+    std::thread::Builder::new()
         .name(format!("vcpu{index}"))
         .spawn(move || {
-            // SAFETY: pthread_self has no preconditions.
-            let me = unsafe { libc::pthread_self() };
-            if let Ok(mut t) = ctl.threads.lock() {
-                t.push(me);
-            }
-            run_loop(index, &mut vcpu, &bus, &ctl, &events);
-        })?;
-    Ok(handle)
+            let mut vcpu = vcpu;
+            // Published before the thread can be kicked, withdrawn after it no longer can,
+            // and before `vcpu` (which owns the kvm_run mapping) is dropped.
+            let page = RunPage::publish(&mut vcpu);
+            let registration = control.register(index);
+            run_loop(index, &mut vcpu, &bus, &control, &events);
+            drop(registration);
+            drop(page);
+            drop(vcpu);
+        })
+}
+
+/// What a vCPU answers to `info registers`.
+fn registers_text(index: u32, vcpu: &VcpuFd) -> String {
+    match (vcpu.get_regs(), vcpu.get_sregs()) {
+        (Ok(r), Ok(sr)) => crate::arch::x86_64::regs::format_registers(index, &r, &sr),
+        (Err(e), _) | (_, Err(e)) => format!("CPU#{index}\nregisters unavailable: {e}\n"),
+    }
 }
 
 fn run_loop(index: u32, vcpu: &mut VcpuFd, bus: &Buses, ctl: &VcpuControl, events: &EventSink) {
     loop {
-        if !ctl.checkpoint(index, vcpu) {
+        if !ctl.checkpoint(index, &|| registers_text(index, vcpu), false) {
             return;
         }
         match vcpu.run() {
@@ -235,7 +422,10 @@ fn run_loop(index: u32, vcpu: &mut VcpuFd, bus: &Buses, ctl: &VcpuControl, event
                 return;
             }
             Ok(other) => tracing::debug!("vCPU {index}: unhandled exit {other:?}"),
-            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {}
+            // A kick (or another signal): clear the kick flag, then the checkpoint looks at
+            // the run state.
+            Err(e) if e.errno() == libc::EINTR => vcpu.set_kvm_immediate_exit(0),
+            Err(e) if e.errno() == libc::EAGAIN => {}
             Err(e) => {
                 tracing::error!("vCPU {index}: KVM_RUN failed: {e}");
                 events.send(VmEvent::Crash);
@@ -257,10 +447,327 @@ fn where_is(vcpu: &VcpuFd) -> String {
     }
 }
 
-/// After asking the VM to stop or reset, wait for the control loop to stop us.
+/// After asking the VM to stop or reset, wait (parked, still answering register dumps) for
+/// the control loop to stop us.
 fn park_until_stopped(ctl: &VcpuControl, index: u32, vcpu: &VcpuFd) {
-    while ctl.state() != RunState::Stopping {
-        std::thread::sleep(Duration::from_millis(1));
+    let _ = ctl.checkpoint(index, &|| registers_text(index, vcpu), true);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+    use std::sync::mpsc;
+    use std::time::Instant;
+
+    use kvm_bindings::kvm_userspace_memory_region;
+    use kvm_ioctls::{Kvm, VmFd};
+
+    fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
-    let _ = ctl.checkpoint(index, vcpu);
+
+    fn parked(ctl: &VcpuControl) -> usize {
+        lock(&ctl.status).parked
+    }
+
+    fn gettid() -> i64 {
+        // SAFETY: gettid has no preconditions.
+        i64::from(unsafe { libc::gettid() })
+    }
+
+    /// A fake vCPU thread: registered (and so kicked) like a real one, "running the guest" by
+    /// counting in `runs`; `until_stopped` makes it wait for Stopping at once, as a vCPU does
+    /// after the guest asked for a reset. Returns its host thread id.
+    fn fake_vcpu(
+        ctl: &Arc<VcpuControl>,
+        index: u32,
+        runs: Arc<AtomicU64>,
+        until_stopped: bool,
+        stuck: Duration,
+    ) -> JoinHandle<i64> {
+        let ctl = ctl.clone();
+        std::thread::spawn(move || {
+            let registration = ctl.register(index);
+            let answer = move || format!("CPU#{index} fake\n");
+            std::thread::sleep(stuck); // a device access that takes its time
+            if until_stopped {
+                assert!(!ctl.checkpoint(index, &answer, true));
+            }
+            while ctl.checkpoint(index, &answer, false) {
+                runs.fetch_add(1, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            drop(registration);
+            gettid()
+        })
+    }
+
+    fn counters(n: usize) -> Vec<Arc<AtomicU64>> {
+        (0..n).map(|_| Arc::new(AtomicU64::new(0))).collect()
+    }
+
+    fn snapshot(runs: &[Arc<AtomicU64>]) -> Vec<u64> {
+        runs.iter().map(|r| r.load(Ordering::Relaxed)).collect()
+    }
+
+    fn fake_answers(n: u32) -> Vec<Option<String>> {
+        (0..n).map(|i| Some(format!("CPU#{i} fake\n"))).collect()
+    }
+
+    #[test]
+    fn pause_parks_every_vcpu_resume_releases_them_and_stopping_is_final() {
+        install_kick_handler().unwrap();
+        let ctl = VcpuControl::new(RunState::Running);
+        let runs = counters(4);
+        let handles: Vec<_> = (0..4)
+            .map(|i| fake_vcpu(&ctl, i, runs[i as usize].clone(), false, Duration::ZERO))
+            .collect();
+        wait_until("every vCPU runs", || snapshot(&runs).iter().all(|&r| r > 0));
+
+        assert!(ctl.set(RunState::Paused, 4));
+        assert_eq!(ctl.state(), RunState::Paused);
+        assert_eq!(parked(&ctl), 4);
+        let frozen = snapshot(&runs);
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(snapshot(&runs), frozen, "a paused vCPU ran");
+
+        // info registers on a paused VM: every vCPU answers and the VM stays paused.
+        assert_eq!(ctl.dump_registers(4), fake_answers(4));
+        assert_eq!(ctl.state(), RunState::Paused);
+        assert_eq!(parked(&ctl), 4);
+
+        assert!(ctl.set(RunState::Running, 4));
+        wait_until("every vCPU runs again", || {
+            snapshot(&runs)
+                .iter()
+                .zip(&frozen)
+                .all(|(now, then)| now > then)
+        });
+        assert_eq!(parked(&ctl), 0);
+
+        // info registers on a running VM: paused for the moment, then resumed.
+        assert_eq!(ctl.dump_registers(4), fake_answers(4));
+        assert_eq!(ctl.state(), RunState::Running);
+        let before = snapshot(&runs);
+        wait_until("every vCPU runs after the dump", || {
+            snapshot(&runs)
+                .iter()
+                .zip(&before)
+                .all(|(now, then)| now > then)
+        });
+
+        let ids = ctl.thread_ids();
+        assert!(ctl.set(RunState::Stopping, 4));
+        let tids: Vec<Option<i64>> = handles
+            .into_iter()
+            .map(|h| Some(h.join().unwrap()))
+            .collect();
+        assert_eq!(ids, tids, "thread ids by vCPU index");
+        assert_eq!(parked(&ctl), 4);
+        // Stopping is final: a late stop/cont changes nothing and kicks nobody.
+        assert!(lock(&ctl.threads).iter().all(|t| t.handle.is_none()));
+        ctl.set(RunState::Running, 4);
+        ctl.set(RunState::Paused, 4);
+        assert_eq!(ctl.state(), RunState::Stopping);
+    }
+
+    #[test]
+    fn a_vcpu_waiting_to_be_stopped_counts_as_parked_and_answers_dumps() {
+        install_kick_handler().unwrap();
+        let ctl = VcpuControl::new(RunState::Running);
+        let runs = counters(2);
+        let a = fake_vcpu(&ctl, 0, runs[0].clone(), false, Duration::ZERO);
+        let b = fake_vcpu(&ctl, 1, runs[1].clone(), true, Duration::ZERO);
+        wait_until("vCPU 1 waits to be stopped", || parked(&ctl) == 1);
+        let t = Instant::now();
+        assert!(ctl.set(RunState::Paused, 2));
+        assert!(t.elapsed() < Duration::from_secs(1));
+        assert_eq!(ctl.dump_registers(2), fake_answers(2));
+        assert!(ctl.set(RunState::Running, 2));
+        wait_until("vCPU 0 resumes", || parked(&ctl) == 1);
+        assert_eq!(runs[1].load(Ordering::Relaxed), 0);
+        assert!(ctl.set(RunState::Stopping, 2));
+        a.join().unwrap();
+        b.join().unwrap();
+    }
+
+    #[test]
+    fn set_gives_up_on_a_vcpu_that_does_not_park() {
+        install_kick_handler().unwrap();
+        let ctl = VcpuControl::with_park_timeout(RunState::Running, Duration::from_millis(100));
+        let h = fake_vcpu(
+            &ctl,
+            0,
+            Arc::new(AtomicU64::new(0)),
+            false,
+            Duration::from_millis(700),
+        );
+        wait_until("vCPU 0 is registered", || ctl.thread_ids().len() == 1);
+        let t = Instant::now();
+        assert!(!ctl.set(RunState::Paused, 1), "a stuck vCPU parked");
+        let waited = t.elapsed();
+        assert!(
+            waited >= Duration::from_millis(100) && waited < Duration::from_millis(600),
+            "waited {waited:?}"
+        );
+        wait_until("vCPU 0 parks once its access is done", || parked(&ctl) == 1);
+        assert!(ctl.set(RunState::Stopping, 1));
+        h.join().unwrap();
+    }
+
+    /// A VM whose one vCPU spins on `jmp $` at address 0 in real mode, so KVM_RUN never returns
+    /// on its own; `vm` is dropped before the guest page.
+    struct Spinner {
+        _vm: VmFd,
+        page: *mut libc::c_void,
+    }
+
+    impl Drop for Spinner {
+        fn drop(&mut self) {
+            // SAFETY: `page` is the 4 KiB mapping made in `spinner`; the VM using it is gone
+            // (fields drop after this, but a memslot over unmapped memory only faults the guest).
+            unsafe { libc::munmap(self.page, 4096) };
+        }
+    }
+
+    fn spinner() -> (Spinner, VcpuFd) {
+        assert!(
+            std::path::Path::new("/dev/kvm").exists(),
+            "/dev/kvm is missing: the vCPU kick tests need KVM"
+        );
+        let kvm = Kvm::new().expect("open /dev/kvm");
+        let vm = kvm.create_vm().expect("KVM_CREATE_VM");
+        // SAFETY: a fresh private anonymous mapping; the result is checked.
+        let page = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(page, libc::MAP_FAILED);
+        // SAFETY: `page` is 4096 writable bytes.
+        unsafe { page.cast::<[u8; 2]>().write([0xeb, 0xfe]) }; // jmp $
+        let spinner = Spinner { _vm: vm, page };
+        let region = kvm_userspace_memory_region {
+            slot: 0,
+            guest_phys_addr: 0,
+            memory_size: 4096,
+            userspace_addr: page as u64,
+            flags: 0,
+        };
+        // SAFETY: the region is the mapping `spinner` owns and unmaps only after the VM is gone.
+        unsafe { spinner._vm.set_user_memory_region(region) }.expect("memory region");
+        let vcpu = spinner._vm.create_vcpu(0).expect("KVM_CREATE_VCPU");
+        let mut sregs = vcpu.get_sregs().unwrap();
+        sregs.cs.base = 0;
+        sregs.cs.selector = 0;
+        vcpu.set_sregs(&sregs).unwrap();
+        let mut regs = vcpu.get_regs().unwrap();
+        regs.rip = 0;
+        regs.rflags = 2;
+        vcpu.set_regs(&regs).unwrap();
+        (spinner, vcpu)
+    }
+
+    fn run_errno(vcpu: &mut VcpuFd) -> Result<String, i32> {
+        vcpu.run().map(|e| format!("{e:?}")).map_err(|e| e.errno())
+    }
+
+    #[test]
+    fn the_spinning_guest_stays_in_kvm_run_until_kicked() {
+        install_kick_handler().unwrap();
+        let (_spinner, mut vcpu) = spinner();
+        let (tx, rx) = mpsc::channel();
+        let h = std::thread::spawn(move || {
+            let page = RunPage::publish(&mut vcpu);
+            let r = run_errno(&mut vcpu);
+            drop(page);
+            tx.send((r, vcpu.get_kvm_run().immediate_exit)).unwrap();
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(rx.try_recv().is_err(), "KVM_RUN returned without a kick");
+        h.kill(kick_signal()).unwrap();
+        let (r, flag) = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the kick did not end KVM_RUN");
+        assert_eq!(r, Err(libc::EINTR));
+        assert_eq!(flag, 1, "the kick handler sets immediate_exit");
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn a_kick_just_before_kvm_run_is_not_lost() {
+        install_kick_handler().unwrap();
+        let (_spinner, mut vcpu) = spinner();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let page = RunPage::publish(&mut vcpu);
+            // The kick lands after the vCPU's last look at the run state, before KVM_RUN (a
+            // signal a thread sends itself is handled before pthread_kill returns).
+            // SAFETY: this thread is alive; the kick handler is installed.
+            unsafe { libc::pthread_kill(libc::pthread_self(), kick_signal()) };
+            let flag = vcpu.get_kvm_run().immediate_exit;
+            let r = run_errno(&mut vcpu);
+            vcpu.set_kvm_immediate_exit(0);
+            drop(page);
+            tx.send((flag, r)).unwrap();
+        });
+        let (flag, r) = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the kick was lost: KVM_RUN ran the guest");
+        assert_eq!(flag, 1);
+        assert_eq!(r, Err(libc::EINTR));
+    }
+
+    #[test]
+    fn set_returns_promptly_with_a_real_vcpu_in_kvm_run() {
+        install_kick_handler().unwrap();
+        let (_spinner, vcpu) = spinner();
+        let ctl = VcpuControl::new(RunState::Running);
+        let (tx, rx) = mpsc::channel();
+        let h = spawn_vcpu(
+            0,
+            vcpu,
+            Arc::new(Buses::default()),
+            ctl.clone(),
+            EventSink(tx),
+        )
+        .unwrap();
+        wait_until("vCPU 0 is registered", || ctl.thread_ids().len() == 1);
+        let tid = ctl.thread_ids()[0].unwrap();
+        let comm = std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")).unwrap();
+        assert_eq!(comm.trim(), "vcpu0");
+        // Resuming and pausing at once often kicks the vCPU between its look at the run
+        // state and KVM_RUN; every pause must still complete at once.
+        let mut slowest = Duration::ZERO;
+        for _ in 0..300 {
+            assert!(ctl.set(RunState::Running, 1));
+            let t = Instant::now();
+            assert!(ctl.set(RunState::Paused, 1), "the vCPU did not park");
+            slowest = slowest.max(t.elapsed());
+        }
+        assert!(
+            slowest < Duration::from_secs(1),
+            "slowest pause {slowest:?}"
+        );
+        assert!(ctl.set(RunState::Running, 1));
+        std::thread::sleep(Duration::from_millis(20));
+        let regs = ctl.dump_registers(1);
+        let text = regs[0].as_deref().expect("vCPU 0 answered");
+        assert!(text.starts_with("CPU#0\n"), "{text}");
+        assert!(text.contains("RIP=0000000000000000"), "{text}");
+        assert_eq!(ctl.state(), RunState::Running);
+        assert!(ctl.set(RunState::Stopping, 1));
+        h.join().unwrap();
+        assert!(rx.try_recv().is_err(), "the spinning guest sent no event");
+    }
 }
