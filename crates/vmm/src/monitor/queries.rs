@@ -1,8 +1,6 @@
 //! The monitor's queries: answers built from the configuration and the running VM, with no
 //! side effect on either.
 
-use std::collections::HashMap;
-
 use qmp::{MemoryDeviceInfo, QmpError};
 use serde_json::{Value, json};
 use vm_config::VmConfig;
@@ -56,12 +54,12 @@ pub fn cpus_fast(st: &State) -> Value {
     let Some(vm) = &st.vm else {
         return json!([]);
     };
-    let tids = vcpu_thread_ids();
+    let tids = vm.control.thread_ids();
     let cpus: Vec<qmp::CpuInfoFast> = (0..vm.vcpus as u32)
         .map(|i| qmp::CpuInfoFast {
             cpu_index: i,
             qom_path: format!("/machine/unattached/device[{i}]"),
-            thread_id: tids.get(&i).copied().unwrap_or(-1),
+            thread_id: tids.get(i as usize).copied().flatten().unwrap_or(-1),
             // pmvm does not model sockets or SMT: each vCPU is reported as its own core of
             // socket 0 (what QEMU reports for -smp N, cores).
             props: qmp::CpuInstanceProperties {
@@ -112,29 +110,6 @@ pub fn block(cfg: &VmConfig) -> Value {
     Value::Array(cfg.drives.iter().map(block_info).collect())
 }
 
-/// Host thread ids of the vCPU threads, by vCPU index: the threads named `vcpuN` in
-/// /proc/self/task (vcpu.rs names them so).
-fn vcpu_thread_ids() -> HashMap<u32, i64> {
-    let mut out = HashMap::new();
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
-        return out;
-    };
-    for e in dir.flatten() {
-        let Some(tid) = e.file_name().to_str().and_then(|t| t.parse::<i64>().ok()) else {
-            continue;
-        };
-        let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
-        if let Some(i) = comm
-            .trim()
-            .strip_prefix("vcpu")
-            .and_then(|n| n.parse::<u32>().ok())
-        {
-            out.insert(i, tid);
-        }
-    }
-    out
-}
-
 /// `query-block` for one drive. The size is read now (the image may have grown since start,
 /// but the guest keeps the capacity it was given, which is what a restart would give too).
 fn block_info(d: &vm_config::DriveConfig) -> Value {
@@ -176,28 +151,4 @@ fn block_info(d: &vm_config::DriveConfig) -> Value {
         }),
     };
     serde_json::to_value(info).unwrap_or(Value::Null)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::vcpu_thread_ids;
-
-    #[test]
-    fn vcpu_thread_ids_finds_threads_named_vcpu_n() {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-        let t = std::thread::Builder::new()
-            .name("vcpu7".into())
-            .spawn(move || {
-                // SAFETY: gettid has no preconditions.
-                tx.send(i64::from(unsafe { libc::gettid() })).unwrap();
-                let _ = done_rx.recv();
-            })
-            .unwrap();
-        let tid = rx.recv().unwrap();
-        let ids = vcpu_thread_ids();
-        done_tx.send(()).unwrap();
-        t.join().unwrap();
-        assert_eq!(ids.get(&7), Some(&tid), "{ids:?}");
-    }
 }
