@@ -28,6 +28,6 @@ pub use event::{AcpiOstInfo, Event, ShutdownCause, Timestamp};
 pub use hmp::{HmpOutput, HmpRequest, parse_hmp_line, run_hmp_session};
 pub use json::Json;
 pub use reader::{Limits, MessageReader, fuzz_qmp_reader};
-pub use server::{Protocol, QmpServer};
+pub use server::{Protocol, QmpServer, ThreadInit};
 pub use session::{Core, QmpHandler, QmpSession};
 pub use types::*;
