@@ -10,6 +10,7 @@ pub mod devices;
 pub mod error;
 pub mod memory;
 pub mod monitor;
+pub mod seccomp;
 pub mod signals;
 pub mod vcpu;
 pub mod vm;

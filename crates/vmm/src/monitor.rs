@@ -118,6 +118,7 @@ impl Monitor {
         }
         let handler: Arc<dyn QmpHandler> = self.clone();
         let server = QmpServer::new(handler);
+        server.set_thread_init(crate::seccomp::monitor_thread_init());
         let mut on_stdio = false;
         for (specs, hmp) in [(&cfg.qmp, false), (&cfg.monitor, true)] {
             for spec in specs {
@@ -130,6 +131,7 @@ impl Monitor {
                     std::thread::Builder::new()
                         .name("monitor-stdio".into())
                         .spawn(move || {
+                            crate::seccomp::enter(crate::seccomp::ThreadKind::Monitor);
                             if hmp {
                                 let _ = s.serve_hmp(std::io::stdin(), std::io::stdout());
                             } else {

@@ -174,6 +174,7 @@ pub fn spawn_vcpu(
     let handle = std::thread::Builder::new()
         .name(format!("vcpu{index}"))
         .spawn(move || {
+            crate::seccomp::enter(crate::seccomp::ThreadKind::Vcpu);
             // SAFETY: pthread_self has no preconditions.
             let me = unsafe { libc::pthread_self() };
             if let Ok(mut t) = ctl.threads.lock() {

@@ -26,9 +26,10 @@ impl IoWorker {
     ) -> std::io::Result<IoWorker> {
         let stop = EventFd::new(libc::EFD_NONBLOCK)?;
         let stop_rx = stop.try_clone()?;
-        let handle = std::thread::Builder::new()
-            .name(name)
-            .spawn(move || run(&dev, &notify, &stop_rx, queue))?;
+        let handle = std::thread::Builder::new().name(name).spawn(move || {
+            crate::seccomp::enter(crate::seccomp::ThreadKind::Io);
+            run(&dev, &notify, &stop_rx, queue)
+        })?;
         Ok(IoWorker {
             stop,
             handle: Some(handle),
