@@ -61,6 +61,9 @@ use seccompiler::{
     SeccompRule, TargetArch,
 };
 
+/// `si_code` of a SIGSYS raised by a seccomp filter (linux/signal.h).
+const SYS_SECCOMP: libc::c_int = 1;
+
 /// Exit status after a forbidden system call: 128 + SIGSYS, as if SIGSYS had killed pmvm.
 pub const VIOLATION_EXIT: i32 = 128 + libc::SIGSYS;
 
@@ -524,8 +527,25 @@ extern "C" fn on_sigsys(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mu
             .cast::<libc::c_int>()
             .read_unaligned()
     };
-    let name = THREAD_NAME.with(Cell::get);
-    let line = violation_line(&name, i64::from(nr));
+    // SAFETY: as above; si_code is a plain field.
+    let from_seccomp = unsafe { (*info).si_code } == SYS_SECCOMP;
+    let mut name = THREAD_NAME.with(Cell::get);
+    if name[0] == 0 {
+        // A thread that never installed a filter runs under an inherited main or monitor
+        // filter, and both allow prctl.
+        // SAFETY: PR_GET_NAME writes at most 16 bytes into `name`.
+        unsafe { libc::prctl(libc::PR_GET_NAME, name.as_mut_ptr()) };
+    }
+    let line = if from_seccomp {
+        violation_line(&name, i64::from(nr))
+    } else {
+        let mut l = Line {
+            buf: [0; 256],
+            len: 0,
+        };
+        l.push(b"pmvm: SIGSYS from outside the sandbox; exiting\n");
+        l
+    };
     // SAFETY: write(2) from a valid buffer; async-signal-safe.
     unsafe { libc::write(2, line.buf.as_ptr().cast(), line.len) };
     crate::console::restore_terminal();
