@@ -203,7 +203,19 @@ fn every_thread_is_filtered_and_the_monitor_works_under_the_filters() {
     // A reset rebuilds the VM on the main thread, under the main filter, with new vCPU and
     // I/O threads that narrow it again.
     q.cmd(r#"{"execute":"system_reset"}"#);
-    assert!(q.cmd(r#"{"execute":"query-status"}"#).contains("paused"));
+    // The rebuilt VM comes back paused (-S), once the main thread has built it.
+    let t = Instant::now();
+    loop {
+        let st = q.cmd(r#"{"execute":"query-status"}"#);
+        if st.contains("paused") {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "after the reset: {st}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let modes = wait_threads(pid, &THREADS);
     for (name, mode) in &modes {
         assert_eq!(
