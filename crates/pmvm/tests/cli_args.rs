@@ -188,3 +188,17 @@ fn daemonize_refuses_stdio() {
         "-daemonize cannot be used with stdio",
     );
 }
+
+#[test]
+fn sandbox_option_in_help_and_sub_options_refused_by_name() {
+    let (_, out, _) = pmvm(&["--help"]);
+    assert!(out.contains("-sandbox on|off"), "{out}");
+    expect_error(
+        &["-kernel", &kernel(), "-sandbox", "on,obsolete=deny"],
+        "-sandbox: sub-option 'obsolete' is not supported",
+    );
+    expect_error(
+        &["-kernel", &kernel(), "-sandbox", "sometimes"],
+        "'sometimes'",
+    );
+}

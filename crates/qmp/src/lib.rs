@@ -37,6 +37,6 @@ pub use fuzz::fuzz_qmp_reader;
 pub use hmp::{HmpOutput, HmpRequest, parse_hmp_line};
 pub use json::Json;
 pub use reader::{Limits, MessageReader};
-pub use server::{Protocol, QmpServer};
+pub use server::{Protocol, QmpServer, ThreadInit};
 pub use session::QmpSession;
 pub use types::*;

@@ -23,6 +23,10 @@ use crate::types::VersionInfo;
 /// Lines queued per client before a client that does not read is dropped.
 pub const CLIENT_QUEUE: usize = 1024;
 
+/// Called first thing in every thread the server starts, with the thread's name (pmvm installs
+/// its monitor seccomp filter there; this crate knows nothing of it).
+pub type ThreadInit = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// Which monitor protocol a listener speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Protocol {
@@ -73,6 +77,7 @@ struct Inner {
     clients: Mutex<Vec<Client>>,
     listeners: Mutex<Vec<ListenerEntry>>,
     next_id: AtomicU64,
+    thread_init: Mutex<Option<ThreadInit>>,
 }
 
 /// The monitor server. Cheap to clone; all clones share clients and listeners.
@@ -100,7 +105,21 @@ impl QmpServer {
                 clients: Mutex::new(Vec::new()),
                 listeners: Mutex::new(Vec::new()),
                 next_id: AtomicU64::new(1),
+                thread_init: Mutex::new(None),
             }),
+        }
+    }
+
+    /// Sets the hook every thread the server starts from now on calls first (see [`ThreadInit`]).
+    pub fn set_thread_init(&self, init: ThreadInit) {
+        *lock(&self.inner.thread_init) = Some(init);
+    }
+
+    /// Runs the thread hook, if any, in the calling thread.
+    fn init_thread(&self, name: &str) {
+        let init = lock(&self.inner.thread_init).clone();
+        if let Some(f) = init {
+            f(name);
         }
     }
 
@@ -214,10 +233,13 @@ impl QmpServer {
                 let this = self.clone();
                 thread::Builder::new()
                     .name("monitor-stdio".into())
-                    .spawn(move || match proto {
-                        Protocol::Qmp => this.serve_qmp(io::stdin(), io::stdout()),
-                        Protocol::Hmp => {
-                            let _ = this.serve_hmp(io::stdin(), io::stdout());
+                    .spawn(move || {
+                        this.init_thread("monitor-stdio");
+                        match proto {
+                            Protocol::Qmp => this.serve_qmp(io::stdin(), io::stdout()),
+                            Protocol::Hmp => {
+                                let _ = this.serve_hmp(io::stdin(), io::stdout());
+                            }
                         }
                     })
                     .map_err(|e| io_err("start a thread for", e))?;
@@ -281,6 +303,7 @@ impl QmpServer {
         thread::Builder::new()
             .name("monitor-accept".into())
             .spawn(move || {
+                this.init_thread("monitor-accept");
                 loop {
                     let s = accept();
                     if stop.load(Ordering::Acquire) {
@@ -323,25 +346,32 @@ impl QmpServer {
         let this = self.clone();
         thread::Builder::new()
             .name("monitor-client".into())
-            .spawn(move || match proto {
-                Protocol::Qmp => {
-                    let (reader, writer, closer) =
-                        match (conn.try_clone_conn(), conn.try_clone_conn()) {
-                            (Ok(w), Ok(c)) => (conn, w, c),
-                            _ => return conn.shutdown_conn(),
-                        };
-                    let writer: Box<dyn Write + Send> = Box::new(writer);
-                    this.serve_qmp_inner(reader, writer, Some(closer));
-                }
-                Protocol::Hmp => {
-                    let mut conn = conn;
-                    if let Ok(w) = conn.try_clone_conn() {
-                        let _ = this.serve_hmp(&mut conn, w);
-                    }
-                    conn.shutdown_conn();
-                }
+            .spawn(move || {
+                this.init_thread("monitor-client");
+                this.serve_conn(proto, conn);
             })?;
         Ok(())
+    }
+
+    fn serve_conn(&self, proto: Protocol, conn: Box<dyn Conn>) {
+        match proto {
+            Protocol::Qmp => {
+                let (reader, writer, closer) = match (conn.try_clone_conn(), conn.try_clone_conn())
+                {
+                    (Ok(w), Ok(c)) => (conn, w, c),
+                    _ => return conn.shutdown_conn(),
+                };
+                let writer: Box<dyn Write + Send> = Box::new(writer);
+                self.serve_qmp_inner(reader, writer, Some(closer));
+            }
+            Protocol::Hmp => {
+                let mut conn = conn;
+                if let Ok(w) = conn.try_clone_conn() {
+                    let _ = self.serve_hmp(&mut conn, w);
+                }
+                conn.shutdown_conn();
+            }
+        }
     }
 
     fn serve_qmp_inner(
@@ -352,9 +382,15 @@ impl QmpServer {
     ) {
         let (tx, rx) = sync_channel::<Arc<str>>(CLIENT_QUEUE);
         let writer_closer = closer.as_ref().and_then(|c| c.try_clone_conn().ok());
+        let init = lock(&self.inner.thread_init).clone();
         let writer_thread = thread::Builder::new()
             .name("monitor-writer".into())
-            .spawn(move || write_loop(rx, writer, writer_closer));
+            .spawn(move || {
+                if let Some(f) = init {
+                    f("monitor-writer");
+                }
+                write_loop(rx, writer, writer_closer)
+            });
         let mut session = QmpSession::new(Arc::clone(&self.inner.core));
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         lock(&self.inner.clients).push(Client {

@@ -306,3 +306,35 @@ fn tcp_and_hmp_listeners() {
     assert_eq!(status, "(qemu) VM status: running\r\n");
     server.shutdown();
 }
+
+#[test]
+fn every_server_thread_runs_the_thread_hook_first() {
+    let vm = Arc::new(fake::FakeVm::new());
+    let server = QmpServer::new(vm.clone());
+    let _ = vm.server.set(server.clone());
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<(String, String)>::new()));
+    let s2 = seen.clone();
+    server.set_thread_init(Arc::new(move |name: &str| {
+        let actual = thread::current().name().unwrap_or("").to_string();
+        s2.lock().unwrap().push((name.to_string(), actual));
+    }));
+    let path = sock_path("hook");
+    server
+        .listen(Endpoint::Unix(path.clone()), true, false)
+        .unwrap();
+    let mut c = Client::negotiated(&path);
+    assert!(c.cmd(r#"{"execute":"query-status"}"#).contains("return"));
+    wait_for(|| seen.lock().unwrap().len() >= 3);
+    let mut names: Vec<(String, String)> = seen.lock().unwrap().clone();
+    names.sort();
+    for (given, actual) in &names {
+        assert_eq!(given, actual, "the hook runs on the thread it names");
+    }
+    let given: Vec<&str> = names.iter().map(|(g, _)| g.as_str()).collect();
+    assert_eq!(
+        given,
+        ["monitor-accept", "monitor-client", "monitor-writer"],
+        "{names:?}"
+    );
+    server.shutdown();
+}

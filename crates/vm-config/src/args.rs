@@ -46,6 +46,8 @@ Console and control:
   -name NAME
   -pidfile FILE
   -daemonize
+  -sandbox on|off               a seccomp filter per thread (vCPU, I/O, monitor, ...): a system
+                                call outside it ends pmvm, naming the call; on by default
   -nodefaults, -no-user-config, -L DIR   accepted; pmvm has no default devices or firmware
 pmvm extensions:
   -require-persistence          refuse pmem=on backends that cannot guarantee persistence
@@ -61,7 +63,7 @@ const UNSUPPORTED: &[&str] = &[
     "hda", "hdb", "cdrom", "vnc", "net", "netdev", "nic", "usb", "usbdevice", "vga", "spice",
     "soundhw", "audiodev", "bios", "boot", "numa", "chardev", "fsdev", "virtfs", "blockdev",
     "global", "icount", "rtc", "incoming", "loadvm", "snapshot", "mem-path", "mem-prealloc",
-    "sandbox", "overcommit", "readconfig", "D", "d", "trace", "s", "gdb", "watchdog", "device-help",
+    "overcommit", "readconfig", "D", "d", "trace", "s", "gdb", "watchdog", "device-help",
     "fw_cfg", "smbios", "acpitable", "tpmdev", "k",
 ];
 
@@ -218,6 +220,21 @@ fn parse_smp(s: &str) -> Result<u32, ConfigError> {
     Ok(cpus)
 }
 
+/// QEMU's `-sandbox on|off[,obsolete=..][,elevateprivileges=..][,spawn=..][,resourcecontrol=..]`:
+/// pmvm's filters are fixed per thread kind, so the sub-options are refused by name.
+fn parse_sandbox(s: &str) -> Result<bool, ConfigError> {
+    let p = keyval("-sandbox", s, Some("enable"))?;
+    if let Some(k) = p.unknown(&["enable"]) {
+        return Err(ConfigError::new(format!(
+            "-sandbox: sub-option '{k}' is not supported by pmvm (its seccomp filters are fixed per thread); use -sandbox on or -sandbox off"
+        )));
+    }
+    match p.get("enable") {
+        Some(v) => crate::keyval::parse_bool("-sandbox", "enable", v),
+        None => Err(ConfigError::new("-sandbox: expects on or off")),
+    }
+}
+
 fn parse_serial(s: &str) -> Result<SerialConfig, ConfigError> {
     match s {
         "stdio" | "mon:stdio" => Ok(SerialConfig::Stdio),
@@ -248,6 +265,7 @@ pub fn parse_args(argv: &[String]) -> Result<Action, ConfigError> {
     let mut qmp = Vec::new();
     let mut monitor = Vec::new();
     let mut drives = Vec::new();
+    let mut sandbox = true;
 
     let mut it = argv.iter();
     while let Some(arg) = it.next() {
@@ -300,6 +318,7 @@ pub fn parse_args(argv: &[String]) -> Result<Action, ConfigError> {
                 let p = keyval("-name", value(&mut it, opt)?, Some("guest"))?;
                 name = p.get("guest").map(str::to_string);
             }
+            "sandbox" => sandbox = parse_sandbox(value(&mut it, opt)?)?,
             "pidfile" => pidfile = Some(PathBuf::from(value(&mut it, opt)?)),
             "nodefaults" | "no-user-config" | "no-hpet" | "no-acpi-hpet" => {}
             "L" => {
@@ -360,6 +379,7 @@ pub fn parse_args(argv: &[String]) -> Result<Action, ConfigError> {
         start_paused: cfg_flags.2,
         pidfile,
         daemonize: cfg_flags.3,
+        sandbox,
         objects,
         devices,
         drives: crate::drive::assign_indexes(drives)?,
@@ -371,4 +391,39 @@ pub fn parse_args(argv: &[String]) -> Result<Action, ConfigError> {
     crate::validate::validate(&cfg)?;
     crate::plan::plan_devices(&cfg)?;
     Ok(Action::Run(Box::new(cfg)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(extra: &[&str]) -> Result<Box<VmConfig>, ConfigError> {
+        // Any existing file will do as the kernel: validation only checks that it is there.
+        let kernel = std::env::current_exe().unwrap().display().to_string();
+        let mut argv = vec!["-kernel".to_string(), kernel];
+        argv.extend(extra.iter().map(|s| s.to_string()));
+        match parse_args(&argv)? {
+            Action::Run(cfg) => Ok(cfg),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn sandbox_is_on_by_default_and_takes_on_or_off() {
+        assert!(run(&[]).unwrap().sandbox);
+        assert!(run(&["-sandbox", "on"]).unwrap().sandbox);
+        assert!(!run(&["-sandbox", "off"]).unwrap().sandbox);
+        assert!(!run(&["-sandbox", "enable=off"]).unwrap().sandbox);
+    }
+
+    #[test]
+    fn sandbox_sub_options_and_bad_values_are_refused_by_name() {
+        let e = run(&["-sandbox", "on,obsolete=deny"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'obsolete'") && e.contains("-sandbox on"), "{e}");
+        let e = run(&["-sandbox", "maybe"]).unwrap_err().to_string();
+        assert!(e.contains("-sandbox") && e.contains("maybe"), "{e}");
+        assert!(run(&["-sandbox"]).is_err());
+    }
 }

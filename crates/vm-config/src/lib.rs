@@ -116,6 +116,8 @@ pub struct VmConfig {
     pub start_paused: bool,
     pub pidfile: Option<PathBuf>,
     pub daemonize: bool,
+    /// `-sandbox on|off`: a seccomp filter per thread kind (on by default, as in Firecracker).
+    pub sandbox: bool,
     pub objects: Vec<BackendConfig>,
     pub devices: Vec<DeviceConfig>,
     /// `-drive`s, sorted by index.

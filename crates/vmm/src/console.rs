@@ -118,6 +118,7 @@ pub fn start_stdin_reader() {
         return;
     }
     let _ = std::thread::Builder::new().name("stdin".into()).spawn(|| {
+        crate::seccomp::enter(crate::seccomp::ThreadKind::Stdin);
         let mut stdin = std::io::stdin();
         let mut buf = [0u8; 64];
         let mut mux = Mux::new(MONITOR.get().is_some());

@@ -37,6 +37,9 @@ pub enum Error {
     /// A `-drive` image.
     #[error(transparent)]
     Block(#[from] BlockError),
+    /// The seccomp sandbox could not be set up.
+    #[error("-sandbox: {0}")]
+    Sandbox(#[from] crate::seccomp::SandboxError),
     /// A monitor hot-plug command.
     #[error(transparent)]
     Hotplug(#[from] HotplugError),

@@ -12,6 +12,7 @@ pub mod error;
 pub mod memory;
 pub mod monitor;
 pub mod runner;
+pub mod seccomp;
 pub mod signals;
 pub mod vcpu;
 pub mod vm;

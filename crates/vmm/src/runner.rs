@@ -14,6 +14,9 @@ use crate::vm::{ExitReason, Vm};
 /// monitors the command line asks for. Returns the process exit status.
 pub fn run_vm(cfg: &VmConfig) -> Result<i32> {
     let kvm = Kvm::new().map_err(Error::KvmOpen)?;
+    if cfg.sandbox {
+        crate::seccomp::enable()?;
+    }
     crate::vcpu::install_kick_handler()
         .map_err(|e| Error::io("cannot install the vCPU kick handler", e))?;
     let monitor = Monitor::new(cfg.clone());
@@ -23,6 +26,7 @@ pub fn run_vm(cfg: &VmConfig) -> Result<i32> {
         console::enable_raw_mode();
         console::start_stdin_reader();
     }
+    crate::seccomp::enter(crate::seccomp::ThreadKind::Main);
     let result = loop {
         let vm = match Vm::build(&kvm, &monitor.config()) {
             Ok(vm) => vm,

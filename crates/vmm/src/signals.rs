@@ -40,6 +40,7 @@ pub fn start(monitor: &Arc<Monitor>) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
+            crate::seccomp::enter(crate::seccomp::ThreadKind::Signals);
             let mut seen = false;
             loop {
                 // SAFETY: a zeroed siginfo_t is a valid out-parameter for sigwaitinfo.

@@ -351,6 +351,7 @@ pub fn spawn_vcpu(
     std::thread::Builder::new()
         .name(format!("vcpu{index}"))
         .spawn(move || {
+            crate::seccomp::enter(crate::seccomp::ThreadKind::Vcpu);
             let mut vcpu = vcpu;
             // Published before the thread can be kicked, withdrawn after it no longer can,
             // and before `vcpu` (which owns the kvm_run mapping) is dropped.

@@ -61,6 +61,7 @@ impl Monitor {
         }
         let handler: Arc<dyn QmpHandler> = self.clone();
         let server = QmpServer::new(handler);
+        server.set_thread_init(crate::seccomp::monitor_thread_init());
         let mut on_stdio = false;
         for (specs, hmp) in [(&cfg.qmp, false), (&cfg.monitor, true)] {
             for spec in specs {
@@ -76,6 +77,7 @@ impl Monitor {
                     std::thread::Builder::new()
                         .name("monitor-stdio".into())
                         .spawn(move || {
+                            crate::seccomp::enter(crate::seccomp::ThreadKind::Monitor);
                             if hmp {
                                 let _ = s.serve_hmp(std::io::stdin(), std::io::stdout());
                             } else {

@@ -63,9 +63,10 @@ impl IoWorker {
             .map(EventFd::try_clone)
             .collect::<std::io::Result<Vec<_>>>()?;
         let stop_rx = stop.try_clone()?;
-        let handle = std::thread::Builder::new()
-            .name(name)
-            .spawn(move || run(&dev, &epoll, &thread_notifies, &stop_rx))?;
+        let handle = std::thread::Builder::new().name(name).spawn(move || {
+            crate::seccomp::enter(crate::seccomp::ThreadKind::Io);
+            run(&dev, &epoll, &thread_notifies, &stop_rx)
+        })?;
         let worker = IoWorker {
             stop,
             handle: Some(handle),
