@@ -28,19 +28,12 @@ use crate::devices::{EventSink, VmEvent};
 type Target = Option<(Arc<Mutex<Serial>>, EventSink)>;
 
 static TARGET: OnceLock<Mutex<Target>> = OnceLock::new();
-static SAVED_TERMIOS: OnceLock<libc::termios> = OnceLock::new();
 
 fn target() -> &'static Mutex<Target> {
     TARGET.get_or_init(|| Mutex::new(None))
 }
 
-/// Restores the terminal settings saved by `enable_raw_mode`.
-pub fn restore_terminal() {
-    if let Some(t) = SAVED_TERMIOS.get() {
-        // SAFETY: tcsetattr reads a valid termios struct for fd 0; failure is harmless.
-        unsafe { libc::tcsetattr(0, libc::TCSANOW, t) };
-    }
-}
+pub use crate::terminal::restore_terminal;
 
 extern "C" fn on_fatal_signal(sig: libc::c_int) {
     restore_terminal();
@@ -63,7 +56,7 @@ pub fn enable_raw_mode() {
     if unsafe { libc::tcgetattr(0, &mut t) } != 0 {
         return;
     }
-    let _ = SAVED_TERMIOS.set(t);
+    crate::terminal::save(t);
     let mut raw = t;
     // SAFETY: cfmakeraw only modifies the struct it is given.
     unsafe { libc::cfmakeraw(&mut raw) };

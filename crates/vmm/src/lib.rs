@@ -14,6 +14,7 @@ pub mod monitor;
 pub mod runner;
 pub mod seccomp;
 pub mod signals;
+pub mod terminal;
 pub mod vcpu;
 pub mod vm;
 pub mod vm_handle;

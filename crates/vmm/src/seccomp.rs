@@ -560,7 +560,7 @@ extern "C" fn on_sigsys(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mu
     };
     // SAFETY: write(2) from a valid buffer; async-signal-safe.
     unsafe { libc::write(2, line.buf.as_ptr().cast(), line.len) };
-    crate::console::restore_terminal();
+    crate::terminal::restore_terminal();
     // SAFETY: _exit ends the process at once; async-signal-safe.
     unsafe { libc::_exit(VIOLATION_EXIT) };
 }
