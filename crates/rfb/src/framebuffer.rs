@@ -271,7 +271,10 @@ mod tests {
 
     #[test]
     fn clip_and_union() {
-        assert_eq!(Rect::new(10, 10, 100, 100).clip(50, 40), Rect::new(10, 10, 40, 30));
+        assert_eq!(
+            Rect::new(10, 10, 100, 100).clip(50, 40),
+            Rect::new(10, 10, 40, 30)
+        );
         assert!(Rect::new(60, 0, 10, 10).clip(50, 40).is_empty());
         assert_eq!(
             Rect::new(65535, 65535, 65535, 65535).clip(8, 8),

@@ -29,7 +29,11 @@ impl Scancode {
     /// each preceded by 0xE0 for extended keys.
     pub fn bytes(self, down: bool) -> Vec<u8> {
         let code = if down { self.code } else { self.code | 0x80 };
-        if self.e0 { vec![0xe0, code] } else { vec![code] }
+        if self.e0 {
+            vec![0xe0, code]
+        } else {
+            vec![code]
+        }
     }
 
     /// From QEMU's "qnum" numbering (Extended Key Event): the set 1 code, plus 0x80 for keys
@@ -45,8 +49,8 @@ impl Scancode {
 
 /// Letters a..z in alphabetical order, as set 1 codes.
 const LETTERS: [u8; 26] = [
-    0x1e, 0x30, 0x2e, 0x20, 0x12, 0x21, 0x22, 0x23, 0x17, 0x24, 0x25, 0x26, 0x32, 0x31, 0x18,
-    0x19, 0x10, 0x13, 0x1f, 0x14, 0x16, 0x2f, 0x11, 0x2d, 0x15, 0x2c,
+    0x1e, 0x30, 0x2e, 0x20, 0x12, 0x21, 0x22, 0x23, 0x17, 0x24, 0x25, 0x26, 0x32, 0x31, 0x18, 0x19,
+    0x10, 0x13, 0x1f, 0x14, 0x16, 0x2f, 0x11, 0x2d, 0x15, 0x2c,
 ];
 
 /// The set 1 key for an X11 keysym, or `None` if this table has none.
@@ -60,72 +64,72 @@ pub fn keysym_to_set1(keysym: u32) -> Option<Scancode> {
         0x30 => s(0x0b),
         0x20 => s(0x39),
         // Punctuation, unshifted and shifted, on a US layout.
-        0x21 => s(0x02),        // !
-        0x40 => s(0x03),        // @
-        0x23 => s(0x04),        // #
-        0x24 => s(0x05),        // $
-        0x25 => s(0x06),        // %
-        0x5e => s(0x07),        // ^
-        0x26 => s(0x08),        // &
-        0x2a => s(0x09),        // *
-        0x28 => s(0x0a),        // (
-        0x29 => s(0x0b),        // )
-        0x2d | 0x5f => s(0x0c), // - _
-        0x3d | 0x2b => s(0x0d), // = +
-        0x5b | 0x7b => s(0x1a), // [ {
-        0x5d | 0x7d => s(0x1b), // ] }
-        0x3b | 0x3a => s(0x27), // ; :
-        0x27 | 0x22 => s(0x28), // ' "
-        0x60 | 0x7e => s(0x29), // ` ~
-        0x5c | 0x7c => s(0x2b), // \ |
-        0x2c | 0x3c => s(0x33), // , <
-        0x2e | 0x3e => s(0x34), // . >
-        0x2f | 0x3f => s(0x35), // / ?
-        0xff08 => s(0x0e),      // BackSpace
-        0xff09 | 0xfe20 => s(0x0f), // Tab, ISO_Left_Tab (Shift-Tab)
-        0xff0d => s(0x1c),      // Return
-        0xff1b => s(0x01),      // Escape
-        0xffe1 => s(0x2a),      // Shift_L
-        0xffe2 => s(0x36),      // Shift_R
-        0xffe3 => s(0x1d),      // Control_L
-        0xffe4 => e(0x1d),      // Control_R
-        0xffe9 | 0xffe7 => s(0x38), // Alt_L, Meta_L
+        0x21 => s(0x02),                                      // !
+        0x40 => s(0x03),                                      // @
+        0x23 => s(0x04),                                      // #
+        0x24 => s(0x05),                                      // $
+        0x25 => s(0x06),                                      // %
+        0x5e => s(0x07),                                      // ^
+        0x26 => s(0x08),                                      // &
+        0x2a => s(0x09),                                      // *
+        0x28 => s(0x0a),                                      // (
+        0x29 => s(0x0b),                                      // )
+        0x2d | 0x5f => s(0x0c),                               // - _
+        0x3d | 0x2b => s(0x0d),                               // = +
+        0x5b | 0x7b => s(0x1a),                               // [ {
+        0x5d | 0x7d => s(0x1b),                               // ] }
+        0x3b | 0x3a => s(0x27),                               // ; :
+        0x27 | 0x22 => s(0x28),                               // ' "
+        0x60 | 0x7e => s(0x29),                               // ` ~
+        0x5c | 0x7c => s(0x2b),                               // \ |
+        0x2c | 0x3c => s(0x33),                               // , <
+        0x2e | 0x3e => s(0x34),                               // . >
+        0x2f | 0x3f => s(0x35),                               // / ?
+        0xff08 => s(0x0e),                                    // BackSpace
+        0xff09 | 0xfe20 => s(0x0f),                           // Tab, ISO_Left_Tab (Shift-Tab)
+        0xff0d => s(0x1c),                                    // Return
+        0xff1b => s(0x01),                                    // Escape
+        0xffe1 => s(0x2a),                                    // Shift_L
+        0xffe2 => s(0x36),                                    // Shift_R
+        0xffe3 => s(0x1d),                                    // Control_L
+        0xffe4 => e(0x1d),                                    // Control_R
+        0xffe9 | 0xffe7 => s(0x38),                           // Alt_L, Meta_L
         0xffea | 0xffe8 | 0xfe03 => e(0x38), // Alt_R, Meta_R, ISO_Level3_Shift (AltGr)
-        0xffeb => e(0x5b),      // Super_L
-        0xffec => e(0x5c),      // Super_R
-        0xff67 => e(0x5d),      // Menu
-        0xffe5 => s(0x3a),      // Caps_Lock
-        0xff7f => s(0x45),      // Num_Lock
-        0xff14 => s(0x46),      // Scroll_Lock
+        0xffeb => e(0x5b),                   // Super_L
+        0xffec => e(0x5c),                   // Super_R
+        0xff67 => e(0x5d),                   // Menu
+        0xffe5 => s(0x3a),                   // Caps_Lock
+        0xff7f => s(0x45),                   // Num_Lock
+        0xff14 => s(0x46),                   // Scroll_Lock
         0xffbe..=0xffc7 => s((keysym - 0xffbe) as u8 + 0x3b), // F1..F10
-        0xffc8 => s(0x57),      // F11
-        0xffc9 => s(0x58),      // F12
-        0xff50 => e(0x47),      // Home
-        0xff51 => e(0x4b),      // Left
-        0xff52 => e(0x48),      // Up
-        0xff53 => e(0x4d),      // Right
-        0xff54 => e(0x50),      // Down
-        0xff55 => e(0x49),      // Page_Up
-        0xff56 => e(0x51),      // Page_Down
-        0xff57 => e(0x4f),      // End
-        0xff63 => e(0x52),      // Insert
-        0xffff => e(0x53),      // Delete
-        0xff8d => e(0x1c),      // KP_Enter
-        0xffaf => e(0x35),      // KP_Divide
-        0xffaa => s(0x37),      // KP_Multiply
-        0xffad => s(0x4a),      // KP_Subtract
-        0xffab => s(0x4e),      // KP_Add
-        0xffae | 0xff9f => s(0x53), // KP_Decimal, KP_Delete
-        0xffb7 | 0xff95 => s(0x47), // KP_7, KP_Home
-        0xffb8 | 0xff97 => s(0x48), // KP_8, KP_Up
-        0xffb9 | 0xff9a => s(0x49), // KP_9, KP_Prior
-        0xffb4 | 0xff96 => s(0x4b), // KP_4, KP_Left
-        0xffb5 | 0xff9d => s(0x4c), // KP_5, KP_Begin
-        0xffb6 | 0xff98 => s(0x4d), // KP_6, KP_Right
-        0xffb1 | 0xff9c => s(0x4f), // KP_1, KP_End
-        0xffb2 | 0xff99 => s(0x50), // KP_2, KP_Down
-        0xffb3 | 0xff9b => s(0x51), // KP_3, KP_Next
-        0xffb0 | 0xff9e => s(0x52), // KP_0, KP_Insert
+        0xffc8 => s(0x57),                   // F11
+        0xffc9 => s(0x58),                   // F12
+        0xff50 => e(0x47),                   // Home
+        0xff51 => e(0x4b),                   // Left
+        0xff52 => e(0x48),                   // Up
+        0xff53 => e(0x4d),                   // Right
+        0xff54 => e(0x50),                   // Down
+        0xff55 => e(0x49),                   // Page_Up
+        0xff56 => e(0x51),                   // Page_Down
+        0xff57 => e(0x4f),                   // End
+        0xff63 => e(0x52),                   // Insert
+        0xffff => e(0x53),                   // Delete
+        0xff8d => e(0x1c),                   // KP_Enter
+        0xffaf => e(0x35),                   // KP_Divide
+        0xffaa => s(0x37),                   // KP_Multiply
+        0xffad => s(0x4a),                   // KP_Subtract
+        0xffab => s(0x4e),                   // KP_Add
+        0xffae | 0xff9f => s(0x53),          // KP_Decimal, KP_Delete
+        0xffb7 | 0xff95 => s(0x47),          // KP_7, KP_Home
+        0xffb8 | 0xff97 => s(0x48),          // KP_8, KP_Up
+        0xffb9 | 0xff9a => s(0x49),          // KP_9, KP_Prior
+        0xffb4 | 0xff96 => s(0x4b),          // KP_4, KP_Left
+        0xffb5 | 0xff9d => s(0x4c),          // KP_5, KP_Begin
+        0xffb6 | 0xff98 => s(0x4d),          // KP_6, KP_Right
+        0xffb1 | 0xff9c => s(0x4f),          // KP_1, KP_End
+        0xffb2 | 0xff99 => s(0x50),          // KP_2, KP_Down
+        0xffb3 | 0xff9b => s(0x51),          // KP_3, KP_Next
+        0xffb0 | 0xff9e => s(0x52),          // KP_0, KP_Insert
         _ => return None,
     })
 }

@@ -28,8 +28,9 @@ impl Listen {
     pub fn is_public(&self) -> bool {
         match self {
             Listen::Unix(_) => false,
-            Listen::Tcp(h, _) => !matches!(h.as_str(), "127.0.0.1" | "::1" | "localhost")
-                && !h.starts_with("127."),
+            Listen::Tcp(h, _) => {
+                !matches!(h.as_str(), "127.0.0.1" | "::1" | "localhost") && !h.starts_with("127.")
+            }
         }
     }
 }
@@ -117,7 +118,8 @@ pub fn parse_vnc_spec(spec: &str) -> Result<VncSpec, ServerError> {
         }
         out.listen = Some(Listen::Unix(PathBuf::from(path)));
     } else {
-        let (h, n) = split_host(addr).ok_or_else(|| bad(spec, "expected [HOST]:N, unix:PATH or none"))?;
+        let (h, n) =
+            split_host(addr).ok_or_else(|| bad(spec, "expected [HOST]:N, unix:PATH or none"))?;
         let n: u16 = n
             .parse()
             .ok()
@@ -140,9 +142,14 @@ pub fn parse_vnc_spec(spec: &str) -> Result<VncSpec, ServerError> {
                     "off" => None,
                     "on" => {
                         let n = display.ok_or_else(|| {
-                            bad(spec, "websocket=on needs a TCP display; give websocket=PORT")
+                            bad(
+                                spec,
+                                "websocket=on needs a TCP display; give websocket=PORT",
+                            )
                         })?;
-                        let port = WS_BASE_PORT.checked_add(n).ok_or_else(|| bad(spec, "websocket port out of range"))?;
+                        let port = WS_BASE_PORT
+                            .checked_add(n)
+                            .ok_or_else(|| bad(spec, "websocket port out of range"))?;
                         Some(Listen::Tcp(host.clone(), port))
                     }
                     v => {
@@ -169,7 +176,12 @@ pub fn parse_vnc_spec(spec: &str) -> Result<VncSpec, ServerError> {
                     Some("allow-exclusive") => Share::AllowExclusive,
                     Some("force-shared") => Share::ForceShared,
                     Some("ignore") => Share::Ignore,
-                    _ => return Err(bad(spec, "share= takes allow-exclusive, force-shared or ignore")),
+                    _ => {
+                        return Err(bad(
+                            spec,
+                            "share= takes allow-exclusive, force-shared or ignore",
+                        ));
+                    }
                 }
             }
             "connections" => {
@@ -182,8 +194,8 @@ pub fn parse_vnc_spec(spec: &str) -> Result<VncSpec, ServerError> {
             | "ipv6" | "key-delay-ms" => {
                 // Accepted and ignored: they change nothing a Raw-only server does.
             }
-            "tls-creds" | "tls-authz" | "sasl" | "sasl-authz" | "reverse" | "x509" | "x509verify"
-            | "tls" | "acl" | "audiodev" | "power-control" => {
+            "tls-creds" | "tls-authz" | "sasl" | "sasl-authz" | "reverse" | "x509"
+            | "x509verify" | "tls" | "acl" | "audiodev" | "power-control" => {
                 return Err(ServerError::Unsupported(format!(
                     "-vnc option {k} is not implemented by pmvm"
                 )));
@@ -205,7 +217,10 @@ mod tests {
     #[test]
     fn addresses() {
         assert_eq!(parse_vnc_spec(":0").unwrap().listen, tcp("", 5900));
-        assert_eq!(parse_vnc_spec("127.0.0.1:3").unwrap().listen, tcp("127.0.0.1", 5903));
+        assert_eq!(
+            parse_vnc_spec("127.0.0.1:3").unwrap().listen,
+            tcp("127.0.0.1", 5903)
+        );
         assert_eq!(parse_vnc_spec("[::1]:1").unwrap().listen, tcp("::1", 5901));
         assert_eq!(
             parse_vnc_spec("unix:/tmp/v.sock").unwrap().listen,
@@ -213,7 +228,16 @@ mod tests {
         );
         assert_eq!(parse_vnc_spec("none").unwrap().listen, None);
         assert_eq!(parse_vnc_spec(":0").unwrap().connections, 32);
-        for bad in ["", "0", ":x", ":59636", "unix:", "host", ":0,bogus=1", ":0,password=maybe"] {
+        for bad in [
+            "",
+            "0",
+            ":x",
+            ":59636",
+            "unix:",
+            "host",
+            ":0,bogus=1",
+            ":0,password=maybe",
+        ] {
             assert!(parse_vnc_spec(bad).is_err(), "{bad}");
         }
     }
@@ -226,9 +250,14 @@ mod tests {
         assert_eq!(s.share, Share::ForceShared);
         assert!(parse_vnc_spec(":0,password").unwrap().password);
         assert!(!parse_vnc_spec(":0,password=off").unwrap().password);
-        assert_eq!(parse_vnc_spec(":0,websocket=5999").unwrap().websocket, tcp("", 5999));
         assert_eq!(
-            parse_vnc_spec(":0,websocket=127.0.0.1:6000").unwrap().websocket,
+            parse_vnc_spec(":0,websocket=5999").unwrap().websocket,
+            tcp("", 5999)
+        );
+        assert_eq!(
+            parse_vnc_spec(":0,websocket=127.0.0.1:6000")
+                .unwrap()
+                .websocket,
             tcp("127.0.0.1", 6000)
         );
         assert_eq!(parse_vnc_spec(":1,to=5").unwrap().to, Some(5));

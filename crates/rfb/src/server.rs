@@ -146,6 +146,8 @@ impl Conn for TcpStream {
     }
 }
 
+type AcceptFn = Box<dyn FnMut() -> io::Result<Box<dyn Conn>> + Send>;
+
 struct ClientShared {
     session: Mutex<Session>,
     wake: Condvar,
@@ -325,7 +327,11 @@ impl VncServer {
                     let _ = std::fs::remove_file(p);
                 }
                 Listen::Tcp(h, port) => {
-                    let host = if h.is_empty() || h == "0.0.0.0" { "127.0.0.1" } else { h };
+                    let host = if h.is_empty() || h == "0.0.0.0" {
+                        "127.0.0.1"
+                    } else {
+                        h
+                    };
                     let _ = TcpStream::connect((host, *port));
                 }
             }
@@ -337,7 +343,8 @@ impl VncServer {
 
     fn start(&self, addr: Listen, websocket: bool) -> Result<Listen, ServerError> {
         let io_err = |what: String| move |source| ServerError::Io { what, source };
-        let no_password = !self.inner.opts.password_required && lock(&self.inner.password).is_none();
+        let no_password =
+            !self.inner.opts.password_required && lock(&self.inner.password).is_none();
         if addr.is_public() && no_password {
             eprintln!(
                 "pmvm: warning: VNC server on {addr} is reachable from other hosts and has no \
@@ -345,31 +352,30 @@ impl VncServer {
             );
         }
         let stop = Arc::new(AtomicBool::new(false));
-        let (bound, accept): (Listen, Box<dyn FnMut() -> io::Result<Box<dyn Conn>> + Send>) =
-            match &addr {
-                Listen::Tcp(h, port) => {
-                    let host = if h.is_empty() { "0.0.0.0" } else { h.as_str() };
-                    let l = TcpListener::bind((host, *port))
-                        .map_err(io_err(format!("binding VNC to {addr}")))?;
-                    let port = l.local_addr().map(|a| a.port()).unwrap_or(*port);
-                    (
-                        Listen::Tcp(h.clone(), port),
-                        Box::new(move || {
-                            let (s, _) = l.accept()?;
-                            let _ = s.set_nodelay(true);
-                            Ok(Box::new(s) as Box<dyn Conn>)
-                        }),
-                    )
-                }
-                Listen::Unix(p) => {
-                    let _ = std::fs::remove_file(p);
-                    let l = UnixListener::bind(p).map_err(io_err(format!("binding VNC to {addr}")))?;
-                    (
-                        addr.clone(),
-                        Box::new(move || Ok(Box::new(l.accept()?.0) as Box<dyn Conn>)),
-                    )
-                }
-            };
+        let (bound, accept): (Listen, AcceptFn) = match &addr {
+            Listen::Tcp(h, port) => {
+                let host = if h.is_empty() { "0.0.0.0" } else { h.as_str() };
+                let l = TcpListener::bind((host, *port))
+                    .map_err(io_err(format!("binding VNC to {addr}")))?;
+                let port = l.local_addr().map(|a| a.port()).unwrap_or(*port);
+                (
+                    Listen::Tcp(h.clone(), port),
+                    Box::new(move || {
+                        let (s, _) = l.accept()?;
+                        let _ = s.set_nodelay(true);
+                        Ok(Box::new(s) as Box<dyn Conn>)
+                    }),
+                )
+            }
+            Listen::Unix(p) => {
+                let _ = std::fs::remove_file(p);
+                let l = UnixListener::bind(p).map_err(io_err(format!("binding VNC to {addr}")))?;
+                (
+                    addr.clone(),
+                    Box::new(move || Ok(Box::new(l.accept()?.0) as Box<dyn Conn>)),
+                )
+            }
+        };
         lock(&self.inner.listeners).push(ListenerEntry {
             addr: bound.clone(),
             stop: Arc::clone(&stop),
@@ -430,7 +436,10 @@ impl VncServer {
                 conn.shutdown_conn();
                 return;
             }
-            (Box::new(WsReader::new(conn)), Box::new(WsWriter::new(writer)))
+            (
+                Box::new(WsReader::new(conn)),
+                Box::new(WsWriter::new(writer)),
+            )
         } else {
             let _ = writer.flush();
             (Box::new(conn), writer)

@@ -169,7 +169,10 @@ pub fn parse_version(msg: &[u8; 12]) -> Result<Version, ProtocolError> {
             c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
         })
     };
-    let (major, minor) = (num(&msg[4..7]).ok_or_else(bad)?, num(&msg[8..11]).ok_or_else(bad)?);
+    let (major, minor) = (
+        num(&msg[4..7]).ok_or_else(bad)?,
+        num(&msg[8..11]).ok_or_else(bad)?,
+    );
     if major != 3 {
         return Err(bad());
     }
@@ -484,7 +487,8 @@ impl Session {
     fn send_server_init(&mut self) {
         self.out.extend_from_slice(&self.width.to_be_bytes());
         self.out.extend_from_slice(&self.height.to_be_bytes());
-        self.out.extend_from_slice(&PixelFormat::XRGB8888.to_bytes());
+        self.out
+            .extend_from_slice(&PixelFormat::XRGB8888.to_bytes());
         let name = &self.cfg.name.as_bytes()[..self.cfg.name.len().min(255)];
         self.out
             .extend_from_slice(&(name.len() as u32).to_be_bytes());
@@ -648,6 +652,12 @@ fn intersect(a: &Rect, b: &Rect) -> Option<Rect> {
     let y0 = a.y.max(b.y);
     let x1 = (u32::from(a.x) + u32::from(a.w)).min(u32::from(b.x) + u32::from(b.w));
     let y1 = (u32::from(a.y) + u32::from(a.h)).min(u32::from(b.y) + u32::from(b.h));
-    (x1 > u32::from(x0) && y1 > u32::from(y0))
-        .then(|| Rect::new(x0, y0, (x1 - u32::from(x0)) as u16, (y1 - u32::from(y0)) as u16))
+    (x1 > u32::from(x0) && y1 > u32::from(y0)).then(|| {
+        Rect::new(
+            x0,
+            y0,
+            (x1 - u32::from(x0)) as u16,
+            (y1 - u32::from(y0)) as u16,
+        )
+    })
 }

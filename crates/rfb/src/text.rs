@@ -229,7 +229,11 @@ mod tests {
                 let on = g[usize::from(y / 2)] & (1 << x) != 0;
                 let want = if on { fg } else { bg };
                 let got = t.framebuffer().pixel(col * CELL_W + x, row * CELL_H + y);
-                assert_eq!(got, Some(want), "{c:?} at cell ({col},{row}) pixel ({x},{y})");
+                assert_eq!(
+                    got,
+                    Some(want),
+                    "{c:?} at cell ({col},{row}) pixel ({x},{y})"
+                );
             }
         }
     }
@@ -248,8 +252,14 @@ mod tests {
         // The glyphs are really there (not blank): 'l' has pixels set in its column.
         assert_ne!(glyph('l'), [0; 8]);
         // The cursor is an underline two cells after the colon.
-        assert_eq!(t.framebuffer().pixel(7 * CELL_W, CELL_H + CELL_H - 1), Some(DEFAULT_FG));
-        assert_eq!(t.framebuffer().pixel(6 * CELL_W, 2 * CELL_H - 1), Some(DEFAULT_BG));
+        assert_eq!(
+            t.framebuffer().pixel(7 * CELL_W, CELL_H + CELL_H - 1),
+            Some(DEFAULT_FG)
+        );
+        assert_eq!(
+            t.framebuffer().pixel(6 * CELL_W, 2 * CELL_H - 1),
+            Some(DEFAULT_BG)
+        );
         assert!(t.contents().contains("login:"));
     }
 

@@ -46,7 +46,10 @@ pub fn accept_key(key: &str) -> String {
 }
 
 fn bad(why: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, format!("websocket handshake: {why}"))
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("websocket handshake: {why}"),
+    )
 }
 
 /// Given a complete request head (through the blank line), the 101 response to send, or why
@@ -182,7 +185,9 @@ impl<R: Read> Read for WsReader<R> {
             self.closed = true;
             return Ok(0);
         }
-        let want = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
         let n = self.inner.read(&mut buf[..want])?;
         if n == 0 {
             self.closed = true;
@@ -251,7 +256,10 @@ mod tests {
     #[test]
     fn rfc6455_example_key() {
         // RFC 6455 §1.3.
-        assert_eq!(accept_key("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        assert_eq!(
+            accept_key("dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
         assert_eq!(base64(b"f"), "Zg==");
         assert_eq!(base64(b"fo"), "Zm8=");
         assert_eq!(base64(b"foobar"), "Zm9vYmFy");
@@ -298,7 +306,10 @@ mod tests {
         assert_eq!(&v[..2], &[0x82, 127]);
         assert_eq!(v.len(), 10 + 70000);
 
-        let unmasked = frame_header(3).into_iter().chain(*b"abc").collect::<Vec<_>>();
+        let unmasked = frame_header(3)
+            .into_iter()
+            .chain(*b"abc")
+            .collect::<Vec<_>>();
         assert!(WsReader::new(&unmasked[..]).read_to_end(&mut out).is_err());
     }
 }
