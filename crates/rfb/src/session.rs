@@ -138,6 +138,8 @@ pub struct Session {
     request: Option<Request>,
     fb_id: u64,
     fb_gen: u64,
+    fb_size: (u16, u16),
+    owed: Rect,
     cut: Vec<u8>,
     bell: bool,
     server_cut: Option<Vec<u8>>,
@@ -210,6 +212,8 @@ impl Session {
             request: None,
             fb_id: 0,
             fb_gen: 0,
+            fb_size: (0, 0),
+            owed: Rect::default(),
             cut: Vec::new(),
             bell: false,
             server_cut: None,
@@ -265,10 +269,13 @@ impl Session {
     pub fn wants_update(&self, fb: &Framebuffer) -> bool {
         match self.request {
             Some(r) if self.is_ready() => {
+                let size = (fb.width(), fb.height());
                 !r.incremental
                     || fb.id() != self.fb_id
-                    || (fb.width(), fb.height()) != (self.width, self.height)
+                    || size != self.fb_size
+                    || (self.desktop_size && size != (self.width, self.height))
                     || fb.changed_since(self.fb_gen)
+                    || intersect(&self.owed, &r.region).is_some()
             }
             _ => false,
         }
@@ -594,9 +601,9 @@ impl Session {
             return None;
         }
         let mut req = self.request.take()?;
-        let mut full = !req.incremental || fb.id() != self.fb_id;
-        if (fb.width(), fb.height()) != (self.width, self.height) {
-            full = true;
+        let size = (fb.width(), fb.height());
+        let full = !req.incremental || fb.id() != self.fb_id || size != self.fb_size;
+        if size != (self.width, self.height) {
             if self.desktop_size {
                 self.width = fb.width();
                 self.height = fb.height();
@@ -607,18 +614,41 @@ impl Session {
                 out.extend_from_slice(&ENC_DESKTOP_SIZE.to_be_bytes());
                 return Some(out);
             }
-            req.region = Rect::new(0, 0, self.width, self.height);
+            if size != self.fb_size {
+                // A client that cannot resize gets the overlapping part, once, in full.
+                req.region = Rect::new(0, 0, self.width, self.height);
+            }
         }
         let (w, h) = (self.width.min(fb.width()), self.height.min(fb.height()));
         let region = req.region.clip(w, h);
-        let mut rects: Vec<Rect> = if full {
-            vec![region]
+        // Changes outside an incremental request's region are owed: sent when a later request
+        // covers them (as a bounding box, so possibly with some unchanged pixels).
+        let mut rects: Vec<Rect> = Vec::new();
+        if full {
+            rects.push(region);
+            if self.fb_id != fb.id() || size != self.fb_size {
+                // A new picture: everything outside the region is owed.
+                self.owed = Rect::new(0, 0, w, h);
+            } else {
+                for r in fb.dirty_since(self.fb_gen) {
+                    if intersect(&r, &region) != Some(r) {
+                        self.owed = self.owed.union(&r);
+                    }
+                }
+            }
         } else {
-            fb.dirty_since(self.fb_gen)
-                .iter()
-                .filter_map(|r| intersect(r, &region))
-                .collect()
-        };
+            rects.extend(intersect(&self.owed, &region));
+            for r in fb.dirty_since(self.fb_gen) {
+                let inside = intersect(&r, &region);
+                if inside != Some(r) {
+                    self.owed = self.owed.union(&r);
+                }
+                rects.extend(inside);
+            }
+        }
+        if intersect(&self.owed, &region) == Some(self.owed) {
+            self.owed = Rect::default();
+        }
         rects.retain(|r| !r.is_empty());
         if rects.len() > MAX_RECTS {
             let all = rects.iter().fold(Rect::default(), |a, r| a.union(r));
@@ -626,6 +656,12 @@ impl Session {
         }
         self.fb_id = fb.id();
         self.fb_gen = fb.generation();
+        self.fb_size = size;
+        if rects.is_empty() && req.incremental {
+            // Everything that changed lies outside the region (now owed): keep waiting.
+            self.request = Some(req);
+            return None;
+        }
         let bpp = self.format.bytes_per_pixel();
         let pixels: usize = rects
             .iter()

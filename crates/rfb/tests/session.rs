@@ -292,6 +292,30 @@ fn incremental_update_sends_only_dirty_tiles() {
         .unwrap();
     let u = s.build_update(&fb).unwrap();
     assert_eq!(parse_update(&u, 4)[0].0, Rect::new(0, 0, 8, 8));
+    // A change outside the requested region is not lost: it is sent when a request covers it.
+    // (The tile at 0,0 is owed too: only 8x8 of it went out above.)
+    fb.set_pixel(60, 40, 2);
+    s.feed(&update_request(true, Rect::new(16, 0, 16, 16)))
+        .unwrap();
+    assert!(
+        s.build_update(&fb).is_none(),
+        "nothing changed inside the region"
+    );
+    fb.set_pixel(17, 1, 3);
+    let u = s.build_update(&fb).unwrap();
+    assert_eq!(parse_update(&u, 4)[0].0, Rect::new(16, 0, 16, 16));
+    s.feed(&update_request(true, Rect::new(0, 0, 64, 48)))
+        .unwrap();
+    let u = s.build_update(&fb).unwrap();
+    let rects: Vec<Rect> = parse_update(&u, 4).iter().map(|r| r.0).collect();
+    assert_eq!(
+        rects,
+        vec![Rect::new(0, 0, 64, 48)],
+        "owed tiles, as one bounding box"
+    );
+    s.feed(&update_request(true, Rect::new(0, 0, 64, 48)))
+        .unwrap();
+    assert!(s.build_update(&fb).is_none(), "nothing owed any more");
     // Non-incremental: sent even though nothing changed.
     s.feed(&update_request(false, Rect::new(10, 10, 1, 1)))
         .unwrap();
@@ -345,6 +369,25 @@ fn resize_with_and_without_desktop_size() {
     let u = without.build_update(&fb).unwrap();
     assert_eq!(parse_update(&u, 4)[0].0, Rect::new(0, 0, 32, 16));
     assert_eq!(without.size(), (32, 32));
+    // ...and afterwards only changes, not the overlap again and again.
+    without
+        .feed(&update_request(true, Rect::new(0, 0, 32, 32)))
+        .unwrap();
+    assert!(without.build_update(&fb).is_none());
+    fb.set_pixel(40, 0, 5); // outside its view: never sent
+    fb.set_pixel(1, 1, 5);
+    let u = without.build_update(&fb).unwrap();
+    assert_eq!(parse_update(&u, 4)[0].0, Rect::new(0, 0, 16, 16));
+    // The DesktopSize client, no change pending, waits.
+    with.feed(&update_request(true, Rect::new(0, 0, 48, 16)))
+        .unwrap();
+    fb.set_pixel(47, 15, 9);
+    let u = with.build_update(&fb).unwrap();
+    let rects: Vec<Rect> = parse_update(&u, 4).iter().map(|r| r.0).collect();
+    assert_eq!(
+        rects,
+        vec![Rect::new(0, 0, 16, 16), Rect::new(32, 0, 16, 16)]
+    );
 }
 
 #[test]
