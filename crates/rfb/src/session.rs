@@ -159,8 +159,9 @@ fn push_reason(out: &mut Vec<u8>, reason: &str) {
     out.extend_from_slice(r);
 }
 
-/// Parses a ProtocolVersion message into the version the server will speak (RFC 6143 §7.1.1:
-/// unknown 3.x minors are treated as 3.3, as QEMU does; 3.8 and later as 3.8).
+/// Parses a ProtocolVersion message into the version the server will speak. RFC 6143 §7.1.1:
+/// other 3.x minors "should be interpreted as 3.3" (QEMU maps 3.4 and 3.5 so and refuses the
+/// rest; we follow the RFC).
 pub fn parse_version(msg: &[u8; 12]) -> Result<Version, ProtocolError> {
     let bad = || ProtocolError::BadVersion(String::from_utf8_lossy(msg).into_owned());
     if &msg[..4] != b"RFB " || msg[7] != b'.' || msg[11] != b'\n' {
@@ -180,7 +181,7 @@ pub fn parse_version(msg: &[u8; 12]) -> Result<Version, ProtocolError> {
     }
     Ok(match minor {
         7 => Version::V3_7,
-        m if m >= 8 => Version::V3_8,
+        8 => Version::V3_8,
         _ => Version::V3_3,
     })
 }
@@ -583,10 +584,11 @@ impl Session {
     fn encodings_done(&mut self) {
         self.state = State::Normal;
         if self.ext_key && !self.ext_key_acked {
-            // QEMU confirms the extension with an empty pseudo-rectangle, right away.
+            // QEMU confirms the extension at once with a screen-sized pseudo-rectangle.
             self.ext_key_acked = true;
-            self.out.extend_from_slice(&[0, 0, 0, 1]);
-            self.out.extend_from_slice(&[0; 8]);
+            self.out.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0]);
+            self.out.extend_from_slice(&self.width.to_be_bytes());
+            self.out.extend_from_slice(&self.height.to_be_bytes());
             self.out.extend_from_slice(&ENC_QEMU_EXT_KEY.to_be_bytes());
         }
     }

@@ -116,13 +116,13 @@ fn handshake_37_and_33_none() {
     assert_eq!(s.take_output(), [0, 0, 0, 1]);
     s.feed(&[1]).unwrap();
     assert_eq!(s.take_output(), server_init(8, 8));
-    // Unknown 3.x minors (3.5, Apple's 3.889 is >= 8) are treated as the RFC says.
+    // Other 3.x minors (3.5, Apple's 3.889) are treated as 3.3, as the RFC says.
     let mut s = Session::new(cfg(None), 8, 8);
     s.feed(b"RFB 003.005\n").unwrap();
     assert_eq!(s.version(), Some(Version::V3_3));
     let mut s = Session::new(cfg(None), 8, 8);
     s.feed(b"RFB 003.889\n").unwrap();
-    assert_eq!(s.version(), Some(Version::V3_8));
+    assert_eq!(s.version(), Some(Version::V3_3));
 }
 
 #[test]
@@ -416,7 +416,7 @@ fn events_and_qemu_extended_keys() {
     let ack = s.take_output();
     assert_eq!(
         parse_update(&ack, 4),
-        vec![(Rect::default(), ENC_QEMU_EXT_KEY, vec![])]
+        vec![(Rect::new(0, 0, 8, 8), ENC_QEMU_EXT_KEY, vec![])]
     );
     let ev = s
         .feed(&[255, 0, 0, 0, 0, 0, 0xff, 0x52, 0, 0, 0, 0xc8])
