@@ -586,9 +586,10 @@ impl VncServer {
                 if s.update_requested() {
                     break;
                 }
+                // Idle: the reader wakes us when a request or output arrives.
                 s = shared
                     .wake
-                    .wait_timeout(s, refresh)
+                    .wait_timeout(s, Duration::from_secs(1))
                     .map(|(g, _)| g)
                     .unwrap_or_else(|p| p.into_inner().0);
             }
