@@ -33,6 +33,7 @@ const ACYCLIC_CRATES: &[&str] = &[
     "pmem-probe",
     "pmvm",
     "qmp",
+    "rfb",
     "vm-config",
     "vmm",
 ];
