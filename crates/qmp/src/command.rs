@@ -105,6 +105,29 @@ pub enum Command {
         /// `-a`: all vCPUs.
         all: bool,
     },
+    /// HMP `info network` (no QMP form, as in QEMU) → a string: each NIC and its backend.
+    InfoNetwork,
+    /// HMP `hostfwd_add [netdev_id] [tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport`.
+    HostfwdAdd {
+        /// The user network (the first one if absent).
+        netdev: Option<String>,
+        /// The rule, as on the command line.
+        rule: String,
+    },
+    /// HMP `hostfwd_remove [netdev_id] [tcp|udp]:[hostaddr]:hostport`.
+    HostfwdRemove {
+        /// The user network (the first one if absent).
+        netdev: Option<String>,
+        /// The listening side of the rule.
+        rule: String,
+    },
+    /// `set_link {"name": ..., "up": ...}`: a NIC's link up or down.
+    SetLink {
+        /// The NIC or netdev name.
+        name: String,
+        /// Link up.
+        up: bool,
+    },
     /// `object-add`.
     ObjectAdd(ObjectAdd),
     /// `object-del {"id": ...}`.
@@ -150,6 +173,7 @@ pub const COMMAND_NAMES: &[&str] = &[
     "query-memdev",
     "query-cpus-fast",
     "query-block",
+    "set_link",
     "object-add",
     "object-del",
     "device_add",
@@ -177,6 +201,10 @@ impl Command {
             Command::QueryCpusFast => "query-cpus-fast",
             Command::QueryBlock => "query-block",
             Command::InfoRegisters { .. } => "info registers",
+            Command::InfoNetwork => "info network",
+            Command::HostfwdAdd { .. } => "hostfwd_add",
+            Command::HostfwdRemove { .. } => "hostfwd_remove",
+            Command::SetLink { .. } => "set_link",
             Command::ObjectAdd(_) => "object-add",
             Command::ObjectDel { .. } => "object-del",
             Command::DeviceAdd(_) => "device_add",
@@ -204,6 +232,7 @@ impl Command {
                 | Command::QueryCpusFast
                 | Command::QueryBlock
                 | Command::InfoRegisters { .. }
+                | Command::InfoNetwork
                 | Command::HumanMonitorCommand { .. }
         )
     }
@@ -224,6 +253,10 @@ impl Command {
             "query-memdev" => Command::QueryMemdev,
             "query-cpus-fast" => Command::QueryCpusFast,
             "query-block" => Command::QueryBlock,
+            "set_link" => Command::SetLink {
+                name: a.req_str("name")?,
+                up: a.req_bool("up")?,
+            },
             "object-add" => {
                 let qom_type = a.req_str("qom-type")?;
                 let id = a.req_str("id")?;
@@ -305,6 +338,14 @@ impl<'a> Args<'a> {
     fn req_str(&mut self, name: &str) -> Result<String, QmpError> {
         self.opt_str(name)?
             .ok_or_else(|| QmpError::generic(format!("Parameter '{name}' is missing")))
+    }
+
+    fn req_bool(&mut self, name: &str) -> Result<bool, QmpError> {
+        match self.take(name) {
+            None => Err(QmpError::generic(format!("Parameter '{name}' is missing"))),
+            Some(Json::Bool(b)) => Ok(*b),
+            Some(_) => Err(bad_type(name, "boolean")),
+        }
     }
 
     fn opt_int(&mut self, name: &str) -> Result<Option<i64>, QmpError> {

@@ -37,6 +37,9 @@ pub enum Error {
     /// A `-drive` image.
     #[error(transparent)]
     Block(#[from] BlockError),
+    /// A NIC's backend (user network, tap).
+    #[error(transparent)]
+    Net(#[from] crate::devices::net::NetError),
     /// A monitor hot-plug command.
     #[error(transparent)]
     Hotplug(#[from] HotplugError),
