@@ -14,15 +14,18 @@ fn generic(msg: impl Into<String>) -> QmpError {
     QmpError::generic(msg.into())
 }
 
+/// QEMU's name of NIC `i`: `<model>.<n>`, n counting NICs of that model.
+fn nic_name(nets: &[NetDev], i: usize) -> String {
+    let model = &nets[i].cfg.model;
+    let n = nets[..i].iter().filter(|m| &m.cfg.model == model).count();
+    format!("{model}.{n}")
+}
+
 /// The NIC a name designates: its netdev id, or QEMU's NIC name `<model>.<n>`.
 fn find<'a>(nets: &'a [NetDev], name: &str) -> Option<(usize, &'a NetDev)> {
-    nets.iter().enumerate().find(|(i, n)| {
-        let same_model = nets[..*i]
-            .iter()
-            .filter(|m| m.cfg.model == n.cfg.model)
-            .count();
-        n.cfg.id == name || format!("{}.{same_model}", n.cfg.model) == name
-    })
+    nets.iter()
+        .enumerate()
+        .find(|(i, n)| n.cfg.id == name || nic_name(nets, *i) == name)
 }
 
 /// The user network `netdev` names, or the first one.
@@ -42,7 +45,9 @@ fn user_net<'a>(nets: &'a [NetDev], netdev: Option<&str>) -> Result<(usize, &'a 
 /// HMP `info network`.
 pub fn info(st: &State) -> Result<Value, QmpError> {
     let vm = st.vm()?;
-    let text: String = vm.nets.iter().map(NetDev::info).collect();
+    let text: String = (0..vm.nets.len())
+        .map(|i| vm.nets[i].info(&nic_name(&vm.nets, i)))
+        .collect();
     Ok(Value::String(text))
 }
 

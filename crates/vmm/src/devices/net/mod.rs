@@ -149,8 +149,9 @@ impl NetDev {
         )
     }
 
-    /// HMP `info network` lines for this NIC (QEMU's layout: the NIC, then its peer).
-    pub fn info(&self) -> String {
+    /// HMP `info network` lines for this NIC, named `name` (QEMU's `e1000.0`; QEMU's layout:
+    /// the NIC, then its peer).
+    pub fn info(&self, name: &str) -> String {
         let c = &self.counters;
         let peer = match (&self.backend, &self.cfg.backend) {
             (Backend::User(u), NetBackendConfig::User { restrict, .. }) => format!(
@@ -168,7 +169,7 @@ impl NetDev {
             " (link down)"
         };
         format!(
-            "{model}: index=0,type=nic,model=virtio-net (given for {model}),macaddr={mac}{status}\n \\ {peer}\n   rx {rx} tx {tx} frames; dropped rx {rxd} tx {txd}; bad descriptor chains {bad}\n",
+            "{name}: index=0,type=nic,model=virtio-net (given for {model}),macaddr={mac}{status}\n \\ {peer}\n   rx {rx} tx {tx} frames; dropped rx {rxd} tx {txd}; bad descriptor chains {bad}\n",
             model = self.cfg.model,
             mac = self.cfg.mac_string(),
             rx = c.rx_frames.load(Ordering::Relaxed),
