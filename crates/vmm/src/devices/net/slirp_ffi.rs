@@ -92,28 +92,32 @@ pub struct SlirpConfig {
     pub disable_dhcp: bool,
 }
 
+type SlirpNewFn =
+    unsafe extern "C" fn(*const SlirpConfig, *const SlirpCb, *mut c_void) -> *mut Slirp;
+type SlirpCleanupFn = unsafe extern "C" fn(*mut Slirp);
+type PollfdsFillFn = unsafe extern "C" fn(*mut Slirp, *mut u32, SlirpAddPollCb, *mut c_void);
+type PollfdsPollFn = unsafe extern "C" fn(*mut Slirp, c_int, SlirpGetREventsCb, *mut c_void);
+type InputFn = unsafe extern "C" fn(*mut Slirp, *const u8, c_int);
+type HandleTimerFn = unsafe extern "C" fn(*mut Slirp, SlirpTimerId, *mut c_void);
+type AddHostfwdFn =
+    unsafe extern "C" fn(*mut Slirp, c_int, libc::in_addr, c_int, libc::in_addr, c_int) -> c_int;
+type RemoveHostfwdFn = unsafe extern "C" fn(*mut Slirp, c_int, libc::in_addr, c_int) -> c_int;
+type AddExecFn =
+    unsafe extern "C" fn(*mut Slirp, *const c_char, *mut libc::in_addr, c_int) -> c_int;
+type VersionFn = unsafe extern "C" fn() -> *const c_char;
+
 /// The functions pmvm calls, resolved from the loaded library.
 pub struct Lib {
-    pub slirp_new:
-        unsafe extern "C" fn(*const SlirpConfig, *const SlirpCb, *mut c_void) -> *mut Slirp,
-    pub slirp_cleanup: unsafe extern "C" fn(*mut Slirp),
-    pub slirp_pollfds_fill: unsafe extern "C" fn(*mut Slirp, *mut u32, SlirpAddPollCb, *mut c_void),
-    pub slirp_pollfds_poll: unsafe extern "C" fn(*mut Slirp, c_int, SlirpGetREventsCb, *mut c_void),
-    pub slirp_input: unsafe extern "C" fn(*mut Slirp, *const u8, c_int),
-    pub slirp_handle_timer: unsafe extern "C" fn(*mut Slirp, SlirpTimerId, *mut c_void),
-    pub slirp_add_hostfwd: unsafe extern "C" fn(
-        *mut Slirp,
-        c_int,
-        libc::in_addr,
-        c_int,
-        libc::in_addr,
-        c_int,
-    ) -> c_int,
-    pub slirp_remove_hostfwd:
-        unsafe extern "C" fn(*mut Slirp, c_int, libc::in_addr, c_int) -> c_int,
-    pub slirp_add_exec:
-        unsafe extern "C" fn(*mut Slirp, *const c_char, *mut libc::in_addr, c_int) -> c_int,
-    pub slirp_version_string: unsafe extern "C" fn() -> *const c_char,
+    pub slirp_new: SlirpNewFn,
+    pub slirp_cleanup: SlirpCleanupFn,
+    pub slirp_pollfds_fill: PollfdsFillFn,
+    pub slirp_pollfds_poll: PollfdsPollFn,
+    pub slirp_input: InputFn,
+    pub slirp_handle_timer: HandleTimerFn,
+    pub slirp_add_hostfwd: AddHostfwdFn,
+    pub slirp_remove_hostfwd: RemoveHostfwdFn,
+    pub slirp_add_exec: AddExecFn,
+    pub slirp_version_string: VersionFn,
 }
 
 /// The library's soname (Debian package `libslirp0`).
@@ -139,7 +143,7 @@ fn load() -> Result<Lib, String> {
         ));
     }
     macro_rules! sym {
-        ($name:ident) => {{
+        ($name:ident, $ty:ty) => {{
             let name = concat!(stringify!($name), "\0");
             // SAFETY: h is a live handle and name is NUL-terminated.
             let p = unsafe { libc::dlsym(h, name.as_ptr().cast()) };
@@ -151,20 +155,20 @@ fn load() -> Result<Lib, String> {
             }
             // SAFETY: the symbol is libslirp's function of that name, whose C signature
             // (libslirp.h, 4.x, stable ABI) the field's type repeats.
-            unsafe { std::mem::transmute::<*mut c_void, _>(p) }
+            unsafe { std::mem::transmute::<*mut c_void, $ty>(p) }
         }};
     }
     Ok(Lib {
-        slirp_new: sym!(slirp_new),
-        slirp_cleanup: sym!(slirp_cleanup),
-        slirp_pollfds_fill: sym!(slirp_pollfds_fill),
-        slirp_pollfds_poll: sym!(slirp_pollfds_poll),
-        slirp_input: sym!(slirp_input),
-        slirp_handle_timer: sym!(slirp_handle_timer),
-        slirp_add_hostfwd: sym!(slirp_add_hostfwd),
-        slirp_remove_hostfwd: sym!(slirp_remove_hostfwd),
-        slirp_add_exec: sym!(slirp_add_exec),
-        slirp_version_string: sym!(slirp_version_string),
+        slirp_new: sym!(slirp_new, SlirpNewFn),
+        slirp_cleanup: sym!(slirp_cleanup, SlirpCleanupFn),
+        slirp_pollfds_fill: sym!(slirp_pollfds_fill, PollfdsFillFn),
+        slirp_pollfds_poll: sym!(slirp_pollfds_poll, PollfdsPollFn),
+        slirp_input: sym!(slirp_input, InputFn),
+        slirp_handle_timer: sym!(slirp_handle_timer, HandleTimerFn),
+        slirp_add_hostfwd: sym!(slirp_add_hostfwd, AddHostfwdFn),
+        slirp_remove_hostfwd: sym!(slirp_remove_hostfwd, RemoveHostfwdFn),
+        slirp_add_exec: sym!(slirp_add_exec, AddExecFn),
+        slirp_version_string: sym!(slirp_version_string, VersionFn),
     })
     // The handle is never closed: the functions stay valid for the life of the process.
 }

@@ -121,13 +121,11 @@ impl Net {
         link: Arc<NetLink>,
         counters: Arc<NetCounters>,
     ) -> std::io::Result<Net> {
+        let fd = frames.as_raw_fd();
         // SAFETY: fcntl on a descriptor we own; no memory is passed.
-        let flags = unsafe { libc::fcntl(frames.as_raw_fd(), libc::F_GETFL) };
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
         // SAFETY: as above.
-        if flags < 0
-            || unsafe { libc::fcntl(frames.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) }
-                < 0
-        {
+        if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
             return Err(std::io::Error::last_os_error());
         }
         Ok(Net {
