@@ -7,7 +7,9 @@
 #  - udhcpc gets 10.0.2.15 with router 10.0.2.2 and DNS 10.0.2.3 (libslirp's DHCP);
 #  - the guest fetches a 4 MiB file from a busybox httpd on L1's loopback through the gateway
 #    10.0.2.2 (md5 compared) and times a 32 MiB fetch (INFO, pmvm/QEMU);
-#  - hostfwd: L1 fetches a file from the guest's httpd (port 22) through 127.0.0.1:2222;
+#  - hostfwd: `ssh -p 2222 root@127.0.0.1 cat /www/hello` from L1 (dropbear's dbclient, key
+#    auth) runs a command in the guest, whose dropbear listens on port 22 (an image without
+#    dropbear: L1 fetches the file from a guest httpd on port 22 instead);
 #  - the monitor (QMP human-monitor-command over -qmp tcp:): `info network` lists the NIC and
 #    the user network, `set_link e1000.0 off` takes the guest's carrier down (a configuration
 #    interrupt under pmvm).
@@ -47,7 +49,11 @@ ip link set eth0 up
 udhcpc -i eth0 -n -q -t 10 -T 1 -s /tmp/dh.sh 2>&1 | grep -v '^udhcpc: \(started\|broadcasting\|sending\)'
 mkdir -p /www
 echo "HELLO-FROM-THE-GUEST" >/www/hello
-httpd -p 22 -h /www
+if command -v dropbear >/dev/null; then
+	dropbear -r /etc/dropbear/host_key -p 22 -E 2>/tmp/dropbear.log && echo "SSHD=dropbear"
+else
+	httpd -p 22 -h /www && echo "SSHD=none"
+fi
 if wget -q -O /tmp/file http://10.0.2.2:8080/file; then
 	echo "FETCH-MD5=$(md5sum </tmp/file | cut -d' ' -f1)"
 else
@@ -65,7 +71,17 @@ i=0
 while [ "$(cat /sys/class/net/eth0/carrier 2>/dev/null)" = 1 ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
 [ "$(cat /sys/class/net/eth0/carrier 2>/dev/null)" = 0 ] && echo "@@CARRIER-DOWN@@"
 L2_END
-mk-l2-initrd "$work/l2.sh" "$work/initrd.img" || { fail "mk-l2-initrd"; summary; exit 1; }
+extra=$work/extra
+mkdir -p "$extra/etc/dropbear" "$extra/root/.ssh"
+chmod 700 "$extra/root/.ssh"
+have_ssh=0
+if command -v dbclient >/dev/null && command -v dropbearkey >/dev/null; then
+	dropbearkey -t ed25519 -f "$work/id" >/dev/null 2>&1 &&
+		dropbearkey -y -f "$work/id" 2>/dev/null | grep '^ssh-' >"$extra/root/.ssh/authorized_keys" &&
+		dropbearkey -t ed25519 -f "$extra/etc/dropbear/host_key" >/dev/null 2>&1 && have_ssh=1
+	chmod 600 "$extra/root/.ssh/authorized_keys" 2>/dev/null
+fi
+mk-l2-initrd "$work/l2.sh" "$work/initrd.img" "$extra" || { fail "mk-l2-initrd"; summary; exit 1; }
 
 qmp() { # qmp JSON...: one QMP session, the replies on stdout
 	{
@@ -79,7 +95,10 @@ qmp() { # qmp JSON...: one QMP session, the replies on stdout
 l1_side() {
 	local vmm=$1 i
 	for i in $(seq 1 150); do
-		if busybox wget -q -O "$work/$vmm.hello" http://127.0.0.1:2222/hello 2>/dev/null; then
+		if [[ $have_ssh == 1 ]]; then
+			HOME=$work timeout 20 dbclient -y -y -i "$work/id" -p 2222 root@127.0.0.1 'cat /www/hello' \
+				</dev/null >"$work/$vmm.hello" 2>"$work/$vmm.ssh-err" && break
+		elif busybox wget -q -O "$work/$vmm.hello" http://127.0.0.1:2222/hello 2>/dev/null; then
 			break
 		fi
 		sleep 1
@@ -105,7 +124,7 @@ for vmm in pmvm qemu; do
 	con=$(tr -d '\r' <"$L2_CONSOLE")
 	cp "$L2_CONSOLE" "${HIB_OUT:-$work}/net-$vmm.console" 2>/dev/null
 	echo "$vmm guest:"
-	grep -E '^(NICDRV|MAC|LEASE|FETCH|BIG32|@@)' <<<"$con" | sed 's/^/    /'
+	grep -E '^(NICDRV|MAC|LEASE|FETCH|BIG32|SSHD|@@)' <<<"$con" | sed 's/^/    /'
 	want_drv=virtio_net
 	[[ $vmm == qemu ]] && want_drv=e1000
 	grep -q "^NICDRV=$want_drv\$" <<<"$con" && pass "$vmm: the guest's NIC is $want_drv" ||
@@ -119,7 +138,14 @@ for vmm in pmvm qemu; do
 	[[ $(cat "$work/$vmm.hello" 2>/dev/null) == HELLO-FROM-THE-GUEST ]] &&
 		grep -q '@@HOSTFWD-DONE@@' <<<"$con" &&
 		pass "$vmm: hostfwd: 127.0.0.1:2222 in L1 reaches the guest's server on port 22" ||
-		fail "$vmm: hostfwd: 127.0.0.1:2222 did not reach the guest"
+		fail "$vmm: hostfwd: 127.0.0.1:2222 did not reach the guest ($(tail -n 1 "$work/$vmm.ssh-err" 2>/dev/null))"
+	if [[ $have_ssh == 1 ]]; then
+		grep -q '^SSHD=dropbear$' <<<"$con" && [[ $(cat "$work/$vmm.hello" 2>/dev/null) == HELLO-FROM-THE-GUEST ]] &&
+			pass "$vmm: ssh -p 2222 root@127.0.0.1 ran a command in the guest (dropbear, key auth)" ||
+			fail "$vmm: ssh through hostfwd did not run the command"
+	else
+		echo "INFO: no dbclient/dropbear in the images: hostfwd checked with HTTP only"
+	fi
 	echo "$vmm monitor:"
 	tr -d '\r' <"$work/$vmm.qmp" | sed 's/^/    /' | head -n 12
 	grep -q 'user' "$work/$vmm.qmp" && grep -q 'e1000' "$work/$vmm.qmp" &&
