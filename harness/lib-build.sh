@@ -2,7 +2,7 @@
 # hib setup: packages, kernel download/extraction, image builds. Sourced by harness/hib.
 # Sets: KPKG KVER KROOT VMLINUX BZIMAGE BUILD (the build dir holding the images).
 
-HIB_PACKAGES=(qemu-system-x86 qemu-system-data seabios busybox-static ndctl daxctl kmod cpio
+HIB_PACKAGES=(qemu-system-x86 qemu-system-data seabios ipxe-qemu dropbear-bin busybox-static ndctl daxctl kmod cpio
 	e2fsprogs gcc libc6-dev zstd xz-utils coreutils util-linux bash)
 # Modules loaded by the L1 /init (dependencies and softdeps are added automatically).
 L1_MODULES=(kvm_amd nfit nd_pmem nd_btt dax_pmem device_dax kmem ext4 crc32c_generic loop
@@ -10,10 +10,12 @@ L1_MODULES=(kvm_amd nfit nd_pmem nd_btt dax_pmem device_dax kmem ext4 crc32c_gen
 # Modules loaded by the L2 /init.
 L2_MODULES=(nfit nd_pmem nd_btt dax_pmem device_dax ext4 crc32c_generic)
 # Modules in the L2 image that a test loads itself when it needs them (virtio disks: pmvm's
-# virtio-mmio, QEMU's virtio-pci), so that other boots do not pay for them.
-L2_EXTRA_MODULES=(virtio_mmio virtio_pci virtio_blk)
+# virtio-mmio, QEMU's virtio-pci; NICs: virtio_net, and e1000 for QEMU's -net nic), so that
+# other boots do not pay for them.
+L2_EXTRA_MODULES=(virtio_mmio virtio_pci virtio_blk virtio_net e1000)
 QEMU_FIRMWARE=(bios-256k.bin bios.bin kvmvapic.bin linuxboot.bin linuxboot_dma.bin multiboot.bin
-	multiboot_dma.bin pvh.bin qboot.rom vgabios-stdvga.bin)
+	multiboot_dma.bin pvh.bin qboot.rom vgabios-stdvga.bin
+	efi-e1000.rom efi-virtio.rom) # NIC option ROMs (ipxe-qemu): QEMU's pc refuses a NIC without its ROM
 
 hlog() { echo "hib: $*" >&2; }
 
@@ -189,6 +191,9 @@ build_images() {
 	install_bin "$r" /usr/bin/timeout /usr/bin/timeout
 	install_tools_common "$r"
 	install_bin "$r" /sbin/e2fsck /sbin/e2fsck
+	# ssh client and key generator (tests/e2e/net.sh: ssh -p 2222 root@127.0.0.1 through hostfwd)
+	install_bin "$r" /usr/bin/dbclient /usr/bin/dbclient
+	install_bin "$r" /usr/bin/dropbearkey /usr/bin/dropbearkey
 	install_modules "$r" "${L1_MODULES[@]}" || return 1
 	mkdir -p "$r/etc/hib" "$r/hib/out" "$r/opt/bin"
 	printf '%s\n' "${L1_MODULES[@]}" >"$r/etc/hib/modules"
@@ -202,6 +207,9 @@ build_images() {
 	install_busybox "$r"
 	install_tools_common "$r"
 	install_modules "$r" "${L2_MODULES[@]}" "${L2_EXTRA_MODULES[@]}" || return 1
+	# an ssh server for tests that log in (key auth; the test supplies the key and host key)
+	install_bin "$r" /usr/sbin/dropbear /usr/sbin/dropbear
+	[[ -e $r/etc/passwd ]] || echo 'root:x:0:0:root:/root:/bin/sh' >"$r/etc/passwd"
 	mkdir -p "$r/etc/l2" "$r/l2"
 	printf '%s\n' "${L2_MODULES[@]}" >"$r/etc/l2/modules"
 	cp "$b/hibprobe" "$r/usr/bin/hibprobe"
@@ -221,7 +229,7 @@ build_images() {
 	install_bin "$r" /usr/bin/qemu-system-x86_64 /opt/bin/qemu-system-x86_64
 	for f in "${QEMU_FIRMWARE[@]}"; do
 		src=""
-		for d in /usr/share/qemu /usr/share/seabios; do
+		for d in /usr/share/qemu /usr/share/seabios /usr/lib/ipxe/qemu; do
 			[[ -e $d/$f ]] && { src=$d/$f; break; }
 		done
 		[[ -n $src ]] || { hlog "error: QEMU firmware $f not found"; return 1; }

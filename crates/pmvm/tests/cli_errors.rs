@@ -226,3 +226,54 @@ fn require_persistence_refuses_plain_file_with_pmem_on() {
     rest.push("-require-persistence".into());
     refused(&args(M, MEM, &rest), &["persist"]);
 }
+
+fn net_args(rest: &[&str]) -> Vec<String> {
+    let mut v = args("pc", "512M", &[]);
+    v.extend(rest.iter().map(|s| s.to_string()));
+    v
+}
+
+#[test]
+fn network_options_are_checked_before_kvm() {
+    for (rest, needles) in [
+        (
+            &[
+                "-netdev",
+                "user,id=n0",
+                "-device",
+                "virtio-net-pci,netdev=n1",
+            ][..],
+            &["-device virtio-net-pci,netdev=n1", "no -netdev has id 'n1'"][..],
+        ),
+        (
+            &["-net", "nic", "-net", "user,hostfwd=tcp::22x-:22"],
+            &["-net user: hostfwd=tcp::22x-:22", "host port '22x'"],
+        ),
+        (
+            &["-net", "nic", "-net", "user,hostfwd=tcp:2222:22"],
+            &[
+                "hostfwd=tcp:2222:22",
+                "[tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport",
+            ],
+        ),
+        (
+            &["-nic", "tap,ifname=tap0,script=/etc/qemu-ifup"],
+            &["-nic tap", "script=/etc/qemu-ifup", "script=no"],
+        ),
+        (
+            &["-net", "nic,model=ne2000"],
+            &["model=ne2000", "unsupported NIC model"],
+        ),
+        (
+            &["-netdev", "socket,id=s0"],
+            &["-netdev socket,id=s0", "use user or tap"],
+        ),
+    ] {
+        let (rc, err) = run(&net_args(rest));
+        assert_ne!(rc, 0, "{rest:?} must be refused");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        for n in needles {
+            assert!(err.contains(n), "{rest:?}: '{n}' not in: {err}");
+        }
+    }
+}

@@ -144,6 +144,12 @@ fn start(name: &str, extra: &[&str]) -> (Child, PathBuf, Qmp) {
         .arg(format!("file={},format=raw,if=virtio", disk.display()))
         .arg("-kernel")
         .arg(&elf)
+        .args([
+            "-netdev",
+            "user,id=n0",
+            "-device",
+            "virtio-net-device,netdev=n0",
+        ])
         .args(["-nographic", "-S", "-qmp"])
         .arg(format!("unix:{},server,wait=off", sock.display()))
         .args(extra)
@@ -167,7 +173,7 @@ fn quit(mut child: Child, mut q: Qmp, dir: &Path) -> String {
     stderr
 }
 
-const THREADS: [&str; 8] = [
+const THREADS: [&str; 10] = [
     "pmvm",
     "signals",
     "stdin",
@@ -176,6 +182,8 @@ const THREADS: [&str; 8] = [
     "monitor-writer",
     "vcpu0",
     "io-virtio0",
+    "io-n0",
+    "net-n0",
 ];
 
 #[test]

@@ -162,6 +162,29 @@ pub enum Command {
         /// `-a`: all vCPUs.
         all: bool,
     },
+    /// HMP `info network` (no QMP form, as in QEMU) → a string: each NIC and its backend.
+    InfoNetwork,
+    /// HMP `hostfwd_add [netdev_id] [tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport`.
+    HostfwdAdd {
+        /// The user network (the first one if absent).
+        netdev: Option<String>,
+        /// The rule, as on the command line.
+        rule: String,
+    },
+    /// HMP `hostfwd_remove [netdev_id] [tcp|udp]:[hostaddr]:hostport`.
+    HostfwdRemove {
+        /// The user network (the first one if absent).
+        netdev: Option<String>,
+        /// The listening side of the rule.
+        rule: String,
+    },
+    /// `set_link {"name": ..., "up": ...}`: a NIC's link up or down.
+    SetLink {
+        /// The NIC or netdev name.
+        name: String,
+        /// Link up.
+        up: bool,
+    },
     /// `object-add`.
     ObjectAdd(ObjectAdd),
     /// `object-del {"id": ...}`.
@@ -271,6 +294,10 @@ command_table! {
         Command::QueryMemdev => "query-memdev", returns: true, |_a| Command::QueryMemdev;
         Command::QueryCpusFast => "query-cpus-fast", returns: true, |_a| Command::QueryCpusFast;
         Command::QueryBlock => "query-block", returns: true, |_a| Command::QueryBlock;
+        Command::SetLink { .. } => "set_link", returns: false, |a| Command::SetLink {
+            name: a.req_str("name")?,
+            up: a.req_bool("up")?,
+        };
         Command::ObjectAdd(_) => "object-add", returns: false, |a| {
             a.check_str("qom-type", true)?;
             a.check_str("id", true)?;
@@ -299,6 +326,9 @@ command_table! {
     }
     hmp_only {
         Command::InfoRegisters { .. } => "info registers", returns: true;
+        Command::InfoNetwork => "info network", returns: true;
+        Command::HostfwdAdd { .. } => "hostfwd_add", returns: false;
+        Command::HostfwdRemove { .. } => "hostfwd_remove", returns: false;
     }
 }
 
@@ -351,6 +381,14 @@ impl<'a> Args<'a> {
     fn req_str(&mut self, name: &str) -> Result<String, QmpError> {
         self.opt_str(name)?
             .ok_or_else(|| QmpError::generic(format!("Parameter '{name}' is missing")))
+    }
+
+    fn req_bool(&mut self, name: &str) -> Result<bool, QmpError> {
+        match self.take(name) {
+            None => Err(QmpError::generic(format!("Parameter '{name}' is missing"))),
+            Some(Json::Bool(b)) => Ok(*b),
+            Some(_) => Err(bad_type(name, "boolean")),
+        }
     }
 
     fn opt_int(&mut self, name: &str) -> Result<Option<i64>, QmpError> {

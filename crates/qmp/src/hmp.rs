@@ -46,6 +46,16 @@ const COMMANDS: &[(&str, &str, &str)] = &[
     ("device_del", "device", "remove device"),
     ("help|?", "[cmd]", "show the help"),
     (
+        "hostfwd_add",
+        "[netdev_id] [tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport",
+        "redirect TCP or UDP connections from host to guest (requires -net user)",
+    ),
+    (
+        "hostfwd_remove",
+        "[netdev_id] [tcp|udp]:[hostaddr]:hostport",
+        "remove host-to-guest TCP or UDP redirection",
+    ),
+    (
         "info",
         "[subcommand]",
         "show various information about the system state",
@@ -57,6 +67,11 @@ const COMMANDS: &[(&str, &str, &str)] = &[
     ),
     ("object_del", "id", "destroy QOM object"),
     ("quit|q", "", "quit the emulator"),
+    (
+        "set_link",
+        "name on|off",
+        "change the link status of a network adapter",
+    ),
     ("stop|s", "", "stop emulation"),
     ("system_powerdown", "", "send system power down event"),
     ("system_reset", "", "reset the system"),
@@ -73,6 +88,7 @@ const INFO: &[(&str, &str)] = &[
         "show the amount of initially allocated and present hotpluggable (if enabled) memory in bytes.",
     ),
     ("name", "show the current VM name"),
+    ("network", "show the network state"),
     ("registers [-a]", "show the cpu registers (-a: all CPUs)"),
     ("status", "show the current VM status (running|paused)"),
     ("version", "show the version of QEMU"),
@@ -219,6 +235,7 @@ pub fn parse_hmp_line(line: &str) -> Result<HmpRequest, String> {
                 "cpus" => Command::QueryCpusFast,
                 "block" => Command::QueryBlock,
                 "name" => Command::QueryName,
+                "network" => Command::InfoNetwork,
                 "version" => return Ok(HmpRequest::InfoVersion),
                 _ => return Err(format!("unknown command: 'info {sub}'")),
             };
@@ -240,6 +257,39 @@ pub fn parse_hmp_line(line: &str) -> Result<HmpRequest, String> {
         "device_del" => Ok(HmpRequest::Command(Command::DeviceDel {
             id: word_arg(cmd, rest, "device")?,
         })),
+        "hostfwd_add" | "hostfwd_remove" => {
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            let (netdev, rule) = match words[..] {
+                [rule] => (None, rule.to_string()),
+                [netdev, rule] => (Some(netdev.to_string()), rule.to_string()),
+                _ => {
+                    return Err(format!(
+                        "{cmd}: usage: {cmd} [netdev_id] [tcp|udp]:[hostaddr]:hostport{}",
+                        if cmd == "hostfwd_add" {
+                            "-[guestaddr]:guestport"
+                        } else {
+                            ""
+                        }
+                    ));
+                }
+            };
+            Ok(HmpRequest::Command(if cmd == "hostfwd_add" {
+                Command::HostfwdAdd { netdev, rule }
+            } else {
+                Command::HostfwdRemove { netdev, rule }
+            }))
+        }
+        "set_link" => match rest.split_whitespace().collect::<Vec<_>>()[..] {
+            [name, "on"] => Ok(HmpRequest::Command(Command::SetLink {
+                name: name.to_string(),
+                up: true,
+            })),
+            [name, "off"] => Ok(HmpRequest::Command(Command::SetLink {
+                name: name.to_string(),
+                up: false,
+            })),
+            _ => Err("set_link: usage: set_link name on|off".to_string()),
+        },
         "cont" | "c" => no_args(cmd, rest, Command::Cont),
         "stop" | "s" => no_args(cmd, rest, Command::Stop),
         "system_powerdown" => no_args(cmd, rest, Command::SystemPowerdown),
@@ -392,7 +442,7 @@ pub(crate) fn format_result(cmd: &Command, v: serde_json::Value) -> Result<Strin
         Command::QueryMemdev => format_memdev(&decode::<Vec<_>>(cmd.name(), v)?),
         Command::QueryCpusFast => format_cpus(&decode::<Vec<_>>(cmd.name(), v)?),
         Command::QueryBlock => format_block(&decode::<Vec<_>>(cmd.name(), v)?),
-        Command::InfoRegisters { .. } => decode::<String>(cmd.name(), v)?,
+        Command::InfoRegisters { .. } | Command::InfoNetwork => decode::<String>(cmd.name(), v)?,
         Command::QueryName => match decode::<NameInfo>(cmd.name(), v)?.name {
             Some(n) => format!("{n}\n"),
             None => String::new(),

@@ -40,6 +40,7 @@ fn query_commands_order_is_unchanged() {
             "query-memdev",
             "query-cpus-fast",
             "query-block",
+            "set_link",
             "object-add",
             "object-del",
             "device_add",
@@ -63,6 +64,7 @@ fn every_row_decodes_to_a_command_with_its_name_and_return() {
         "object-del" | "device_del" => r#"{"id": "i"}"#,
         "device_add" => r#"{"driver": "d"}"#,
         "human-monitor-command" => r#"{"command-line": "info status"}"#,
+        "set_link" => r#"{"name": "n", "up": false}"#,
         _ => "{}",
     };
     for spec in COMMANDS {

@@ -33,6 +33,13 @@ Memory backends and devices:
   -drive file=IMAGE[,format=raw][,if=virtio|ide][,id=ID][,index=N][,media=disk|cdrom]
          [,readonly=on|off][,cache=writeback|writethrough|none|directsync|unsafe][,discard=ignore|unmap]
                                 a raw disk image, given to the guest as a virtio disk (/dev/vdX)
+Network (every NIC is virtio-net for the guest; e1000 etc. are given as virtio-net):
+  -net nic[,model=M][,macaddr=MAC] -net user[,hostfwd=..][,guestfwd=..]|tap,ifname=NAME,script=no
+  -nic user|tap[,model=M][,mac=MAC][,hostfwd=[tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport]
+  -netdev user,id=ID[,hostfwd=..][,guestfwd=[tcp]:IP:PORT-cmd:COMMAND][,restrict=on|off]
+  -netdev tap,id=ID,ifname=NAME|fd=N[,script=no,downscript=no]
+  -device virtio-net-pci|virtio-net-device|e1000,netdev=ID[,mac=MAC]
+                                user networking needs libslirp (Debian package libslirp0)
 Console and control:
   -nographic                    serial on stdio, no display; as in QEMU, Ctrl-a x quits,
                                 Ctrl-a c switches to the monitor, Ctrl-a h lists the keys
@@ -60,7 +67,7 @@ Signals: SIGTERM, SIGINT and SIGHUP quit cleanly (as in QEMU); NVDIMM file backe
 /// Options pmvm knows it does not implement: refused with a clear message, never ignored.
 #[rustfmt::skip]
 const UNSUPPORTED: &[&str] = &[
-    "hda", "hdb", "cdrom", "vnc", "net", "netdev", "nic", "usb", "usbdevice", "vga", "spice",
+    "hda", "hdb", "cdrom", "vnc", "usb", "usbdevice", "vga", "spice",
     "soundhw", "audiodev", "bios", "boot", "numa", "chardev", "fsdev", "virtfs", "blockdev",
     "global", "icount", "rtc", "incoming", "loadvm", "snapshot", "mem-path", "mem-prealloc",
     "overcommit", "readconfig", "D", "d", "trace", "s", "gdb", "watchdog", "device-help",
@@ -266,6 +273,7 @@ pub fn parse_args(argv: &[String]) -> Result<Action, ConfigError> {
     let mut monitor = Vec::new();
     let mut drives = Vec::new();
     let mut sandbox = true;
+    let mut net = crate::net::NetOptions::default();
 
     let mut it = argv.iter();
     while let Some(arg) = it.next() {
@@ -339,7 +347,20 @@ pub fn parse_args(argv: &[String]) -> Result<Action, ConfigError> {
             "device" => {
                 let p: Props = keyval("-device", value(&mut it, opt)?, Some("driver"))?;
                 let d = p.get("driver").unwrap_or_default().to_string();
-                devices.push(DeviceConfig::from_props(&d, &p)?);
+                if crate::net::is_nic_driver(&d) {
+                    net.device(&d, &p)?;
+                } else {
+                    devices.push(DeviceConfig::from_props(&d, &p)?);
+                }
+            }
+            "netdev" => net.netdev(&keyval("-netdev", value(&mut it, opt)?, Some("type"))?)?,
+            "net" => {
+                let v = value(&mut it, opt)?;
+                net.net(v, &keyval("-net", v, Some("type"))?)?;
+            }
+            "nic" => {
+                let v = value(&mut it, opt)?;
+                net.nic(v, &keyval("-nic", v, Some("type"))?)?;
             }
             "drive" => drives.push(crate::drive::DriveConfig::from_props(&keyval(
                 "-drive",
@@ -350,7 +371,7 @@ pub fn parse_args(argv: &[String]) -> Result<Action, ConfigError> {
             "monitor" => monitor.push(ChardevSpec(value(&mut it, opt)?.to_string())),
             o if UNSUPPORTED.contains(&o) => {
                 return Err(ConfigError::new(format!(
-                    "-{o}: option not supported by pmvm (it boots with -kernel; its only disks are -drive virtio disks; it has no network or display devices)"
+                    "-{o}: option not supported by pmvm (it boots with -kernel; its only disks are -drive virtio disks; it has no display devices)"
                 )));
             }
             o => {
@@ -365,6 +386,7 @@ pub fn parse_args(argv: &[String]) -> Result<Action, ConfigError> {
         ConfigError::new("no -kernel given: pmvm boots a Linux kernel directly (-kernel FILE)")
     })?;
     let serial = serial.unwrap_or(SerialConfig::Stdio);
+    let (nics, net_warnings) = net.finish()?;
     let cfg = VmConfig {
         name,
         machine,
@@ -383,6 +405,8 @@ pub fn parse_args(argv: &[String]) -> Result<Action, ConfigError> {
         objects,
         devices,
         drives: crate::drive::assign_indexes(drives)?,
+        nics,
+        net_warnings,
         qmp,
         monitor,
         require_persistence: cfg_flags.4,

@@ -9,12 +9,16 @@
 mod args;
 mod drive;
 mod keyval;
+mod net;
 mod objects;
 mod plan;
 
 pub use args::{HELP, parse_args};
 pub use drive::{DriveCache, DriveConfig, MAX_DRIVES, detect_image_format};
 pub use keyval::{Props, bool_value, parse as parse_keyval, parse_bool, split_opts};
+pub use net::{
+    DEFAULT_MAC, GUEST_ADDR, GuestFwd, HostFwd, NetBackendConfig, NicConfig, format_mac,
+};
 pub use objects::{BackendConfig, BackendKind, DeviceConfig, NvdimmConfig, PcDimmConfig};
 pub use plan::{DevicePlan, device_memory, plan_device, plan_devices};
 
@@ -122,6 +126,10 @@ pub struct VmConfig {
     pub devices: Vec<DeviceConfig>,
     /// `-drive`s, sorted by index.
     pub drives: Vec<DriveConfig>,
+    /// NICs (`-net nic` + `-net user|tap`, `-nic`, `-netdev` + `-device`), each with its backend.
+    pub nics: Vec<NicConfig>,
+    /// What QEMU would also warn about in the network options (a hub without a NIC).
+    pub net_warnings: Vec<String>,
     pub qmp: Vec<ChardevSpec>,
     pub monitor: Vec<ChardevSpec>,
     /// pmvm extension `-require-persistence`: refuse `pmem=on` backends that cannot give
@@ -199,6 +207,7 @@ mod fuzz_tests {
             prop_oneof![
                 Just("-m".to_string()), Just("-object".to_string()), Just("-device".to_string()),
                 Just("-machine".to_string()), Just("-smp".to_string()), Just("-kernel".to_string()),
+                Just("-net".to_string()), Just("-nic".to_string()), Just("-netdev".to_string()),
                 "[a-z=,0-9.KMGx-]{0,24}".prop_map(|s| s),
             ], 0..12)) {
             super::fuzz_cli_parse(words.join("\0").as_bytes());

@@ -5,6 +5,9 @@ use std::collections::HashSet;
 use crate::objects::DeviceConfig;
 use crate::{ConfigError, VmConfig};
 
+/// Interrupt lines for virtio devices (the vmm's `irqs::VIRTIO_POOL`).
+pub const VIRTIO_DEVICES: usize = 12;
+
 /// `-append`: the kernel splits its command line on spaces outside double quotes; an odd number
 /// of quotes makes it swallow the rest of the line into one parameter.
 fn check_append(append: &str) -> Result<(), ConfigError> {
@@ -48,6 +51,14 @@ fn check_file(option: &str, path: &std::path::Path) -> Result<(), ConfigError> {
 /// Cross-object checks: machine options, backend references, duplicate ids, files.
 pub fn validate(cfg: &VmConfig) -> Result<(), ConfigError> {
     check_append(&cfg.append)?;
+    // Disks and NICs share the virtio interrupt lines (IOAPIC 16-23 and ISA 10, 11, 14, 15).
+    if cfg.drives.len() + cfg.nics.len() > VIRTIO_DEVICES {
+        return Err(ConfigError::new(format!(
+            "{} drives and {} NICs: pmvm gives at most {VIRTIO_DEVICES} virtio devices (one interrupt line each)",
+            cfg.drives.len(),
+            cfg.nics.len()
+        )));
+    }
     let mut ids = HashSet::new();
     let mut used = HashSet::new();
     for dev in &cfg.devices {

@@ -40,6 +40,9 @@ pub enum Error {
     /// The seccomp sandbox could not be set up.
     #[error("-sandbox: {0}")]
     Sandbox(#[from] crate::seccomp::SandboxError),
+    /// A NIC's backend (user network, tap).
+    #[error(transparent)]
+    Net(#[from] crate::devices::net::NetError),
     /// A monitor hot-plug command.
     #[error(transparent)]
     Hotplug(#[from] HotplugError),

@@ -82,17 +82,20 @@ pub enum ThreadKind {
     Signals,
     /// The console's stdin reader (it may run human-monitor commands).
     Stdin,
+    /// A user network's thread (`net-<id>`): libslirp's sockets towards the host's network.
+    Net,
 }
 
 impl ThreadKind {
     /// Every kind.
-    pub const ALL: [ThreadKind; 6] = [
+    pub const ALL: [ThreadKind; 7] = [
         ThreadKind::Main,
         ThreadKind::Vcpu,
         ThreadKind::Io,
         ThreadKind::Monitor,
         ThreadKind::Signals,
         ThreadKind::Stdin,
+        ThreadKind::Net,
     ];
 
     /// A short name, for messages.
@@ -104,6 +107,7 @@ impl ThreadKind {
             ThreadKind::Monitor => "monitor",
             ThreadKind::Signals => "signals",
             ThreadKind::Stdin => "stdin",
+            ThreadKind::Net => "net",
         }
     }
 
@@ -394,6 +398,24 @@ fn monitor(rules: &mut Rules) -> Result<(), SandboxError> {
     Ok(())
 }
 
+/// What libslirp does with host sockets: listening for `hostfwd` rules, connecting and
+/// exchanging datagrams for the guest's connections, socket options (non-blocking, keep-alive).
+fn user_network(rules: &mut Rules) {
+    use libc::*;
+    allow(
+        rules,
+        &[
+            SYS_bind,
+            SYS_listen,
+            SYS_setsockopt,
+            SYS_getsockopt,
+            SYS_sendmmsg,
+            SYS_recvmmsg,
+            SYS_socketpair,
+        ],
+    );
+}
+
 /// Compiles `kind`'s filter for x86_64; `pid` is pmvm's process id (the `tgkill` target).
 pub fn filter(kind: ThreadKind, pid: libc::pid_t) -> Result<BpfProgram, SandboxError> {
     use libc::*;
@@ -437,6 +459,20 @@ pub fn filter(kind: ThreadKind, pid: libc::pid_t) -> Result<BpfProgram, SandboxE
                 0,
                 &[AF_UNIX as u64, AF_INET as u64, AF_INET6 as u64],
             )?;
+            // Filters stack and the user network's thread is started by this one (at every
+            // VM build), so what it needs must pass here too.
+            user_network(&mut rules);
+        }
+        ThreadKind::Net => {
+            monitor(&mut rules)?;
+            allow(&mut rules, &[SYS_connect]);
+            allow_arg_in(
+                &mut rules,
+                SYS_socket,
+                0,
+                &[AF_UNIX as u64, AF_INET as u64, AF_INET6 as u64],
+            )?;
+            user_network(&mut rules);
         }
     }
     let f = SeccompFilter::new(

@@ -16,6 +16,7 @@ use crate::arch::x86_64::{cpu, regs};
 use crate::bus::Buses;
 use crate::console;
 use crate::device_manager::DeviceManager;
+use crate::devices::net::NetDev;
 use crate::devices::virtio::block::Block;
 use crate::devices::{EventSink, VmEvent};
 use crate::error::{Error, Result};
@@ -45,6 +46,8 @@ pub struct Vm {
     events_rx: Receiver<VmEvent>,
     /// vCPU run state (QMP stop/cont).
     control: Arc<VcpuControl>,
+    /// The NICs' backends and link switches (monitor: `info network`, `set_link`, `hostfwd_*`).
+    nets: Arc<Vec<NetDev>>,
 }
 
 fn serial_output(cfg: &SerialConfig) -> Result<Option<Box<dyn Write + Send>>> {
@@ -72,6 +75,24 @@ fn add_drives(devices: &mut DeviceManager, cfg: &VmConfig) -> Result<()> {
         devices.add_virtio("-drive", &d.id, Box::new(block))?;
     }
     Ok(())
+}
+
+/// Opens every NIC's backend (user network, tap) and registers a virtio-net device for it.
+fn add_nics(devices: &mut DeviceManager, cfg: &VmConfig) -> Result<Vec<NetDev>> {
+    for w in &cfg.net_warnings {
+        eprintln!("{w}");
+    }
+    let mut nets = Vec::with_capacity(cfg.nics.len());
+    for nic in &cfg.nics {
+        if let Some(n) = nic.model_notice() {
+            eprintln!("{n}");
+        }
+        let (netdev, net) = NetDev::open(nic)?;
+        eprintln!("pmvm: {}", netdev.describe());
+        devices.add_virtio("-netdev", &nic.id, Box::new(net))?;
+        nets.push(netdev);
+    }
+    Ok(nets)
 }
 
 impl Vm {
@@ -125,6 +146,7 @@ impl Vm {
         devices.plug_configured_memory_devices(cfg)?;
         tracing::debug!("memory devices plugged after {:?}", t0.elapsed());
         add_drives(&mut devices, cfg)?;
+        let nets = Arc::new(add_nics(&mut devices, cfg)?);
 
         let extra_tables = devices.extra_tables(cfg.memory.slots)?;
         let rsdp = acpi::write_tables(
@@ -182,6 +204,7 @@ impl Vm {
             } else {
                 RunState::Running
             }),
+            nets,
         })
     }
 
@@ -192,6 +215,7 @@ impl Vm {
             control: self.control.clone(),
             vcpus: self.vcpus.len(),
             devices: self.devices.clone(),
+            nets: self.nets.clone(),
         }
     }
 

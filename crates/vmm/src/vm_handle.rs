@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::device_manager::DeviceManager;
 use crate::devices::EventSink;
+use crate::devices::net::NetDev;
 use crate::vcpu::VcpuControl;
 
 /// What the monitor holds of a running VM.
@@ -18,4 +19,6 @@ pub struct VmHandle {
     pub vcpus: usize,
     /// The device manager (hot plug, queries, the GED).
     pub devices: Arc<Mutex<DeviceManager>>,
+    /// The NICs, in command-line order.
+    pub nets: Arc<Vec<NetDev>>,
 }

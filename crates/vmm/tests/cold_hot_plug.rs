@@ -55,6 +55,7 @@ fn machine(cfg: &VmConfig) -> (Arc<Monitor>, Arc<Mutex<DeviceManager>>) {
         control: VcpuControl::new(RunState::Paused),
         vcpus: 0,
         devices: dm.clone(),
+        nets: Default::default(),
     });
     (monitor, dm)
 }

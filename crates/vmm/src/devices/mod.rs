@@ -3,6 +3,7 @@
 pub mod acpi_pm;
 pub mod i8042;
 pub mod memhp;
+pub mod net;
 pub mod nvdimm;
 pub mod rtc;
 pub mod serial;

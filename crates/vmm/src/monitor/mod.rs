@@ -4,6 +4,7 @@
 
 mod error;
 pub mod hotplug;
+mod net;
 mod queries;
 mod state;
 
@@ -184,6 +185,12 @@ impl Monitor {
             Command::InfoRegisters { all } => queries::registers(st, all),
             Command::QueryBlock => Ok(queries::block(&st.cfg)),
             Command::QueryMemdev => Ok(queries::memdev(&st.cfg)),
+            Command::InfoNetwork => net::info(st),
+            Command::HostfwdAdd { netdev, rule } => net::hostfwd_add(st, netdev.as_deref(), &rule),
+            Command::HostfwdRemove { netdev, rule } => {
+                net::hostfwd_remove(st, netdev.as_deref(), &rule)
+            }
+            Command::SetLink { name, up } => net::set_link(st, &name, up),
             Command::ObjectAdd(add) => Ok(hotplug::object_add(st, add)?),
             Command::ObjectDel { id } => Ok(hotplug::object_del(st, &id)?),
             Command::DeviceAdd(add) => Ok(hotplug::device_add(st, add)?),

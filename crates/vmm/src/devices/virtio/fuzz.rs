@@ -270,6 +270,78 @@ pub fn run(data: &[u8]) {
     }
 }
 
+/// Fuzz entry for virtio-net (the `virtio_net` target): as [`run`], over a virtio-net device
+/// whose backend is a socket pair; records may also inject a frame from the backend (of a
+/// length taken from the record, up to 70000 bytes: oversized ones must be dropped), raise the
+/// backend event, or flip the link.
+pub fn run_net(data: &[u8]) {
+    use super::net::{Net, NetCounters, NetLink, TOKEN_BACKEND, TOKEN_LINK};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use virtio_bindings::virtio_net::{VIRTIO_NET_F_MAC, VIRTIO_NET_F_STATUS};
+    let Some((&first, rest)) = data.split_first() else {
+        return;
+    };
+    let mut fds = [0; 2];
+    // SAFETY: socketpair writes two descriptors into the array we pass.
+    let r = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if r != 0 {
+        return;
+    }
+    // SAFETY: both descriptors are fresh and owned by nothing else.
+    let (ours, peer) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let Ok(link) = NetLink::new() else { return };
+    let counters = Arc::new(NetCounters::default());
+    let Ok(net) = Net::new(
+        [0x52, 0x54, 0, 0x12, 0x34, 0x56],
+        ours,
+        link.clone(),
+        counters,
+    ) else {
+        return;
+    };
+    let mut d = Driver::with_device(Box::new(net));
+    if first & 1 != 0 {
+        d.init_queues(
+            TRANSPORT_FEATURES | (1 << VIRTIO_NET_F_MAC) | (1 << VIRTIO_NET_F_STATUS),
+            2,
+        );
+    }
+    let frame = vec![0x5au8; 70000];
+    for rec in rest.chunks_exact(8) {
+        let off = u64::from(u16::from_le_bytes([rec[1], rec[2]]));
+        let v = u32::from_le_bytes([rec[4], rec[5], rec[6], rec[7]]);
+        match rec[0] % 7 {
+            0 => d.w(off & 0x1ff, v),
+            1 => {
+                let mut b = vec![0u8; 1 << (rec[3] % 4)];
+                d.dev.read(off & 0x1ff, &mut b);
+            }
+            2 => {
+                let _ = d.mem.write_obj(v, GuestAddress((off << 2) % MEM_SIZE));
+            }
+            3 => d.w(0x50, v % 2),
+            4 => {
+                let len = (v as usize % frame.len()).max(1);
+                // SAFETY: writes from a live buffer of at least len bytes.
+                let _ = unsafe { libc::write(peer.as_raw_fd(), frame.as_ptr().cast(), len) };
+                d.dev.device_event(TOKEN_BACKEND);
+            }
+            5 => d.dev.device_event(TOKEN_BACKEND),
+            _ => {
+                link.set(v & 1 != 0);
+                d.dev.device_event(TOKEN_LINK);
+            }
+        }
+    }
+}
+
 /// What the transport and the I/O thread asked of a [`TestDevice`].
 #[cfg(test)]
 #[derive(Default, Debug)]

@@ -51,6 +51,8 @@ pub struct VirtioMmio {
     interrupt_status: u32,
     /// `activate` was called and `reset` not yet.
     activated: bool,
+    /// ConfigGeneration: bumped when the device's configuration changes while it runs.
+    config_generation: u32,
 }
 
 impl VirtioMmio {
@@ -73,6 +75,7 @@ impl VirtioMmio {
             status: 0,
             interrupt_status: 0,
             activated: false,
+            config_generation: 0,
         }
     }
 
@@ -194,6 +197,15 @@ impl VirtioMmio {
         if self.dev.process_queue(index as usize, q, &mem.mem) {
             self.interrupt(VIRTIO_MMIO_INT_VRING);
         }
+        self.config_change();
+    }
+
+    /// Tells the driver about a configuration change the device reports.
+    fn config_change(&mut self) {
+        if self.dev.take_config_change() {
+            self.config_generation = self.config_generation.wrapping_add(1);
+            self.interrupt(VIRTIO_MMIO_INT_CONFIG);
+        }
     }
 
     /// Hands the event of `token` (one of the device's own fds) to the device, if it is live
@@ -214,6 +226,7 @@ impl VirtioMmio {
         if self.dev.handle_event(token, &mut self.queues, &mem.mem) {
             self.interrupt(VIRTIO_MMIO_INT_VRING);
         }
+        self.config_change();
     }
 
     fn write_reg(&mut self, offset: u32, v: u32) {
@@ -285,8 +298,8 @@ impl VirtioMmio {
             VIRTIO_MMIO_QUEUE_READY => q.map_or(0, |q| u32::from(q.ready())),
             VIRTIO_MMIO_INTERRUPT_STATUS => self.interrupt_status,
             VIRTIO_MMIO_STATUS => self.status,
-            // The configuration never changes while the device runs.
-            VIRTIO_MMIO_CONFIG_GENERATION => 0,
+            // Changes only when the device reports one (a network link going up or down).
+            VIRTIO_MMIO_CONFIG_GENERATION => self.config_generation,
             _ => 0,
         }
     }

@@ -17,6 +17,7 @@
 pub mod block;
 pub mod fuzz;
 pub mod mmio;
+pub mod net;
 pub mod worker;
 
 use std::os::fd::RawFd;
@@ -75,6 +76,12 @@ pub trait VirtioDevice: Send {
     /// interrupted for used buffers. Not called while the device is not live: the fd's data
     /// then waits (edge-triggered, the next call comes with the next readiness change).
     fn handle_event(&mut self, _token: u32, _queues: &mut [Queue], _mem: &GuestMemoryMmap) -> bool {
+        false
+    }
+    /// Whether the configuration space changed since the last call (a network link going up
+    /// or down). Asked after each `process_queue` and `handle_event`; true makes the transport
+    /// bump ConfigGeneration and raise a configuration interrupt.
+    fn take_config_change(&mut self) -> bool {
         false
     }
 }
