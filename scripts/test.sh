@@ -2,7 +2,7 @@
 # scripts/test.sh: runs every test of pmvm.
 #   0. formatting (cargo fmt --all --check);
 #   1. unit, golden and property tests of every crate (cargo test --workspace --release);
-#   1b. every cargo-fuzz target for PMVM_FUZZ_SECONDS (default 30) on its seed corpus
+#   1b. every cargo-fuzz target for PMVM_FUZZ_SECONDS (default 20) on its seed corpus
 #      (scripts/fuzz.sh; PMVM_FUZZ_SECONDS=0 does not skip it, it fails the run);
 #   2. the end-to-end tests: real Linux guests under pmvm and QEMU with real ndctl, in the
 #      nested harness (tests/e2e/run.sh; directly on the host when its KVM can boot guests).
@@ -22,7 +22,7 @@ else
 fi
 echo "=== cargo test --workspace --release"
 cargo test --workspace --release || rc=1
-fuzz_secs=${PMVM_FUZZ_SECONDS:-30}
+fuzz_secs=${PMVM_FUZZ_SECONDS:-20}
 echo "=== fuzz (scripts/fuzz.sh $fuzz_secs)"
 if [[ $fuzz_secs == 0 ]]; then
 	echo "test: fuzzing disabled by PMVM_FUZZ_SECONDS=0: counted as a failure (CI always fuzzes)"
