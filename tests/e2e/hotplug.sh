@@ -36,6 +36,14 @@ run_hotplug() {
 		echo "device_add nvdimm,id=nvdimm2,memdev=mem3,label-size=128K" >&3
 		for _ in $(seq 1 1200); do grep -qE "HP-SEEN|HP-TIMEOUT" "$console" 2>/dev/null && break; sleep 0.05; done
 		echo "$EPOCHREALTIME" >"$work/$tag.t1"
+		if [[ $vmm == pmvm ]]; then
+			# The sandbox: every thread of the running pmvm (after a hot plug) and its filter mode.
+			local p t
+			p=$(pidof pmvm | cut -d' ' -f1)
+			for t in /proc/"$p"/task/*; do
+				echo "$(cat "$t/comm") $(awk '/^Seccomp:/ {print $2}' "$t/status")"
+			done >"$work/$tag.seccomp"
+		fi
 		echo "info memory-devices" >&3
 		echo "info status" >&3
 		for _ in $(seq 1 600); do grep -q "L2-RC=" "$console" 2>/dev/null && break; sleep 0.1; done
@@ -60,6 +68,15 @@ run_hotplug() {
 for vmm in qemu pmvm; do
 	run_hotplug "$vmm" 4
 	tag=$vmm-slots4
+	if [[ $vmm == pmvm ]]; then
+		echo "--- $tag threads and their seccomp mode:"; sed 's/^/  /' "$work/$tag.seccomp"
+		n=$(wc -l <"$work/$tag.seccomp")
+		if [[ $n -ge 5 ]] && ! grep -qv ' 2$' "$work/$tag.seccomp" && grep -q '^vcpu1 ' "$work/$tag.seccomp"; then
+			pass "$tag: sandbox on by default: all $n threads of the running pmvm show Seccomp: 2"
+		else
+			fail "$tag: sandbox: threads not all filtered (Seccomp: 2)"
+		fi
+	fi
 	if grep -q HP-SEEN "$work/$tag.console"; then
 		pass "$tag: hot-added NVDIMM region appears in the guest without a reboot"
 		lat=$(awk -v a="$(cat "$work/$tag.t0")" -v b="$(cat "$work/$tag.t1")" 'BEGIN { printf "%.2f", b - a }')
