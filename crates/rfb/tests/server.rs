@@ -395,7 +395,8 @@ fn websocket_listener() {
 fn every_server_thread_runs_the_thread_init_hook() {
     let d = TestDisplay::new(16, 16);
     let server = VncServer::new(d.clone(), ServerOptions::default());
-    let seen: Arc<Mutex<Vec<(String, Option<String>)>>> = Arc::default();
+    type Seen = Vec<(String, Option<String>)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
     let s2 = seen.clone();
     server.set_thread_init(Arc::new(move |name: &str| {
         let t = std::thread::current().name().map(str::to_string);
