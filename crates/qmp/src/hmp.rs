@@ -56,7 +56,17 @@ const COMMANDS: &[(&str, &str, &str)] = &[
         "create QOM object",
     ),
     ("object_del", "id", "destroy QOM object"),
+    (
+        "change",
+        "vnc password PASSWORD",
+        "change the VNC password (pmvm: no removable media)",
+    ),
     ("quit|q", "", "quit the emulator"),
+    (
+        "set_password",
+        "protocol password [-d display] [action-if-connected]",
+        "set spice/vnc password",
+    ),
     ("stop|s", "", "stop emulation"),
     ("system_powerdown", "", "send system power down event"),
     ("system_reset", "", "reset the system"),
@@ -76,6 +86,7 @@ const INFO: &[(&str, &str)] = &[
     ("registers [-a]", "show the cpu registers (-a: all CPUs)"),
     ("status", "show the current VM status (running|paused)"),
     ("version", "show the version of QEMU"),
+    ("vnc", "show the vnc server status"),
 ];
 
 fn help_line(name: &str, params: &str, help: &str, prefix: &str) -> String {
@@ -219,6 +230,7 @@ pub fn parse_hmp_line(line: &str) -> Result<HmpRequest, String> {
                 "cpus" => Command::QueryCpusFast,
                 "block" => Command::QueryBlock,
                 "name" => Command::QueryName,
+                "vnc" => Command::QueryVnc,
                 "version" => return Ok(HmpRequest::InfoVersion),
                 _ => return Err(format!("unknown command: 'info {sub}'")),
             };
@@ -240,6 +252,8 @@ pub fn parse_hmp_line(line: &str) -> Result<HmpRequest, String> {
         "device_del" => Ok(HmpRequest::Command(Command::DeviceDel {
             id: word_arg(cmd, rest, "device")?,
         })),
+        "set_password" => Ok(HmpRequest::Command(crate::vnc::parse_set_password(rest)?)),
+        "change" => Ok(HmpRequest::Command(crate::vnc::parse_change(rest)?)),
         "cont" | "c" => no_args(cmd, rest, Command::Cont),
         "stop" | "s" => no_args(cmd, rest, Command::Stop),
         "system_powerdown" => no_args(cmd, rest, Command::SystemPowerdown),
@@ -393,6 +407,7 @@ pub(crate) fn format_result(cmd: &Command, v: serde_json::Value) -> Result<Strin
         Command::QueryCpusFast => format_cpus(&decode::<Vec<_>>(cmd.name(), v)?),
         Command::QueryBlock => format_block(&decode::<Vec<_>>(cmd.name(), v)?),
         Command::InfoRegisters { .. } => decode::<String>(cmd.name(), v)?,
+        Command::QueryVnc => crate::vnc::format_info_vnc(&decode(cmd.name(), v)?),
         Command::QueryName => match decode::<NameInfo>(cmd.name(), v)?.name {
             Some(n) => format!("{n}\n"),
             None => String::new(),
