@@ -13,6 +13,7 @@ use crate::vm::{ExitReason, Vm};
 /// Runs the configured VM, rebooting it on reset unless `-no-reboot`, with the QMP and human
 /// monitors the command line asks for. Returns the process exit status.
 pub fn run_vm(cfg: &VmConfig) -> Result<i32> {
+    let vnc = crate::vnc::parse(cfg)?;
     let kvm = Kvm::new().map_err(Error::KvmOpen)?;
     if cfg.sandbox {
         crate::seccomp::enable()?;
@@ -22,6 +23,10 @@ pub fn run_vm(cfg: &VmConfig) -> Result<i32> {
     let monitor = Monitor::new(cfg.clone());
     crate::signals::start(&monitor).map_err(|e| Error::io("cannot start the signal thread", e))?;
     let monitor_on_stdio = monitor.start_servers()?;
+    // The VNC server outlives guest resets: each rebuilt VM's UART writes to its screen.
+    if let Some(spec) = vnc {
+        crate::vnc::start(cfg, spec, monitor.hmp_hook())?;
+    }
     if cfg.serial == SerialConfig::Stdio && !monitor_on_stdio {
         console::enable_raw_mode();
         console::start_stdin_reader();
@@ -67,6 +72,7 @@ pub fn run_vm(cfg: &VmConfig) -> Result<i32> {
         }
     };
     monitor.shutdown();
+    crate::vnc::shutdown();
     console::restore_terminal();
     result
 }

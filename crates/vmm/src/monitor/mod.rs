@@ -56,7 +56,7 @@ impl Monitor {
     pub fn start_servers(self: &Arc<Self>) -> Result<bool> {
         let cfg = self.config();
         let serial_stdio = cfg.serial == vm_config::SerialConfig::Stdio;
-        if cfg.qmp.is_empty() && cfg.monitor.is_empty() && !serial_stdio {
+        if cfg.qmp.is_empty() && cfg.monitor.is_empty() && !serial_stdio && cfg.vnc.is_none() {
             return Ok(false);
         }
         let handler: Arc<dyn QmpHandler> = self.clone();
@@ -106,6 +106,17 @@ impl Monitor {
         }
         *self.server.lock().unwrap_or_else(|p| p.into_inner()) = Some(server);
         Ok(on_stdio)
+    }
+
+    /// The human monitor as a function of one line (VNC console 2); `None` before
+    /// [`Monitor::start_servers`] made a server.
+    pub fn hmp_hook(&self) -> Option<crate::vnc::HmpHook> {
+        let s = self
+            .server
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
+        Some(Box::new(move |line| s.hmp_command(line)))
     }
 
     /// Sends an event to every negotiated QMP client.
@@ -188,6 +199,18 @@ impl Monitor {
             Command::ObjectDel { id } => Ok(hotplug::object_del(st, &id)?),
             Command::DeviceAdd(add) => Ok(hotplug::device_add(st, add)?),
             Command::DeviceDel { id } => Ok(hotplug::device_del(st, &id)?),
+            Command::QueryVnc => {
+                Ok(serde_json::to_value(crate::vnc::query()).unwrap_or(Value::Null))
+            }
+            Command::SetPassword {
+                protocol,
+                password,
+                connected,
+                ..
+            } => {
+                crate::vnc::set_password(&protocol, &password, connected.as_deref())?;
+                Ok(json!({}))
+            }
             Command::Stop | Command::Cont => {
                 let stop = matches!(cmd, Command::Stop);
                 let vm = st.vm()?;

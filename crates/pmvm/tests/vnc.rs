@@ -1,0 +1,357 @@
+//! `-vnc` end to end on the host: pmvm runs a tiny PVH guest that echoes its serial input,
+//! with the serial port on the VNC text console (QEMU's default `vc` with `-vnc`), and a small
+//! RFB client written here reads the screen and types. Text is found without OCR: the expected
+//! string is rendered by `rfb::TextScreen` (pmvm's own renderer) and searched for, cell by
+//! cell, in the pixels the client received. Needs /dev/kvm and gcc.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rfb::TextScreen;
+
+/// A guest that prints a marker and then echoes what the UART receives (CR as CRLF). It polls
+/// the line status register with a pause loop between reads, so it makes few VM exits.
+const ECHO_GUEST: &str = r#"
+	.code32
+	.section .text
+	.globl _start
+_start:
+	mov	$0x80000, %esp
+	mov	$msg, %esi
+	call	puts
+poll:	mov	$0x3fd, %dx
+	inb	%dx, %al
+	test	$1, %al
+	jnz	got
+	mov	$0x20000, %ecx
+1:	pause
+	dec	%ecx
+	jnz	1b
+	jmp	poll
+got:	mov	$0x3f8, %dx
+	inb	%dx, %al
+	cmp	$0x0d, %al
+	jne	2f
+	outb	%al, %dx
+	mov	$0x0a, %al
+2:	outb	%al, %dx
+	jmp	poll
+puts:	mov	$0x3f8, %dx
+3:	lodsb
+	test	%al, %al
+	jz	4f
+	outb	%al, %dx
+	jmp	3b
+4:	ret
+	.section .rodata
+msg:	.asciz "PMVM-VNC-ECHO ready\r\n"
+	.section .note.Xen, "a", @note
+	.align 4
+	.long 4
+	.long 4
+	.long 18
+	.asciz "Xen"
+	.align 4
+	.long _start
+"#;
+
+fn echo_elf(dir: &Path) -> PathBuf {
+    let src = dir.join("echo.S");
+    std::fs::write(&src, ECHO_GUEST).unwrap();
+    let out = dir.join("echo.elf");
+    let st = Command::new("gcc")
+        .args([
+            "-nostdlib",
+            "-static",
+            "-no-pie",
+            "-Wl,-Ttext=0x200000",
+            "-Wl,--build-id=none",
+            "-o",
+        ])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .unwrap_or_else(|e| panic!("gcc is needed to assemble the echo guest ({e})"));
+    assert!(st.success(), "assembling the echo guest failed");
+    out
+}
+
+/// A minimal RFB 3.8 client with a local copy of the screen.
+struct Client {
+    s: UnixStream,
+    w: usize,
+    h: usize,
+    pixels: Vec<u32>,
+}
+
+fn read_n(s: &mut impl Read, n: usize) -> Vec<u8> {
+    let mut v = vec![0; n];
+    s.read_exact(&mut v).expect("the VNC server answers");
+    v
+}
+
+fn be16(b: &[u8]) -> usize {
+    usize::from(u16::from_be_bytes([b[0], b[1]]))
+}
+
+const CONTROL_L: u32 = 0xffe3;
+const ALT_L: u32 = 0xffe9;
+const RETURN: u32 = 0xff0d;
+
+impl Client {
+    fn connect(path: &Path, child: &mut Child) -> Client {
+        let t = Instant::now();
+        let mut s = loop {
+            match UnixStream::connect(path) {
+                Ok(s) => break s,
+                Err(e) => {
+                    if let Some(st) = child.try_wait().unwrap() {
+                        panic!("pmvm exited with {st} before its VNC socket came up");
+                    }
+                    assert!(t.elapsed() < Duration::from_secs(20), "no VNC socket: {e}");
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        };
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        assert_eq!(read_n(&mut s, 12), b"RFB 003.008\n");
+        s.write_all(b"RFB 003.008\n").unwrap();
+        assert_eq!(read_n(&mut s, 2), [1, 1], "one security type: None");
+        s.write_all(&[1]).unwrap();
+        assert_eq!(read_n(&mut s, 4), [0, 0, 0, 0], "SecurityResult");
+        s.write_all(&[1]).unwrap(); // shared
+        let init = read_n(&mut s, 24);
+        let (w, h) = (be16(&init[0..]), be16(&init[2..]));
+        assert_eq!(
+            (init[4], init[6], init[7]),
+            (32, 0, 1),
+            "32 bpp little-endian true colour"
+        );
+        let name_len = u32::from_be_bytes([init[20], init[21], init[22], init[23]]) as usize;
+        read_n(&mut s, name_len);
+        Client {
+            s,
+            w,
+            h,
+            pixels: vec![0; w * h],
+        }
+    }
+
+    /// Requests an update and applies it; returns the area it covered, in pixels.
+    fn update(&mut self, incremental: bool) -> usize {
+        let mut m = vec![3, u8::from(incremental), 0, 0, 0, 0];
+        m.extend_from_slice(&(self.w as u16).to_be_bytes());
+        m.extend_from_slice(&(self.h as u16).to_be_bytes());
+        self.s.write_all(&m).unwrap();
+        loop {
+            let head = read_n(&mut self.s, 1);
+            match head[0] {
+                0 => break,
+                2 => continue, // Bell
+                3 => {
+                    let h = read_n(&mut self.s, 7);
+                    let n = u32::from_be_bytes([h[3], h[4], h[5], h[6]]) as usize;
+                    read_n(&mut self.s, n);
+                }
+                t => panic!("unexpected server message {t}"),
+            }
+        }
+        let h = read_n(&mut self.s, 3);
+        let mut area = 0;
+        for _ in 0..be16(&h[1..]) {
+            let r = read_n(&mut self.s, 12);
+            let (x, y, w, hh) = (be16(&r[0..]), be16(&r[2..]), be16(&r[4..]), be16(&r[6..]));
+            assert_eq!(&r[8..], [0, 0, 0, 0], "Raw encoding");
+            let data = read_n(&mut self.s, w * hh * 4);
+            for row in 0..hh {
+                for col in 0..w {
+                    let i = (row * w + col) * 4;
+                    let px = u32::from_le_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]);
+                    self.pixels[(y + row) * self.w + x + col] = px & 0xff_ffff;
+                }
+            }
+            area += w * hh;
+        }
+        area
+    }
+
+    fn key(&mut self, keysym: u32, down: bool) {
+        let mut m = vec![4, u8::from(down), 0, 0];
+        m.extend_from_slice(&keysym.to_be_bytes());
+        self.s.write_all(&m).unwrap();
+    }
+
+    fn tap(&mut self, keysym: u32) {
+        self.key(keysym, true);
+        self.key(keysym, false);
+    }
+
+    fn type_line(&mut self, text: &str) {
+        for c in text.chars() {
+            self.tap(c as u32);
+        }
+        self.tap(RETURN);
+    }
+
+    fn console(&mut self, n: u8) {
+        self.key(CONTROL_L, true);
+        self.key(ALT_L, true);
+        self.tap(u32::from(b'0' + n));
+        self.key(ALT_L, false);
+        self.key(CONTROL_L, false);
+    }
+
+    /// Whether `text` appears on the screen, at a cell boundary, as `TextScreen` draws it.
+    fn shows(&self, text: &str) -> bool {
+        let cols = text.chars().count() as u16;
+        let mut reference = TextScreen::new(cols + 1, 1);
+        reference.feed(text.as_bytes());
+        let fb = reference.framebuffer();
+        let (cw, ch) = (
+            usize::from(rfb::text::CELL_W),
+            usize::from(rfb::text::CELL_H),
+        );
+        let width = usize::from(cols) * cw;
+        for cy in 0..self.h / ch {
+            for cx in 0..(self.w / cw).saturating_sub(usize::from(cols) - 1) {
+                let (x0, y0) = (cx * cw, cy * ch);
+                let same = (0..ch).all(|y| {
+                    let row = fb.row(0, y as u16, width as u16);
+                    let off = (y0 + y) * self.w + x0;
+                    row.iter()
+                        .zip(&self.pixels[off..off + width])
+                        .all(|(a, b)| a & 0xff_ffff == *b)
+                });
+                if same {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// Polls the screen until `text` shows up.
+    fn wait_for(&mut self, text: &str, child: &mut Child) {
+        let t = Instant::now();
+        loop {
+            self.update(false);
+            if self.shows(text) {
+                return;
+            }
+            if let Some(st) = child.try_wait().unwrap() {
+                panic!("pmvm exited with {st} while waiting for {text:?} on the screen");
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "{text:?} never appeared on the VNC screen"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[test]
+fn vnc_shows_serial_text_takes_keys_and_runs_the_monitor_on_ctrl_alt_2() {
+    assert!(Path::new("/dev/kvm").exists(), "/dev/kvm is needed");
+    let dir = std::env::temp_dir().join(format!("pmvm-vnc-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let elf = echo_elf(&dir);
+    let sock = dir.join("vnc.sock");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pmvm"))
+        .args(["-machine", "pc,nvdimm=on", "-m", "64M,slots=2,maxmem=1G"])
+        .arg("-object")
+        .arg(format!(
+            "memory-backend-file,id=m,share=on,mem-path={},size=64M",
+            dir.join("nv.img").display()
+        ))
+        .args(["-device", "nvdimm,id=nv0,memdev=m", "-S", "-kernel"])
+        .arg(&elf)
+        .arg("-vnc")
+        .arg(format!("unix:{}", sock.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("pmvm starts");
+    let mut c = Client::connect(&sock, &mut child);
+    assert_eq!((c.w, c.h), (640, 400), "80x25 text console");
+
+    // Console 2: the monitor, paused by -S.
+    c.console(2);
+    c.wait_for("(qemu) ", &mut child);
+    c.type_line("info status");
+    c.wait_for("VM status: paused", &mut child);
+    // Only the tiles that change are sent: one typed character is a small update.
+    // (An incremental request is answered once something changed.)
+    c.tap(u32::from(b'x'));
+    let area = c.update(true);
+    assert!(
+        area > 0 && area <= 4 * 16 * 16,
+        "a typed character updated {area} pixels"
+    );
+    c.tap(0xff08); // BackSpace
+    c.type_line("info memory-devices");
+    c.wait_for("Memory device [nvdimm]: \"nv0\"", &mut child);
+    c.type_line("info vnc");
+    c.wait_for("  Auth: none (Sub: none)", &mut child);
+    c.wait_for("  Client: : (unix)", &mut child);
+    c.type_line("cont");
+    c.type_line("info status");
+    c.wait_for("VM status: running", &mut child);
+
+    // Console 1: the guest's screen, i.e. its serial text for now; keys go to the UART.
+    c.console(1);
+    c.wait_for("PMVM-VNC-ECHO ready", &mut child);
+    c.type_line("hello vnc");
+    c.wait_for("hello vnc", &mut child);
+    // Console 3: the serial console, the same text.
+    c.console(3);
+    c.wait_for("hello vnc", &mut child);
+
+    // quit from the monitor console ends pmvm cleanly and removes the socket.
+    c.console(2);
+    c.type_line("quit");
+    let t = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "pmvm did not quit");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(status.success(), "pmvm: {status}: {err}");
+    // -serial vc: the serial port goes to the VNC console only, not to stdout.
+    assert!(!out.contains("PMVM-VNC-ECHO"), "serial on stdout: {out:?}");
+    assert!(!sock.exists(), "the VNC socket is removed at exit");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn vnc_errors_name_the_option() {
+    let out = Command::new(env!("CARGO_BIN_EXE_pmvm"))
+        .args(["-kernel", "/proc/self/exe", "-vnc", "localhost"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.starts_with("pmvm: -vnc localhost: "), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
