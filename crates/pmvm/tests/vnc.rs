@@ -296,6 +296,14 @@ fn vnc_shows_serial_text_takes_keys_and_runs_the_monitor_on_ctrl_alt_2() {
     c.tap(0xff08); // BackSpace
     c.type_line("info memory-devices");
     c.wait_for("Memory device [nvdimm]: \"nv0\"", &mut child);
+    // Hot plug from the VNC monitor, as the seed's users do (runs under the sandbox).
+    c.type_line(&format!(
+        "object_add memory-backend-file,id=hp,share=on,mem-path={},size=64M",
+        dir.join("hp.img").display()
+    ));
+    c.type_line("device_add nvdimm,id=nv1,memdev=hp");
+    c.type_line("info memory-devices");
+    c.wait_for("Memory device [nvdimm]: \"nv1\"", &mut child);
     c.type_line("info vnc");
     c.wait_for("  Auth: none (Sub: none)", &mut child);
     c.wait_for("  Client: : (unix)", &mut child);
