@@ -158,8 +158,17 @@ fn start(name: &str, extra: &[&str]) -> (Child, PathBuf, Qmp, UnixStream) {
         .spawn()
         .expect("pmvm starts");
     let q = Qmp::connect(&sock, &mut child);
-    // The VNC socket is up before QMP answers (both start before the first guest).
-    let mut v = UnixStream::connect(&vnc).expect("the VNC socket");
+    // The VNC server starts right after the monitors, before the first guest.
+    let t = Instant::now();
+    let mut v = loop {
+        match UnixStream::connect(&vnc) {
+            Ok(v) => break v,
+            Err(e) => {
+                assert!(t.elapsed() < Duration::from_secs(20), "no VNC socket: {e}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    };
     v.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let mut version = [0u8; 12];
     std::io::Read::read_exact(&mut v, &mut version).expect("the RFB greeting");
