@@ -363,3 +363,40 @@ fn vnc_errors_name_the_option() {
     assert!(err.starts_with("pmvm: -vnc localhost: "), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+#[test]
+fn listening_beyond_loopback_without_a_password_warns() {
+    assert!(Path::new("/dev/kvm").exists(), "/dev/kvm is needed");
+    let dir = std::env::temp_dir().join(format!("pmvm-vnc-warn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let elf = echo_elf(&dir);
+    // A display number unlikely to be taken; `to=` moves on if it is.
+    let n = 3000 + std::process::id() % 20000;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pmvm"))
+        .args(["-m", "64M", "-S", "-serial", "none", "-kernel"])
+        .arg(&elf)
+        .arg("-vnc")
+        .arg(format!(":{n},to={}", n + 50))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("pmvm starts");
+    let mut stderr = child.stderr.take().unwrap();
+    let mut err = Vec::new();
+    let mut buf = [0u8; 512];
+    while !String::from_utf8_lossy(&err).contains('\n') {
+        match stderr.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => err.extend_from_slice(&buf[..k]),
+        }
+    }
+    let _ = child.kill(); // the child we started, by its pid
+    let _ = child.wait();
+    let err = String::from_utf8_lossy(&err);
+    assert!(
+        err.contains("warning") && err.contains("no password") && err.contains("127.0.0.1"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
