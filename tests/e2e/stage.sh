@@ -68,6 +68,11 @@ stage_extra_dir() {
 	# tests/e2e/vnc.sh: the static RFB client for L1's busybox userland (built like hibprobe).
 	gcc -static -O2 -Wall -Wextra -o "$dir/bin/vncprobe" "$E2E_REPO/harness/vncprobe.c" ||
 		echo "stage: building harness/vncprobe.c FAILED; vnc.sh will fail" >&2
+	# QEMU's VNC server will not start without its keymap (merged into L1's /opt/share/qemu).
+	if [[ -f /usr/share/qemu/keymaps/en-us ]]; then
+		mkdir -p "$dir/share/qemu/keymaps"
+		cp /usr/share/qemu/keymaps/en-us "$dir/share/qemu/keymaps/"
+	fi
 	# tests/e2e/qmp.sh, bench/hotplug.sh: python3 + qemu.qmp ($dir/python), e2e/qmp/, L2 modules
 	if [[ -f $E2E_REPO/tests/e2e/qmp/stage-hook.sh ]]; then
 		. "$E2E_REPO/tests/e2e/qmp/stage-hook.sh"

@@ -31,7 +31,7 @@ mk-l2-initrd "$work/l2.sh" "$work/initrd.img" || { fail "mk-l2-initrd"; summary;
 wait_log() {
 	local i
 	for i in $(seq 1 "${3:-600}"); do
-		tr -d '\r' <"$1" 2>/dev/null | grep -q -- "$2" && return 0
+		[[ -f $1 ]] && tr -d '\r' <"$1" | grep -q -- "$2" && return 0
 		sleep 0.1
 	done
 	return 1
