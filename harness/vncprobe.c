@@ -10,6 +10,8 @@
  *   key=SYM      press and release one keysym, in hex (key=ff0d is Return)
  *   sleep=MS     wait
  *   dump=FILE    request a full update and write the screen as a binary PPM
+ *   watch=SECS   be an idle viewer for SECS: keep an incremental update request pending and
+ *                read what the server sends (prints the number of updates)
  *   find=TEXT    poll the screen (full updates) until TEXT is shown, cell-aligned in 8x16
  *                cells with the glyphs of harness/vncfont.h (pmvm's text console font: a pixel
  *                is "ink" when it is not black); fails after -t SECS (default 20)
@@ -22,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -166,10 +169,15 @@ static void handshake(void)
 	wr(enc, sizeof(enc));
 }
 
-static void full_update(void)
+static void request(int incremental)
 {
-	uint8_t req[10] = { 3, 0, 0, 0, 0, 0, (uint8_t)(w >> 8), (uint8_t)w, (uint8_t)(h >> 8), (uint8_t)h };
+	uint8_t req[10] = { 3, (uint8_t)incremental, 0, 0, 0, 0, (uint8_t)(w >> 8), (uint8_t)w, (uint8_t)(h >> 8), (uint8_t)h };
 	wr(req, sizeof(req));
+}
+
+/* Reads server messages up to and including one FramebufferUpdate, applied to fb. */
+static void read_update(void)
+{
 	for (;;) {
 		uint8_t t;
 		rd(&t, 1);
@@ -200,6 +208,12 @@ static void full_update(void)
 		for (unsigned row = 0; row < rh; row++)
 			rd(fb + (size_t)(y + row) * w + x, (size_t)rw * 4);
 	}
+}
+
+static void full_update(void)
+{
+	request(0);
+	read_update();
 }
 
 static void key(uint32_t sym, int down)
@@ -258,7 +272,7 @@ int main(int argc, char **argv)
 	}
 	if (i >= argc) {
 		fprintf(stderr, "usage: vncprobe [-t SECS] HOST:PORT|unix:PATH STEP...\n"
-				"steps: console=N type=TEXT key=HEXSYM sleep=MS dump=FILE find=TEXT\n");
+				"steps: console=N type=TEXT key=HEXSYM sleep=MS dump=FILE watch=SECS find=TEXT\n");
 		return 2;
 	}
 	connect_to(argv[i++]);
@@ -304,6 +318,19 @@ int main(int argc, char **argv)
 			}
 			fclose(f);
 			printf("DUMP %ux%u %s\n", w, h, v);
+		} else if (strncmp(a, "watch=", 6) == 0) {
+			double t0 = now(), secs = atof(v);
+			unsigned long updates = 0;
+			request(1);
+			while (now() - t0 < secs) {
+				struct pollfd p = { .fd = fd, .events = POLLIN };
+				if (poll(&p, 1, 200) > 0) {
+					read_update();
+					updates++;
+					request(1);
+				}
+			}
+			printf("WATCH %lu updates in %.1f s\n", updates, secs);
 		} else if (strncmp(a, "find=", 5) == 0) {
 			double t0 = now();
 			int ok = 0;

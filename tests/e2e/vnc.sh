@@ -9,7 +9,8 @@
 #    /dev/pmem1 (checked by a command typed into its shell); `quit` ends the VMM with status 0.
 # QEMU reads its monitor and serial text through `-chardev vc,logfile=`: vncprobe can match
 # only pmvm's console font (harness/vncfont.h), so pmvm's monitor answers are checked on the
-# screen. QEMU gets `-vga std` (so Ctrl-Alt-1 is the VGA, 2 the monitor, 3 the serial port:
+# screen. QEMU needs its en-us keymap for -vnc (stage.sh adds it to L1's /opt/share/qemu);
+# it gets `-vga std` (so Ctrl-Alt-1 is the VGA, 2 the monitor, 3 the serial port:
 # QEMU's default layout) and `-nodefaults` (L1 has no NIC ROMs). pmvm gets `-serial file:` so
 # the serial log exists; its VNC consoles 1 and 3 show the same text.
 . "${E2E_LIB:-$HIB_OPT/e2e/lib.sh}"
