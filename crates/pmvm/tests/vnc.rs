@@ -190,6 +190,15 @@ impl Client {
         false
     }
 
+    /// Writes the screen as a binary PPM (for a failing test's report).
+    fn dump(&self, path: &Path) {
+        let mut out = format!("P6\n{} {}\n255\n", self.w, self.h).into_bytes();
+        for p in &self.pixels {
+            out.extend_from_slice(&[(p >> 16) as u8, (p >> 8) as u8, *p as u8]);
+        }
+        let _ = std::fs::write(path, out);
+    }
+
     /// Polls the screen until `text` shows up.
     fn wait_for(&mut self, text: &str, child: &mut Child) {
         let t = Instant::now();
@@ -201,10 +210,15 @@ impl Client {
             if let Some(st) = child.try_wait().unwrap() {
                 panic!("pmvm exited with {st} while waiting for {text:?} on the screen");
             }
-            assert!(
-                t.elapsed() < Duration::from_secs(20),
-                "{text:?} never appeared on the VNC screen"
-            );
+            if t.elapsed() > Duration::from_secs(20) {
+                let shot =
+                    std::env::temp_dir().join(format!("pmvm-vnc-{}.ppm", std::process::id()));
+                self.dump(&shot);
+                panic!(
+                    "{text:?} never appeared on the VNC screen (screen: {})",
+                    shot.display()
+                );
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -264,6 +278,9 @@ fn vnc_shows_serial_text_takes_keys_and_runs_the_monitor_on_ctrl_alt_2() {
     c.type_line("info vnc");
     c.wait_for("  Auth: none (Sub: none)", &mut child);
     c.wait_for("  Client: : (unix)", &mut child);
+    // A password needs password=on, as in QEMU 7.2.
+    c.type_line("set_password vnc s3cret");
+    c.wait_for("Error: Could not set password", &mut child);
     c.type_line("cont");
     c.type_line("info status");
     c.wait_for("VM status: running", &mut child);
@@ -355,5 +372,114 @@ fn listening_beyond_loopback_without_a_password_warns() {
         err.contains("warning") && err.contains("no password") && err.contains("127.0.0.1"),
         "{err}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Sends one QMP command on a negotiated connection and returns the reply line.
+fn qmp(r: &mut impl std::io::BufRead, w: &mut impl Write, cmd: &str) -> String {
+    w.write_all(format!("{cmd}\n").as_bytes()).unwrap();
+    loop {
+        let mut l = String::new();
+        r.read_line(&mut l).unwrap();
+        assert!(!l.is_empty(), "QMP closed");
+        if l.contains("\"return\"") || l.contains("\"error\"") {
+            return l;
+        }
+    }
+}
+
+#[test]
+fn password_on_refuses_viewers_until_set_password_then_asks_for_it() {
+    assert!(Path::new("/dev/kvm").exists(), "/dev/kvm is needed");
+    let dir = std::env::temp_dir().join(format!("pmvm-vnc-pw-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let elf = echo_elf(&dir);
+    let (vsock, qsock) = (dir.join("vnc.sock"), dir.join("qmp.sock"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pmvm"))
+        .args(["-m", "64M", "-S", "-kernel"])
+        .arg(&elf)
+        .arg("-vnc")
+        .arg(format!("unix:{},password=on", vsock.display()))
+        .arg("-qmp")
+        .arg(format!("unix:{},server,wait=off", qsock.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("pmvm starts");
+    let connect = |p: &Path| {
+        let t = Instant::now();
+        loop {
+            match UnixStream::connect(p) {
+                Ok(s) => {
+                    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                    return s;
+                }
+                Err(e) => {
+                    assert!(
+                        t.elapsed() < Duration::from_secs(20),
+                        "{}: {e}",
+                        p.display()
+                    );
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+    };
+    let q = connect(&qsock);
+    let mut qw = q.try_clone().unwrap();
+    let mut qr = std::io::BufReader::new(q);
+    let mut greeting = String::new();
+    std::io::BufRead::read_line(&mut qr, &mut greeting).unwrap();
+    qmp(&mut qr, &mut qw, r#"{"execute":"qmp_capabilities"}"#);
+    let info = qmp(&mut qr, &mut qw, r#"{"execute":"query-vnc"}"#);
+    assert!(
+        info.contains(r#""enabled": true"#) && info.contains(r#""auth": "vnc""#),
+        "{info}"
+    );
+    assert!(info.contains(r#""family": "unix""#), "{info}");
+
+    // No password set yet: the viewer is refused, with the reason (RFB 3.8).
+    let mut v = connect(&vsock);
+    read_n(&mut v, 12);
+    v.write_all(b"RFB 003.008\n").unwrap();
+    assert_eq!(read_n(&mut v, 1), [0], "no security types");
+    let n = u32::from_be_bytes(read_n(&mut v, 4).try_into().unwrap()) as usize;
+    let reason = String::from_utf8(read_n(&mut v, n)).unwrap();
+    assert!(reason.contains("password"), "{reason}");
+
+    let spice = qmp(
+        &mut qr,
+        &mut qw,
+        r#"{"execute":"set_password","arguments":{"protocol":"spice","password":"x"}}"#,
+    );
+    assert!(spice.contains("DeviceNotActive"), "{spice}");
+    let ok = qmp(
+        &mut qr,
+        &mut qw,
+        r#"{"execute":"set_password","arguments":{"protocol":"vnc","password":"s3cret"}}"#,
+    );
+    assert!(ok.contains(r#""return": {}"#), "{ok}");
+
+    // Now VNC Authentication with that password lets a viewer in.
+    let mut v = connect(&vsock);
+    read_n(&mut v, 12);
+    v.write_all(b"RFB 003.008\n").unwrap();
+    assert_eq!(read_n(&mut v, 2), [1, 2], "VNC Authentication only");
+    v.write_all(&[2]).unwrap();
+    let ch: [u8; 16] = read_n(&mut v, 16).try_into().unwrap();
+    v.write_all(&rfb::auth::vnc_auth_response(b"s3cret", &ch))
+        .unwrap();
+    assert_eq!(read_n(&mut v, 4), [0, 0, 0, 0], "SecurityResult ok");
+    // `change vnc password` over human-monitor-command works too.
+    let r = qmp(
+        &mut qr,
+        &mut qw,
+        r#"{"execute":"human-monitor-command","arguments":{"command-line":"change vnc password other"}}"#,
+    );
+    assert!(r.contains(r#""return": """#), "{r}");
+    qmp(&mut qr, &mut qw, r#"{"execute":"quit"}"#);
+    assert!(child.wait().unwrap().success());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -22,11 +22,13 @@ pub fn run_vm(cfg: &VmConfig) -> Result<i32> {
         .map_err(|e| Error::io("cannot install the vCPU kick handler", e))?;
     let monitor = Monitor::new(cfg.clone());
     crate::signals::start(&monitor).map_err(|e| Error::io("cannot start the signal thread", e))?;
-    let monitor_on_stdio = monitor.start_servers()?;
-    // The VNC server outlives guest resets: each rebuilt VM's UART writes to its screen.
+    // VNC first, so that it is up once a QMP client can ask `query-vnc`. It outlives guest
+    // resets: each rebuilt VM's UART writes to its screen.
     if let Some(spec) = vnc {
-        crate::vnc::start(cfg, spec, monitor.hmp_hook())?;
+        let m = monitor.clone();
+        crate::vnc::start(cfg, spec, Some(Box::new(move |line| m.hmp_line(line))))?;
     }
+    let monitor_on_stdio = monitor.start_servers()?;
     if cfg.serial == SerialConfig::Stdio && !monitor_on_stdio {
         console::enable_raw_mode();
         console::start_stdin_reader();

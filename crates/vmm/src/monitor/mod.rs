@@ -108,15 +108,18 @@ impl Monitor {
         Ok(on_stdio)
     }
 
-    /// The human monitor as a function of one line (VNC console 2); `None` before
-    /// [`Monitor::start_servers`] made a server.
-    pub fn hmp_hook(&self) -> Option<crate::vnc::HmpHook> {
-        let s = self
+    /// Runs one human-monitor line (VNC console 2) through the server's HMP path; output
+    /// uses `\n`. Before [`Monitor::start_servers`] there is no server yet.
+    pub fn hmp_line(&self, line: &str) -> String {
+        let server = self
             .server
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()?;
-        Some(Box::new(move |line| s.hmp_command(line)))
+            .clone();
+        match server {
+            Some(s) => s.hmp_command(line),
+            None => "Error: the monitor is not running yet\n".to_string(),
+        }
     }
 
     /// Sends an event to every negotiated QMP client.
