@@ -158,7 +158,7 @@ fn start(name: &str, extra: &[&str]) -> (Child, PathBuf, Qmp, UnixStream) {
         .spawn()
         .expect("pmvm starts");
     let q = Qmp::connect(&sock, &mut child);
-    // The VNC server starts right after the monitors, before the first guest.
+    // The VNC server starts before the monitors; still, wait for its socket.
     let t = Instant::now();
     let mut v = loop {
         match UnixStream::connect(&vnc) {
