@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Host-side helper for tests/e2e/run.sh and bench/*.sh (sourced): build pmvm and stage an
-# HIB_EXTRA_DIR holding bin/pmvm, bin/pmctl and e2e/*.sh (the test scripts and lib.sh),
+# HIB_EXTRA_DIR holding bin/pmvm, bin/pmctl, bin/vncprobe and e2e/*.sh (the test scripts and lib.sh),
 # plus python/ and e2e/qmp/ for qmp.sh (tests/e2e/qmp/stage-hook.sh).
 #
 #   stage_extra_dir DIR   sets STAGE_PMVM to the staged binary's source ("" if none)
@@ -65,6 +65,14 @@ stage_extra_dir() {
 	fi
 	STAGE_PMCTL=$(find_pmctl) || STAGE_PMCTL=""
 	[[ -n $STAGE_PMCTL ]] && cp "$STAGE_PMCTL" "$dir/bin/pmctl" && echo "stage: pmctl = $STAGE_PMCTL" >&2
+	# tests/e2e/vnc.sh: the static RFB client for L1's busybox userland (built like hibprobe).
+	gcc -static -O2 -Wall -Wextra -o "$dir/bin/vncprobe" "$E2E_REPO/harness/vncprobe.c" ||
+		echo "stage: building harness/vncprobe.c FAILED; vnc.sh will fail" >&2
+	# QEMU's VNC server will not start without its keymap (merged into L1's /opt/share/qemu).
+	if [[ -f /usr/share/qemu/keymaps/en-us ]]; then
+		mkdir -p "$dir/share/qemu/keymaps"
+		cp /usr/share/qemu/keymaps/en-us "$dir/share/qemu/keymaps/"
+	fi
 	# tests/e2e/qmp.sh, bench/hotplug.sh: python3 + qemu.qmp ($dir/python), e2e/qmp/, L2 modules
 	if [[ -f $E2E_REPO/tests/e2e/qmp/stage-hook.sh ]]; then
 		. "$E2E_REPO/tests/e2e/qmp/stage-hook.sh"

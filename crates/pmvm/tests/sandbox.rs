@@ -1,5 +1,5 @@
 //! The sandbox (`-sandbox on`, the default): every pmvm thread runs under a seccomp filter
-//! (`Seccomp: 2` in /proc), the monitor still works under it (queries, hotplug, a guest reset
+//! (`Seccomp: 2` in /proc; the VNC server's threads included), the monitor still works under it (queries, hotplug, a guest reset
 //! that rebuilds the VM, `quit`), and `-sandbox off` leaves every thread unfiltered. Uses the
 //! tiny PVH guest of tiny_boot.rs, kept paused (`-S`), and needs /dev/kvm and gcc.
 
@@ -119,9 +119,11 @@ fn wait_threads(pid: u32, want: &[&str]) -> Vec<(String, String)> {
     }
 }
 
-/// Starts pmvm paused with a QMP socket, an NVDIMM, a virtio disk and the serial console on
-/// stdio (so the stdin reader runs); returns it with its scratch directory and QMP client.
-fn start(name: &str, extra: &[&str]) -> (Child, PathBuf, Qmp) {
+/// Starts pmvm paused with a QMP socket, an NVDIMM, a virtio disk, the serial console on
+/// stdio (so the stdin reader runs) and a VNC server on a Unix socket with one viewer
+/// connected (so its listener, reader and writer threads run); returns it with its scratch
+/// directory, QMP client and VNC connection.
+fn start(name: &str, extra: &[&str]) -> (Child, PathBuf, Qmp, UnixStream) {
     let dir = std::env::temp_dir().join(format!("pmvm-sandbox-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -132,6 +134,7 @@ fn start(name: &str, extra: &[&str]) -> (Child, PathBuf, Qmp) {
         .set_len(1 << 20)
         .unwrap();
     let sock = dir.join("qmp.sock");
+    let vnc = dir.join("vnc.sock");
     let mut child = Command::new(env!("CARGO_BIN_EXE_pmvm"))
         .args(["-machine", "pc,nvdimm=on", "-m", "64M,slots=2,maxmem=1G"])
         .arg("-object")
@@ -152,6 +155,8 @@ fn start(name: &str, extra: &[&str]) -> (Child, PathBuf, Qmp) {
         ])
         .args(["-nographic", "-S", "-qmp"])
         .arg(format!("unix:{},server,wait=off", sock.display()))
+        .arg("-vnc")
+        .arg(format!("unix:{}", vnc.display()))
         .args(extra)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -159,7 +164,22 @@ fn start(name: &str, extra: &[&str]) -> (Child, PathBuf, Qmp) {
         .spawn()
         .expect("pmvm starts");
     let q = Qmp::connect(&sock, &mut child);
-    (child, dir, q)
+    // The VNC server starts before the monitors; still, wait for its socket.
+    let t = Instant::now();
+    let mut v = loop {
+        match UnixStream::connect(&vnc) {
+            Ok(v) => break v,
+            Err(e) => {
+                assert!(t.elapsed() < Duration::from_secs(20), "no VNC socket: {e}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    };
+    v.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut version = [0u8; 12];
+    std::io::Read::read_exact(&mut v, &mut version).expect("the RFB greeting");
+    assert_eq!(&version, b"RFB 003.008\n");
+    (child, dir, q, v)
 }
 
 fn quit(mut child: Child, mut q: Qmp, dir: &Path) -> String {
@@ -173,7 +193,7 @@ fn quit(mut child: Child, mut q: Qmp, dir: &Path) -> String {
     stderr
 }
 
-const THREADS: [&str; 10] = [
+const THREADS: [&str; 13] = [
     "pmvm",
     "signals",
     "stdin",
@@ -184,11 +204,14 @@ const THREADS: [&str; 10] = [
     "io-virtio0",
     "io-n0",
     "net-n0",
+    "vnc-listen",
+    "vnc-client-1",
+    "vnc-write-1",
 ];
 
 #[test]
 fn every_thread_is_filtered_and_the_monitor_works_under_the_filters() {
-    let (child, dir, mut q) = start("on", &[]);
+    let (child, dir, mut q, _vnc) = start("on", &[]);
     let pid = child.id();
     let modes = wait_threads(pid, &THREADS);
     for (name, mode) in &modes {
@@ -237,7 +260,7 @@ fn every_thread_is_filtered_and_the_monitor_works_under_the_filters() {
 
 #[test]
 fn sandbox_off_leaves_threads_unfiltered() {
-    let (child, dir, q) = start("off", &["-sandbox", "off"]);
+    let (child, dir, q, _vnc) = start("off", &["-sandbox", "off"]);
     let modes = wait_threads(child.id(), &THREADS);
     for (name, mode) in &modes {
         assert_eq!(mode, "0", "thread {name} is filtered: {modes:?}");

@@ -209,6 +209,20 @@ pub enum Command {
     SystemReset,
     /// `quit`: the VMM should exit (after replying).
     Quit,
+    /// `query-vnc` → [`crate::vnc::VncInfo`].
+    QueryVnc,
+    /// `set_password {"protocol": "vnc", "password": ...}` (HMP `set_password`, `change vnc
+    /// password`).
+    SetPassword {
+        /// `vnc` or `spice`.
+        protocol: String,
+        /// The new password.
+        password: String,
+        /// `fail`, `disconnect` or `keep` (VNC: only `keep`).
+        connected: Option<String>,
+        /// VNC display id.
+        display: Option<String>,
+    },
     /// `human-monitor-command {"command-line": ..., "cpu-index": ...}`.
     HumanMonitorCommand {
         /// The HMP command line.
@@ -318,6 +332,14 @@ command_table! {
             |_a| Command::SystemPowerdown;
         Command::SystemReset => "system_reset", returns: false, |_a| Command::SystemReset;
         Command::Quit => "quit", returns: false, |_a| Command::Quit;
+        Command::QueryVnc => "query-vnc", returns: true, |_a| Command::QueryVnc;
+        Command::SetPassword { .. } => "set_password", returns: false,
+            |a| set_password(
+                a.req_str("protocol")?,
+                a.req_str("password")?,
+                a.opt_str("connected")?,
+                a.opt_str("display")?,
+            )?;
         Command::HumanMonitorCommand { .. } => "human-monitor-command", returns: true,
             |a| Command::HumanMonitorCommand {
                 command_line: a.req_str("command-line")?,
@@ -330,6 +352,36 @@ command_table! {
         Command::HostfwdAdd { .. } => "hostfwd_add", returns: false;
         Command::HostfwdRemove { .. } => "hostfwd_remove", returns: false;
     }
+}
+
+fn one_of(name: &str, v: &str, allowed: &[&str]) -> Result<(), QmpError> {
+    if allowed.contains(&v) {
+        Ok(())
+    } else {
+        Err(QmpError::generic(format!(
+            "Parameter '{name}' does not accept value '{v}'"
+        )))
+    }
+}
+
+/// Builds `set_password` after QAPI's checks: `protocol` is `vnc` or `spice`, `connected` is
+/// `fail`, `disconnect` or `keep`.
+pub fn set_password(
+    protocol: String,
+    password: String,
+    connected: Option<String>,
+    display: Option<String>,
+) -> Result<Command, QmpError> {
+    one_of("protocol", &protocol, &["vnc", "spice"])?;
+    if let Some(c) = &connected {
+        one_of("connected", c, &["fail", "disconnect", "keep"])?;
+    }
+    Ok(Command::SetPassword {
+        protocol,
+        password,
+        connected,
+        display,
+    })
 }
 
 impl Command {

@@ -66,11 +66,21 @@ const COMMANDS: &[(&str, &str, &str)] = &[
         "create QOM object",
     ),
     ("object_del", "id", "destroy QOM object"),
+    (
+        "change",
+        "vnc password PASSWORD",
+        "change the VNC password (pmvm: no removable media)",
+    ),
     ("quit|q", "", "quit the emulator"),
     (
         "set_link",
         "name on|off",
         "change the link status of a network adapter",
+    ),
+    (
+        "set_password",
+        "protocol password [-d display] [action-if-connected]",
+        "set spice/vnc password",
     ),
     ("stop|s", "", "stop emulation"),
     ("system_powerdown", "", "send system power down event"),
@@ -92,6 +102,7 @@ const INFO: &[(&str, &str)] = &[
     ("registers [-a]", "show the cpu registers (-a: all CPUs)"),
     ("status", "show the current VM status (running|paused)"),
     ("version", "show the version of QEMU"),
+    ("vnc", "show the vnc server status"),
 ];
 
 fn help_line(name: &str, params: &str, help: &str, prefix: &str) -> String {
@@ -236,6 +247,7 @@ pub fn parse_hmp_line(line: &str) -> Result<HmpRequest, String> {
                 "block" => Command::QueryBlock,
                 "name" => Command::QueryName,
                 "network" => Command::InfoNetwork,
+                "vnc" => Command::QueryVnc,
                 "version" => return Ok(HmpRequest::InfoVersion),
                 _ => return Err(format!("unknown command: 'info {sub}'")),
             };
@@ -290,6 +302,8 @@ pub fn parse_hmp_line(line: &str) -> Result<HmpRequest, String> {
             })),
             _ => Err("set_link: usage: set_link name on|off".to_string()),
         },
+        "set_password" => Ok(HmpRequest::Command(crate::vnc::parse_set_password(rest)?)),
+        "change" => Ok(HmpRequest::Command(crate::vnc::parse_change(rest)?)),
         "cont" | "c" => no_args(cmd, rest, Command::Cont),
         "stop" | "s" => no_args(cmd, rest, Command::Stop),
         "system_powerdown" => no_args(cmd, rest, Command::SystemPowerdown),
@@ -443,6 +457,7 @@ pub(crate) fn format_result(cmd: &Command, v: serde_json::Value) -> Result<Strin
         Command::QueryCpusFast => format_cpus(&decode::<Vec<_>>(cmd.name(), v)?),
         Command::QueryBlock => format_block(&decode::<Vec<_>>(cmd.name(), v)?),
         Command::InfoRegisters { .. } | Command::InfoNetwork => decode::<String>(cmd.name(), v)?,
+        Command::QueryVnc => crate::vnc::format_info_vnc(&decode(cmd.name(), v)?),
         Command::QueryName => match decode::<NameInfo>(cmd.name(), v)?.name {
             Some(n) => format!("{n}\n"),
             None => String::new(),

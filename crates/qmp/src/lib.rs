@@ -8,6 +8,7 @@
 //!   dispatches QMP commands and HMP lines to it;
 //! * [`session`]: the QMP protocol (greeting, negotiation, `id` echo, errors) without sockets;
 //! * [`server`]: Unix/TCP/stdio endpoints, a thread per client, [`QmpServer::emit`] for events;
+//! * [`vnc`]: `query-vnc`, `info vnc`, `set_password`;
 //! * [`fuzz`]: the fuzz entry point over reader, parser and sessions.
 //!
 //! No KVM here: the VMM decides what each command does. See docs/qmp.md.
@@ -27,6 +28,7 @@ pub mod reader;
 pub mod server;
 pub mod session;
 pub mod types;
+pub mod vnc;
 
 pub use self::core::{Core, QmpHandler, run_hmp_session};
 pub use chardev::{ChardevSpec, Endpoint, parse_chardev_spec};
@@ -40,3 +42,4 @@ pub use reader::{Limits, MessageReader};
 pub use server::{Protocol, QmpServer, ThreadInit};
 pub use session::QmpSession;
 pub use types::*;
+pub use vnc::{VncClientInfo, VncInfo};

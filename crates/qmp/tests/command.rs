@@ -50,6 +50,8 @@ fn query_commands_order_is_unchanged() {
             "system_powerdown",
             "system_reset",
             "quit",
+            "query-vnc",
+            "set_password",
             "human-monitor-command",
         ]
     );
@@ -65,6 +67,7 @@ fn every_row_decodes_to_a_command_with_its_name_and_return() {
         "device_add" => r#"{"driver": "d"}"#,
         "human-monitor-command" => r#"{"command-line": "info status"}"#,
         "set_link" => r#"{"name": "n", "up": false}"#,
+        "set_password" => r#"{"protocol": "vnc", "password": "p"}"#,
         _ => "{}",
     };
     for spec in COMMANDS {
@@ -84,6 +87,7 @@ fn every_row_decodes_to_a_command_with_its_name_and_return() {
         "query-memdev",
         "query-cpus-fast",
         "query-block",
+        "query-vnc",
         "human-monitor-command",
     ];
     for spec in COMMANDS {

@@ -30,7 +30,7 @@ pub use framebuffer::{Framebuffer, Rect, TILE};
 pub use keymap::{ConsoleSwitch, KeyAction, Scancode, keysym_to_set1};
 pub use listen::{Listen, Share, VncSpec, parse_vnc_spec};
 pub use pixel::PixelFormat;
-pub use server::{ClientInfo, Display, KeyEvent, ServerOptions, VncServer};
+pub use server::{ClientInfo, Display, KeyEvent, ServerOptions, ThreadInit, VncServer};
 pub use session::{ClientEvent, Session, SessionConfig, Version};
 pub use text::TextScreen;
 

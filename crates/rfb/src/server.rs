@@ -71,6 +71,18 @@ pub struct ServerOptions {
     pub handshake_timeout: Duration,
 }
 
+impl ServerOptions {
+    /// The options a parsed `-vnc` argument sets (the rest default).
+    pub fn for_spec(spec: &VncSpec) -> ServerOptions {
+        ServerOptions {
+            password_required: spec.password,
+            share: spec.share,
+            connections: spec.connections,
+            ..ServerOptions::default()
+        }
+    }
+}
+
 impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
@@ -84,6 +96,10 @@ impl Default for ServerOptions {
         }
     }
 }
+
+/// Called first thing in every thread the server starts, with the thread's name (a VMM installs
+/// its seccomp filter there; this crate knows nothing of it). Same shape as `qmp::ThreadInit`.
+pub type ThreadInit = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// A connected client, for `info vnc` / `query-vnc`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -172,6 +188,7 @@ struct Inner {
     clients: Mutex<Vec<Client>>,
     listeners: Mutex<Vec<ListenerEntry>>,
     next_id: AtomicU64,
+    thread_init: Mutex<Option<ThreadInit>>,
 }
 
 /// The VNC server. Cheap to clone; clones share clients and listeners.
@@ -211,21 +228,36 @@ impl VncServer {
                 clients: Mutex::new(Vec::new()),
                 listeners: Mutex::new(Vec::new()),
                 next_id: AtomicU64::new(1),
+                thread_init: Mutex::new(None),
             }),
+        }
+    }
+
+    /// Sets the hook every thread the server starts from now on calls first (see
+    /// [`ThreadInit`]); set it before [`VncServer::listen`] / [`VncServer::listen_spec`].
+    pub fn set_thread_init(&self, init: ThreadInit) {
+        *lock(&self.inner.thread_init) = Some(init);
+    }
+
+    /// Runs the thread hook, if any, in the calling thread.
+    fn init_thread(&self, name: &str) {
+        let init = lock(&self.inner.thread_init).clone();
+        if let Some(f) = init {
+            f(name);
         }
     }
 
     /// A server configured and listening as a parsed `-vnc` argument says.
     pub fn from_spec(display: Arc<dyn Display>, spec: &VncSpec) -> Result<VncServer, ServerError> {
-        let s = VncServer::new(
-            display,
-            ServerOptions {
-                password_required: spec.password,
-                share: spec.share,
-                connections: spec.connections,
-                ..ServerOptions::default()
-            },
-        );
+        let s = VncServer::new(display, ServerOptions::for_spec(spec));
+        s.listen_spec(spec)?;
+        Ok(s)
+    }
+
+    /// Starts the listeners a parsed `-vnc` argument asks for (after [`VncServer::new`] with
+    /// [`ServerOptions::for_spec`] and, if wanted, [`VncServer::set_thread_init`]).
+    pub fn listen_spec(&self, spec: &VncSpec) -> Result<(), ServerError> {
+        let s = self;
         if let Some(l) = &spec.listen {
             let mut result = s.listen(l.clone());
             // `to=L`: try the following displays while the port is taken.
@@ -241,7 +273,7 @@ impl VncServer {
         if let Some(ws) = &spec.websocket {
             s.listen_websocket(ws.clone())?;
         }
-        Ok(s)
+        Ok(())
     }
 
     /// Sets (or with `None` clears) the VNC password. Only the first 8 bytes count. With a
@@ -385,6 +417,7 @@ impl VncServer {
         thread::Builder::new()
             .name("vnc-listen".into())
             .spawn(move || {
+                this.init_thread("vnc-listen");
                 while !stop.load(Ordering::Acquire) {
                     match accept() {
                         Ok(_) if stop.load(Ordering::Acquire) => break,
@@ -417,7 +450,10 @@ impl VncServer {
         let this = self.clone();
         thread::Builder::new()
             .name(format!("vnc-client-{id}"))
-            .spawn(move || this.run_client(conn, writer, closer, info))?;
+            .spawn(move || {
+                this.init_thread("vnc-client");
+                this.run_client(conn, writer, closer, info)
+            })?;
         Ok(())
     }
 
@@ -480,7 +516,10 @@ impl VncServer {
             let shared = Arc::clone(&shared);
             thread::Builder::new()
                 .name(format!("vnc-write-{id}"))
-                .spawn(move || this.write_loop(&shared, writer))
+                .spawn(move || {
+                    this.init_thread("vnc-write");
+                    this.write_loop(&shared, writer)
+                })
         };
         if let Ok(w) = w {
             self.read_loop(&shared, &mut reader, id);

@@ -390,3 +390,33 @@ fn websocket_listener() {
     assert_eq!(&buf[..4], [0, 4, 0, 4]);
     server.shutdown();
 }
+
+#[test]
+fn every_server_thread_runs_the_thread_init_hook() {
+    let d = TestDisplay::new(16, 16);
+    let server = VncServer::new(d.clone(), ServerOptions::default());
+    type Seen = Vec<(String, Option<String>)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
+    let s2 = seen.clone();
+    server.set_thread_init(Arc::new(move |name: &str| {
+        let t = std::thread::current().name().map(str::to_string);
+        s2.lock().unwrap().push((name.to_string(), t));
+    }));
+    let Listen::Tcp(_, port) = server.listen(Listen::Tcp("127.0.0.1".into(), 0)).unwrap() else {
+        unreachable!()
+    };
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    handshake(&mut c, None);
+    wait_for(|| seen.lock().unwrap().len() >= 3);
+    let seen = seen.lock().unwrap().clone();
+    let names: Vec<&str> = seen.iter().map(|(n, _)| n.as_str()).collect();
+    for want in ["vnc-listen", "vnc-client", "vnc-write"] {
+        assert!(names.contains(&want), "{want} missing: {seen:?}");
+    }
+    // The hook runs inside the thread it names.
+    for (n, t) in &seen {
+        assert!(t.as_deref().unwrap_or("").starts_with(n), "{seen:?}");
+    }
+    server.shutdown();
+}

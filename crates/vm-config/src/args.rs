@@ -43,8 +43,14 @@ Network (every NIC is virtio-net for the guest; e1000 etc. are given as virtio-n
 Console and control:
   -nographic                    serial on stdio, no display; as in QEMU, Ctrl-a x quits,
                                 Ctrl-a c switches to the monitor, Ctrl-a h lists the keys
-  -serial stdio|mon:stdio|file:PATH|none
+  -serial stdio|mon:stdio|file:PATH|vc|none
   -display none
+  -vnc [HOST]:N|unix:PATH|none[,password=on][,websocket=on|PORT][,to=L][,share=..][,connections=N]
+                                a VNC server (port 5900+N; ':0' is every interface, '127.0.0.1:0'
+                                loopback only): Ctrl-Alt-1 the guest's screen (its serial text
+                                until pmvm has a framebuffer device), Ctrl-Alt-2 the monitor,
+                                Ctrl-Alt-3 the serial console; without -nographic or -serial the
+                                serial port goes there only (QEMU's 'vc')
   -qmp unix:PATH,server[=on][,wait=off] | tcp:HOST:PORT,server[,wait=off]
   -monitor stdio|unix:PATH,server[,wait=off]
   -no-reboot                    exit instead of rebooting
@@ -67,7 +73,7 @@ Signals: SIGTERM, SIGINT and SIGHUP quit cleanly (as in QEMU); NVDIMM file backe
 /// Options pmvm knows it does not implement: refused with a clear message, never ignored.
 #[rustfmt::skip]
 const UNSUPPORTED: &[&str] = &[
-    "hda", "hdb", "cdrom", "vnc", "usb", "usbdevice", "vga", "spice",
+    "hda", "hdb", "cdrom", "usb", "usbdevice", "vga", "spice",
     "soundhw", "audiodev", "bios", "boot", "numa", "chardev", "fsdev", "virtfs", "blockdev",
     "global", "icount", "rtc", "incoming", "loadvm", "snapshot", "mem-path", "mem-prealloc",
     "overcommit", "readconfig", "D", "d", "trace", "s", "gdb", "watchdog", "device-help",
@@ -246,13 +252,32 @@ fn parse_serial(s: &str) -> Result<SerialConfig, ConfigError> {
     match s {
         "stdio" | "mon:stdio" => Ok(SerialConfig::Stdio),
         "none" | "null" => Ok(SerialConfig::None),
+        // QEMU's text console, with an optional size (`vc:80Cx24C`), which pmvm ignores.
+        _ if s == "vc" || s.starts_with("vc:") => Ok(SerialConfig::Vc),
         _ => match s.strip_prefix("file:") {
             Some(p) if !p.is_empty() => Ok(SerialConfig::File(PathBuf::from(p))),
             _ => Err(ConfigError::new(format!(
-                "-serial '{s}' is not supported; use stdio, file:PATH or none"
+                "-serial '{s}' is not supported; use stdio, file:PATH, vc or none"
             ))),
         },
     }
+}
+
+/// `-vnc SPEC`: kept as given for the VMM (`rfb::parse_vnc_spec` checks the details there, so
+/// this crate stays free of the VNC server); only an empty spec or option is refused here.
+fn parse_vnc(v: &str) -> Result<String, ConfigError> {
+    if v.is_empty() || v.starts_with(',') {
+        return Err(ConfigError::new(
+            "-vnc: expects a display such as :0, 127.0.0.1:0, unix:PATH or none",
+        ));
+    }
+    Ok(v.to_string())
+}
+
+/// `-vnc none[,...]`: QEMU's VNC without a listener, which pmvm (having no `change vnc
+/// DISPLAY`) treats as no VNC at all.
+fn is_vnc_none(v: &str) -> bool {
+    v.split(',').next() == Some("none")
 }
 
 /// Parses `argv` (without the program name).
@@ -274,6 +299,8 @@ pub fn parse_args(argv: &[String]) -> Result<Action, ConfigError> {
     let mut drives = Vec::new();
     let mut sandbox = true;
     let mut net = crate::net::NetOptions::default();
+    let mut nographic = false;
+    let mut vnc: Option<String> = None;
 
     let mut it = argv.iter();
     while let Some(arg) = it.next() {
@@ -305,14 +332,23 @@ pub fn parse_args(argv: &[String]) -> Result<Action, ConfigError> {
             "kernel" => kernel = Some(PathBuf::from(value(&mut it, opt)?)),
             "initrd" => initrd = Some(PathBuf::from(value(&mut it, opt)?)),
             "append" => append = value(&mut it, opt)?.to_string(),
-            // pmvm has no display: the serial console is on stdio unless -serial says otherwise.
-            "nographic" => {}
+            // As in QEMU: the serial port (and the monitor, behind Ctrl-a c) on stdio.
+            "nographic" => nographic = true,
+            "vnc" => {
+                let v = value(&mut it, opt)?;
+                if vnc.is_some() {
+                    return Err(ConfigError::new(format!(
+                        "-vnc {v}: given twice; pmvm runs one VNC server"
+                    )));
+                }
+                vnc = Some(parse_vnc(v)?);
+            }
             "serial" => serial = Some(parse_serial(value(&mut it, opt)?)?),
             "display" => match value(&mut it, opt)? {
                 "none" => {}
                 other => {
                     return Err(ConfigError::new(format!(
-                        "-display {other}: pmvm has no display; use -display none"
+                        "-display {other}: pmvm has no local display; use -display none, and -vnc :0 for a remote one"
                     )));
                 }
             },
@@ -385,8 +421,20 @@ pub fn parse_args(argv: &[String]) -> Result<Action, ConfigError> {
     let kernel = kernel.ok_or_else(|| {
         ConfigError::new("no -kernel given: pmvm boots a Linux kernel directly (-kernel FILE)")
     })?;
-    let serial = serial.unwrap_or(SerialConfig::Stdio);
     let (nics, net_warnings) = net.finish()?;
+    let vnc = vnc.filter(|v| !is_vnc_none(v));
+    let serial = match serial {
+        Some(SerialConfig::Vc) if vnc.is_none() => {
+            return Err(ConfigError::new(
+                "-serial vc: pmvm shows virtual consoles only over VNC; add -vnc 127.0.0.1:0 or use -serial stdio",
+            ));
+        }
+        Some(s) => s,
+        // QEMU: with a display (here only VNC) and without -nographic the serial port is a
+        // virtual console. pmvm has no local display, so without -vnc it stays on stdio.
+        None if vnc.is_some() && !nographic => SerialConfig::Vc,
+        None => SerialConfig::Stdio,
+    };
     let cfg = VmConfig {
         name,
         machine,
@@ -409,6 +457,7 @@ pub fn parse_args(argv: &[String]) -> Result<Action, ConfigError> {
         net_warnings,
         qmp,
         monitor,
+        vnc,
         require_persistence: cfg_flags.4,
         force_label_area: cfg_flags.5,
     };
@@ -438,6 +487,47 @@ mod tests {
         assert!(run(&["-sandbox", "on"]).unwrap().sandbox);
         assert!(!run(&["-sandbox", "off"]).unwrap().sandbox);
         assert!(!run(&["-sandbox", "enable=off"]).unwrap().sandbox);
+    }
+
+    #[test]
+    fn vnc_sends_the_serial_port_to_its_console_unless_told_otherwise() {
+        let c = run(&["-vnc", ":0"]).unwrap();
+        assert_eq!(c.vnc.as_deref(), Some(":0"));
+        assert_eq!(c.serial, SerialConfig::Vc);
+        // -display none does not change that (QEMU: no local window, serial still on vc).
+        assert_eq!(
+            run(&["-display", "none", "-vnc", ":0"]).unwrap().serial,
+            SerialConfig::Vc
+        );
+        // -nographic keeps the serial port on stdio; VNC still runs.
+        let c = run(&["-nographic", "-vnc", "unix:/tmp/v.sock"]).unwrap();
+        assert_eq!((c.serial, c.vnc.is_some()), (SerialConfig::Stdio, true));
+        let c = run(&["-vnc", ":1,password=on", "-serial", "file:/tmp/s.log"]).unwrap();
+        assert_eq!(c.serial, SerialConfig::File("/tmp/s.log".into()));
+        assert_eq!(
+            run(&["-vnc", ":0", "-serial", "vc:80Cx24C"])
+                .unwrap()
+                .serial,
+            SerialConfig::Vc
+        );
+        // Without -vnc (or with -vnc none) the serial port stays on stdio.
+        assert_eq!(run(&[]).unwrap().serial, SerialConfig::Stdio);
+        let c = run(&["-vnc", "none"]).unwrap();
+        assert_eq!((c.serial, c.vnc), (SerialConfig::Stdio, None));
+    }
+
+    #[test]
+    fn vnc_errors_name_the_option() {
+        for (args, want) in [
+            (&["-vnc", ""][..], "-vnc"),
+            (&["-vnc", ":0", "-vnc", ":1"][..], "given twice"),
+            (&["-serial", "vc"][..], "-vnc"),
+            (&["-vnc"][..], "-vnc: requires an argument"),
+            (&["-display", "gtk"][..], "-vnc :0"),
+        ] {
+            let e = run(args).unwrap_err().to_string();
+            assert!(e.contains(want) && !e.contains('\n'), "{args:?}: {e}");
+        }
     }
 
     #[test]

@@ -97,6 +97,9 @@ pub enum SerialConfig {
     File(PathBuf),
     /// No serial port.
     None,
+    /// QEMU's `vc`: the VNC server's text console (Ctrl-Alt-3, and console 1 while the guest
+    /// has no framebuffer); the default with `-vnc` and neither `-nographic` nor `-serial`.
+    Vc,
 }
 
 /// A monitor/QMP endpoint as given on the command line (`unix:PATH,server,wait=off`,
@@ -132,6 +135,9 @@ pub struct VmConfig {
     pub net_warnings: Vec<String>,
     pub qmp: Vec<ChardevSpec>,
     pub monitor: Vec<ChardevSpec>,
+    /// `-vnc SPEC`, as given (the VMM parses it with `rfb::parse_vnc_spec`); `None` without
+    /// `-vnc` or with `-vnc none`.
+    pub vnc: Option<String>,
     /// pmvm extension `-require-persistence`: refuse `pmem=on` backends that cannot give
     /// crash persistence (QEMU only warns).
     pub require_persistence: bool,

@@ -18,6 +18,7 @@ pub mod terminal;
 pub mod vcpu;
 pub mod vm;
 pub mod vm_handle;
+pub mod vnc;
 
 pub use error::{Error, Result};
 pub use runner::run_vm;

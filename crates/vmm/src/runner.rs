@@ -13,6 +13,7 @@ use crate::vm::{ExitReason, Vm};
 /// Runs the configured VM, rebooting it on reset unless `-no-reboot`, with the QMP and human
 /// monitors the command line asks for. Returns the process exit status.
 pub fn run_vm(cfg: &VmConfig) -> Result<i32> {
+    let vnc = crate::vnc::parse(cfg)?;
     let kvm = Kvm::new().map_err(Error::KvmOpen)?;
     if cfg.sandbox {
         crate::seccomp::enable()?;
@@ -21,6 +22,12 @@ pub fn run_vm(cfg: &VmConfig) -> Result<i32> {
         .map_err(|e| Error::io("cannot install the vCPU kick handler", e))?;
     let monitor = Monitor::new(cfg.clone());
     crate::signals::start(&monitor).map_err(|e| Error::io("cannot start the signal thread", e))?;
+    // VNC first, so that it is up once a QMP client can ask `query-vnc`. It outlives guest
+    // resets: each rebuilt VM's UART writes to its screen.
+    if let Some(spec) = vnc {
+        let m = monitor.clone();
+        crate::vnc::start(cfg, spec, Some(Box::new(move |line| m.hmp_line(line))))?;
+    }
     let monitor_on_stdio = monitor.start_servers()?;
     if cfg.serial == SerialConfig::Stdio && !monitor_on_stdio {
         console::enable_raw_mode();
@@ -67,6 +74,7 @@ pub fn run_vm(cfg: &VmConfig) -> Result<i32> {
         }
     };
     monitor.shutdown();
+    crate::vnc::shutdown();
     console::restore_terminal();
     result
 }

@@ -30,10 +30,12 @@
 //! - I/O threads (`io-<drive>`): `poll`/`ppoll` and the block calls above (`preadv2`,
 //!   `pwritev2`, `lseek` too). No `ioctl` beyond the terminal, no sockets, no `open`.
 //! - the signals thread: `rt_sigtimedwait` besides the common set.
-//! - monitor threads (QMP/HMP listener, client, writer, `monitor-stdio`) and the console's
+//! - monitor threads (QMP/HMP listener, client, writer, `monitor-stdio`; the VNC server's
+//!   listener, client readers and writers too, since VNC console 2 runs monitor commands on
+//!   its reader thread) and the console's
 //!   `stdin` reader (which runs human-monitor commands behind `Ctrl-a c`, so it gets the same
 //!   list): socket I/O on accepted connections (`accept4`, `recvfrom`, `sendto`, `shutdown`,
-//!   `poll`, `epoll_*`), thread creation (a client's writer thread: `clone3`, `clone` with
+//!   `poll`, `epoll_*`, `setsockopt` for VNC's `TCP_NODELAY` and handshake timeout), thread creation (a client's writer thread: `clone3`, `clone` with
 //!   `CLONE_THREAD` only, `set_robust_list`, `rseq`, `prctl`, `sched_getaffinity`,
 //!   `seccomp`), and what hotplug does: `object_add` opens, probes, sizes and maps a backend
 //!   (`openat`, `statx`, `newfstatat`, `fstatfs`, `statfs`, `ftruncate`, `fallocate`, `flock`,
@@ -372,6 +374,8 @@ fn monitor(rules: &mut Rules) -> Result<(), SandboxError> {
             SYS_epoll_pwait,
             SYS_getsockname,
             SYS_getpeername,
+            // TCP_NODELAY and read timeouts on accepted connections (VNC).
+            SYS_setsockopt,
             // Backends (object_add) and files (query-block, /proc/self/task).
             SYS_openat,
             SYS_statx,

@@ -50,8 +50,9 @@ pub struct Vm {
     nets: Arc<Vec<NetDev>>,
 }
 
+/// The UART's output: its `-serial` backend, teed to the VNC text console when `-vnc` runs.
 fn serial_output(cfg: &SerialConfig) -> Result<Option<Box<dyn Write + Send>>> {
-    Ok(match cfg {
+    let backend: Option<Box<dyn Write + Send>> = match cfg {
         SerialConfig::Stdio => Some(Box::new(std::io::stdout())),
         SerialConfig::File(p) => Some(Box::new(
             OpenOptions::new()
@@ -60,8 +61,12 @@ fn serial_output(cfg: &SerialConfig) -> Result<Option<Box<dyn Write + Send>>> {
                 .open(p)
                 .map_err(|e| Error::io(format!("-serial file:{}", p.display()), e))?,
         )),
-        SerialConfig::None => None,
-    })
+        SerialConfig::None | SerialConfig::Vc => None,
+    };
+    if *cfg == SerialConfig::None {
+        return Ok(None);
+    }
+    Ok(crate::vnc::serial_writer(backend))
 }
 
 /// Opens every `-drive` and registers a virtio-blk device for it.
@@ -138,8 +143,9 @@ impl Vm {
             max_slots,
         )?;
         let serial = devices.add_platform_devices(cfg, serial_output(&cfg.serial)?)?;
+        // Input from the terminal (stdio) or typed in a VNC viewer (consoles 1 and 3).
         if let Some(serial) = serial
-            && cfg.serial == SerialConfig::Stdio
+            && (cfg.serial == SerialConfig::Stdio || cfg.vnc.is_some())
         {
             console::attach(serial, sink.clone());
         }

@@ -57,7 +57,7 @@ impl Monitor {
     pub fn start_servers(self: &Arc<Self>) -> Result<bool> {
         let cfg = self.config();
         let serial_stdio = cfg.serial == vm_config::SerialConfig::Stdio;
-        if cfg.qmp.is_empty() && cfg.monitor.is_empty() && !serial_stdio {
+        if cfg.qmp.is_empty() && cfg.monitor.is_empty() && !serial_stdio && cfg.vnc.is_none() {
             return Ok(false);
         }
         let handler: Arc<dyn QmpHandler> = self.clone();
@@ -107,6 +107,20 @@ impl Monitor {
         }
         *self.server.lock().unwrap_or_else(|p| p.into_inner()) = Some(server);
         Ok(on_stdio)
+    }
+
+    /// Runs one human-monitor line (VNC console 2) through the server's HMP path; output
+    /// uses `\n`. Before [`Monitor::start_servers`] there is no server yet.
+    pub fn hmp_line(&self, line: &str) -> String {
+        let server = self
+            .server
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match server {
+            Some(s) => s.hmp_command(line),
+            None => "Error: the monitor is not running yet\n".to_string(),
+        }
     }
 
     /// Sends an event to every negotiated QMP client.
@@ -195,6 +209,18 @@ impl Monitor {
             Command::ObjectDel { id } => Ok(hotplug::object_del(st, &id)?),
             Command::DeviceAdd(add) => Ok(hotplug::device_add(st, add)?),
             Command::DeviceDel { id } => Ok(hotplug::device_del(st, &id)?),
+            Command::QueryVnc => {
+                Ok(serde_json::to_value(crate::vnc::query()).unwrap_or(Value::Null))
+            }
+            Command::SetPassword {
+                protocol,
+                password,
+                connected,
+                ..
+            } => {
+                crate::vnc::set_password(&protocol, &password, connected.as_deref())?;
+                Ok(json!({}))
+            }
             Command::Stop | Command::Cont => {
                 let stop = matches!(cmd, Command::Stop);
                 let vm = st.vm()?;
