@@ -8,6 +8,8 @@
 
 mod args;
 mod boot;
+#[cfg(test)]
+mod boot_tests;
 mod drive;
 mod keyval;
 mod objects;

@@ -1,6 +1,8 @@
-//! ACPI table placement: RSDP, XSDT, FADT (hardware-reduced), MADT, DSDT and extra tables
-//! (the NVDIMM SSDT and NFIT). Devices build their own AML; this module only concatenates,
-//! places and checksums.
+//! ACPI tables: RSDP, XSDT, FADT (hardware-reduced), MADT, DSDT and extra tables (the NVDIMM
+//! SSDT and NFIT). Devices build their own AML; this module only concatenates, places and
+//! checksums. [`build_tables`] makes the blobs once; they are either placed in guest memory at
+//! 0xe0000 ([`place_tables`], direct kernel boot) or handed to the firmware through fw_cfg's
+//! table loader ([`loader_blobs`], firmware boot: the firmware chooses the addresses).
 
 mod madt;
 mod oem;
@@ -36,6 +38,9 @@ pub enum AcpiError {
     /// The NVDIMM SSDT could not be built.
     #[error("boot set-up: NVDIMM SSDT: {0}")]
     NvdimmSsdt(String),
+    /// The tables could not be laid out for the firmware's table loader.
+    #[error("boot set-up: ACPI tables for the firmware: {0}")]
+    Loader(#[from] fw_cfg::table_loader::LoaderError),
 }
 
 type Result<T> = std::result::Result<T, AcpiError>;
@@ -84,8 +89,31 @@ pub struct AcpiInput<'a> {
     pub extra_tables: &'a [Vec<u8>],
 }
 
+/// Every table but the FADT (which points at the DSDT) and the XSDT/RSDP (which point at the
+/// rest), built once for either placement.
+pub struct AcpiTables {
+    pub dsdt: Vec<u8>,
+    pub madt: Vec<u8>,
+    /// SSDT, NFIT..., in XSDT order after the FADT and MADT.
+    pub extra: Vec<Vec<u8>>,
+}
+
+/// Builds the tables from the devices' AML and tables.
+pub fn build_tables(input: &AcpiInput) -> AcpiTables {
+    AcpiTables {
+        dsdt: build_dsdt(input.dsdt_body),
+        madt: madt::build_madt(input.cpus),
+        extra: input.extra_tables.to_vec(),
+    }
+}
+
 /// Writes all tables; returns the RSDP address.
 pub fn write_tables(mem: &GuestMemoryMmap, input: &AcpiInput) -> Result<u64> {
+    place_tables(mem, &build_tables(input))
+}
+
+/// Places the tables at 0xe0000 (RSDP first) for direct kernel boot; returns the RSDP address.
+pub fn place_tables(mem: &GuestMemoryMmap, tables: &AcpiTables) -> Result<u64> {
     let rsdp_addr = ACPI_START;
     let mut next = rsdp_addr + Rsdp::len() as u64;
     let mut place = |bytes: &[u8]| -> Result<u64> {
@@ -106,12 +134,9 @@ pub fn write_tables(mem: &GuestMemoryMmap, input: &AcpiInput) -> Result<u64> {
         Ok(addr)
     };
 
-    let dsdt_addr = place(&build_dsdt(input.dsdt_body))?;
-    let mut entries = vec![
-        place(&build_fadt(dsdt_addr))?,
-        place(&madt::build_madt(input.cpus))?,
-    ];
-    for t in input.extra_tables {
+    let dsdt_addr = place(&tables.dsdt)?;
+    let mut entries = vec![place(&build_fadt(dsdt_addr))?, place(&tables.madt)?];
+    for t in &tables.extra {
         entries.push(place(t)?);
     }
     let mut xsdt = XSDT::new(OEM_ID, OEM_TABLE_ID, OEM_REVISION);
@@ -129,6 +154,20 @@ pub fn write_tables(mem: &GuestMemoryMmap, input: &AcpiInput) -> Result<u64> {
             source,
         })?;
     Ok(rsdp_addr)
+}
+
+/// The same tables for firmware boot: `etc/acpi/tables`, `etc/acpi/rsdp` and the
+/// `etc/table-loader` script that makes the firmware place, link and checksum them (the
+/// FADT's DSDT pointers, both the 32- and 64-bit one, are patched by the script; SeaBIOS
+/// follows only the 32-bit one to find the virtio-mmio disks in the DSDT).
+pub fn loader_blobs(tables: &AcpiTables) -> Result<fw_cfg::acpi::AcpiBlobs> {
+    let oem_id: [u8; 6] = OEM_ID;
+    let mut set = fw_cfg::acpi::AcpiTableSet::new(oem_id, OEM_TABLE_ID, OEM_REVISION);
+    set.dsdt = Some(tables.dsdt.clone());
+    set.fadt = Some(build_fadt(0));
+    set.tables.push(tables.madt.clone());
+    set.tables.extend(tables.extra.iter().cloned());
+    Ok(fw_cfg::acpi::build_acpi(&set)?)
 }
 
 /// Collects AML from several fragments.

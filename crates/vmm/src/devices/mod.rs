@@ -1,6 +1,8 @@
 //! Platform devices. Each device lives in its own file and builds its own ACPI fragment.
 
 pub mod acpi_pm;
+pub mod debugcon;
+pub mod fw_cfg;
 pub mod i8042;
 pub mod memhp;
 pub mod nvdimm;
