@@ -118,6 +118,15 @@ fn setup_firmware(
         Arc::new(Mutex::new(crate::devices::fw_cfg::FwCfgDevice(fw))),
         None,
     )?;
+    use crate::devices::reset_cf9::{RESET_CONTROL_PORT, ResetControl};
+    let reset = ResetControl::new(devices.event_sink());
+    devices.add_pio_device(
+        "reset control",
+        RESET_CONTROL_PORT,
+        1,
+        Arc::new(Mutex::new(reset)),
+        None,
+    )?;
     for d in &spec.cfg.drives {
         if vm_config::cdrom_without_mbr(d) {
             eprintln!(

@@ -5,6 +5,7 @@ pub mod debugcon;
 pub mod fw_cfg;
 pub mod i8042;
 pub mod memhp;
+pub mod reset_cf9;
 pub mod nvdimm;
 pub mod rtc;
 pub mod serial;
