@@ -56,7 +56,11 @@ fn mbr_disk(dir: &Path) -> PathBuf {
         .unwrap_or_else(|e| panic!("gcc is needed to assemble {} ({e})", src.display()));
     assert!(st.success(), "assembling {} failed", src.display());
     let f = std::fs::OpenOptions::new().write(true).open(&out).unwrap();
-    assert_eq!(f.metadata().unwrap().len(), 1024, "mbr.S must give 2 sectors");
+    assert_eq!(
+        f.metadata().unwrap().len(),
+        1024,
+        "mbr.S must give 2 sectors"
+    );
     f.set_len(1 << 20).unwrap();
     out
 }
@@ -95,10 +99,23 @@ fn run(dir: &Path, args: &[&str], limit: Duration) -> Run {
         std::thread::sleep(Duration::from_millis(50));
     };
     let (mut out, mut err) = (String::new(), String::new());
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     let log = std::fs::read_to_string(&log).unwrap_or_default();
-    eprintln!("pmvm {args:?}: exit {code} after {:.1} s", t.elapsed().as_secs_f64());
+    eprintln!(
+        "pmvm {args:?}: exit {code} after {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
     Run {
         code,
         out,

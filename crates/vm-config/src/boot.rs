@@ -104,9 +104,7 @@ pub fn parse_boot(s: &str) -> Result<BootConfig, ConfigError> {
     }
     if let Some(v) = p.get("splash-time") {
         b.splash_time = Some(v.parse::<u16>().map_err(|_| {
-            ConfigError::new(format!(
-                "-boot splash-time={v}: expected 0 to 65535 ms"
-            ))
+            ConfigError::new(format!("-boot splash-time={v}: expected 0 to 65535 ms"))
         })?);
     }
     Ok(b)
@@ -144,14 +142,10 @@ pub fn boot_source(
         (Some(k), None) => Ok(BootSource::Kernel(k)),
         (None, bios) => {
             if initrd {
-                return Err(ConfigError::new(
-                    "-initrd only allowed with -kernel option",
-                ));
+                return Err(ConfigError::new("-initrd only allowed with -kernel option"));
             }
             if append {
-                return Err(ConfigError::new(
-                    "-append only allowed with -kernel option",
-                ));
+                return Err(ConfigError::new("-append only allowed with -kernel option"));
             }
             match bios {
                 Some(b) => Ok(BootSource::Firmware(b)),
@@ -252,7 +246,12 @@ mod tests {
         assert!(b.menu && b.strict);
         assert_eq!(b.reboot_timeout, Some(1000));
         assert_eq!(parse_boot("cd").unwrap().order.as_deref(), Some("cd"));
-        assert!(parse_boot("order=q").unwrap_err().0.contains("Invalid boot device 'q'"));
+        assert!(
+            parse_boot("order=q")
+                .unwrap_err()
+                .0
+                .contains("Invalid boot device 'q'")
+        );
         assert!(parse_boot("foo=1").unwrap_err().0.contains("'foo'"));
         assert!(parse_boot("reboot-timeout=-5").is_err());
         assert!(parse_boot("menu=maybe").is_err());
@@ -260,7 +259,10 @@ mod tests {
 
     #[test]
     fn debugcon() {
-        assert_eq!(parse_debugcon("stdio").unwrap(), Some(DebugconConfig::Stdio));
+        assert_eq!(
+            parse_debugcon("stdio").unwrap(),
+            Some(DebugconConfig::Stdio)
+        );
         assert_eq!(parse_debugcon("none").unwrap(), None);
         assert_eq!(
             parse_debugcon("file:/tmp/x").unwrap(),
@@ -279,7 +281,12 @@ mod tests {
             boot_source(k.clone(), None, true, true, missing).unwrap(),
             BootSource::Kernel("k".into())
         );
-        assert!(boot_source(k, b.clone(), false, false, &fw).unwrap_err().0.contains("-kernel with -bios"));
+        assert!(
+            boot_source(k, b.clone(), false, false, &fw)
+                .unwrap_err()
+                .0
+                .contains("-kernel with -bios")
+        );
         assert_eq!(
             boot_source(None, b, false, false, missing).unwrap(),
             BootSource::Firmware("b".into())
@@ -288,7 +295,9 @@ mod tests {
             boot_source(None, None, false, false, &fw).unwrap(),
             BootSource::Firmware(fw.clone())
         );
-        let e = boot_source(None, None, false, false, missing).unwrap_err().0;
+        let e = boot_source(None, None, false, false, missing)
+            .unwrap_err()
+            .0;
         assert!(e.contains("'seabios'") && e.contains("-bios FILE"), "{e}");
         assert_eq!(
             boot_source(None, None, true, false, &fw).unwrap_err().0,
@@ -313,11 +322,21 @@ mod tests {
         assert!(check_firmware(&f("max", 256 << 10)).is_ok());
         let e = check_firmware(&f("big", 512 << 10)).unwrap_err().0;
         assert!(e.contains("too large for the BIOS region"), "{e}");
-        assert!(check_firmware(&f("odd", 1000)).unwrap_err().0.contains("multiple of 4 KiB"));
+        assert!(
+            check_firmware(&f("odd", 1000))
+                .unwrap_err()
+                .0
+                .contains("multiple of 4 KiB")
+        );
         assert!(check_firmware(&f("empty", 0)).is_err());
         let e = check_firmware(&dir.join("missing")).unwrap_err().0;
         assert!(e.contains("could not load the BIOS"), "{e}");
-        assert!(check_firmware(&dir).unwrap_err().0.contains("not a regular file"));
+        assert!(
+            check_firmware(&dir)
+                .unwrap_err()
+                .0
+                .contains("not a regular file")
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

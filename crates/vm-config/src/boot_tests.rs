@@ -26,9 +26,7 @@ fn boot_order_from_the_command_line() {
     let c = parse("-drive file=d.raw -cdrom x.iso -boot order=d,strict=on");
     assert_eq!(boot_drive_order(&c), (vec![1], true));
     // bootindex beats the letters; lower first.
-    let c = parse(
-        "-drive file=a,bootindex=5 -drive file=b -drive file=c,bootindex=1 -boot dc",
-    );
+    let c = parse("-drive file=a,bootindex=5 -drive file=b -drive file=c,bootindex=1 -boot dc");
     assert_eq!(boot_drive_order(&c).0, vec![2, 0, 1]);
     // Letters for devices pmvm lacks are accepted and add nothing.
     let c = parse("-drive file=a -boot n");

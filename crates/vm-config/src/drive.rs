@@ -102,8 +102,18 @@ pub struct DriveConfig {
 }
 
 const KEYS: &[&str] = &[
-    "file", "format", "if", "id", "index", "media", "readonly", "cache", "snapshot", "aio",
-    "discard", "bootindex",
+    "file",
+    "format",
+    "if",
+    "id",
+    "index",
+    "media",
+    "readonly",
+    "cache",
+    "snapshot",
+    "aio",
+    "discard",
+    "bootindex",
 ];
 
 impl DriveConfig {

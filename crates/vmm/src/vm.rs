@@ -95,7 +95,13 @@ fn add_debugcon(devices: &mut DeviceManager, cfg: &VmConfig) -> Result<()> {
             "",
         ),
     };
-    devices.add_pio_device("debugcon", DEBUGCON_PORT, 1, Arc::new(Mutex::new(dev)), None)?;
+    devices.add_pio_device(
+        "debugcon",
+        DEBUGCON_PORT,
+        1,
+        Arc::new(Mutex::new(dev)),
+        None,
+    )?;
     Ok(())
 }
 

@@ -214,6 +214,42 @@ mod tests {
     }
 
     #[test]
+    fn loader_blobs_give_the_firmware_the_same_tables() {
+        let extra = vec![
+            build_dsdt(&[0x10, 0x00])
+                .iter()
+                .enumerate()
+                .map(|(i, b)| if i < 4 { b"SSDT"[i] } else { *b })
+                .collect::<Vec<u8>>(),
+        ];
+        let tables = build_tables(&AcpiInput {
+            cpus: 2,
+            dsdt_body: &[0x10, 0x00],
+            extra_tables: &extra,
+        });
+        let blobs = loader_blobs(&tables).unwrap();
+        let files = |name: &str| match name {
+            fw_cfg::table_loader::ACPI_TABLES_FILE => Some(blobs.tables.clone()),
+            fw_cfg::table_loader::ACPI_RSDP_FILE => Some(blobs.rsdp.clone()),
+            _ => None,
+        };
+        let loaded = fw_cfg::interp::run(
+            &blobs.loader.to_bytes(),
+            files,
+            fw_cfg::interp::Zones::default(),
+        )
+        .unwrap();
+        let view = fw_cfg::interp::check_acpi(&loaded).unwrap();
+        let dsdt = view.dsdt.expect("DSDT reachable through the FADT");
+        // SeaBIOS follows the 32-bit DSDT pointer to find the virtio-mmio disks.
+        assert_eq!(view.dsdt32, dsdt.addr);
+        assert_eq!(dsdt.bytes, tables.dsdt);
+        let sigs: Vec<[u8; 4]> = view.entries.iter().map(|t| t.signature).collect();
+        assert_eq!(sigs, [*b"FACP", *b"APIC", *b"SSDT"]);
+        assert_eq!(view.entries[1].bytes, tables.madt);
+    }
+
+    #[test]
     fn dsdt_header_and_checksum() {
         let d = build_dsdt(&[0x10, 0x00]);
         assert_eq!(&d[0..4], b"DSDT");

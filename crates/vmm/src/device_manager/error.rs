@@ -50,7 +50,11 @@ pub enum DeviceError {
     },
     /// No host memory for a ROM image.
     #[error("{id}: cannot allocate {len} bytes of host memory for the ROM: {cause}")]
-    RomMemory { id: String, len: usize, cause: String },
+    RomMemory {
+        id: String,
+        len: usize,
+        cause: String,
+    },
     /// An interrupt line could not be connected.
     #[error("interrupt line {gsi}: {source}")]
     Irq {

@@ -44,7 +44,8 @@ impl FirmwareImage {
             path: path.to_path_buf(),
             why,
         };
-        let bytes = std::fs::read(path).map_err(|e| fail(format!("could not load the BIOS: {e}")))?;
+        let bytes =
+            std::fs::read(path).map_err(|e| fail(format!("could not load the BIOS: {e}")))?;
         let len = bytes.len() as u64;
         if len == 0 || !len.is_multiple_of(4096) || len > vm_config::MAX_FIRMWARE_SIZE {
             return Err(fail(format!(
@@ -138,11 +139,8 @@ pub fn build_fw_cfg(mem: &GuestRam, spec: &FirmwareSpec) -> Result<FwCfg<FwCfgMe
     let fail_wait = cfg.boot.reboot_timeout.unwrap_or(-1) as i32;
     fw.add_file("etc/boot-fail-wait", fail_wait.to_le_bytes().to_vec())
         .map_err(item("etc/boot-fail-wait"))?;
-    fw.add_file(
-        "etc/e820",
-        fw_cfg::e820::encode(&firmware_e820(spec.e820)),
-    )
-    .map_err(item("etc/e820"))?;
+    fw.add_file("etc/e820", fw_cfg::e820::encode(&firmware_e820(spec.e820)))
+        .map_err(item("etc/e820"))?;
     let (paths, strict) = bootorder_paths(cfg, spec.drive_bases);
     let bootorder = fw_cfg::bootorder::encode(&paths, strict).map_err(|e| BootError::FwCfg {
         item: "bootorder".into(),
