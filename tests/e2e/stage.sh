@@ -76,5 +76,10 @@ stage_extra_dir() {
 		. "$E2E_REPO/tests/e2e/fwboot/stage-hook.sh"
 		stage_fwboot "$dir"
 	fi
+	# tests/e2e/fwboot-debian.sh: a debootstrapped Debian 12 disk (large: only when that test runs)
+	if [[ " ${E2E_TESTS:-} " == *" fwboot-debian "* && -f $E2E_REPO/tests/e2e/fwboot/debian-hook.sh ]]; then
+		. "$E2E_REPO/tests/e2e/fwboot/debian-hook.sh"
+		stage_fwboot_debian "$dir"
+	fi
 	return 0
 }
