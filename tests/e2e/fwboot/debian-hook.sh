@@ -6,10 +6,11 @@
 # kernel and an initramfs (tests/e2e/fwboot/debian-init) that mounts it. Cached by content hash
 # under $HIB_CACHE/fwboot-debian/. Mirror: E2E_DEBIAN_MIRROR (default http://deb.debian.org/debian).
 stage_fwboot_debian() {
-	local dir=$1 src=$E2E_REPO/tests/e2e/fwboot k v cache="" opt="" key out
+	local dir=$1 src=$E2E_REPO/tests/e2e/fwboot k v cache="" opt="" key out pkg="" kver=""
 	while IFS='=' read -r k v; do
-		case $k in CACHE) cache=$v ;; OPT) opt=$v ;; esac
+		case $k in CACHE) cache=$v ;; OPT) opt=$v ;; KERNEL_PKG) pkg=$v ;; KVER) kver=$v ;; esac
 	done < <("$E2E_REPO/harness/hib" paths 2>/dev/null)
+	FWDEB_KROOT=$cache/kernel/$pkg FWDEB_KVER=$kver
 	command -v debootstrap >/dev/null || { echo "stage: fwboot-debian: debootstrap missing (scripts/deps.sh)" >&2; return 0; }
 	[[ -f $opt/l2/bzImage ]] || { echo "stage: fwboot-debian: no L2 kernel (hib setup first)" >&2; return 0; }
 	key=$(cat "$opt/l2/bzImage" "$opt/l2/initrd.img" "$src/debian-init" "$src/debian-hook.sh" |
@@ -36,7 +37,7 @@ fwboot_debian_build() {
 			{ tail -n 20 debootstrap.log >&2; exit 1; }
 		r=rootfs
 		echo pmvm-debian >$r/etc/hostname
-		printf '/dev/vda2 / ext4 defaults 0 1\n' >$r/etc/fstab
+		printf 'LABEL=pmvmroot / ext4 defaults 0 1\n' >$r/etc/fstab
 		chroot $r passwd -d root >/dev/null
 		mkdir -p $r/etc/systemd/system/multi-user.target.wants
 		cat >$r/etc/systemd/system/pmvm-up.service <<'UNIT'
@@ -56,6 +57,17 @@ UNIT
 		mkdir -p ovl
 		cp "$src/debian-init" ovl/init
 		chmod 0755 ovl/init
+		# QEMU's IDE disk: ata_piix, sd_mod and what they need, in load order.
+		mkdir -p ovl/lib/ata
+		for m in ata_piix sd_mod; do
+			modprobe -C /dev/null -d "$FWDEB_KROOT" -S "$FWDEB_KVER" --show-depends --ignore-install "$m"
+		done | awk '$1 == "insmod" { print $2 }' >ata.list
+		: >ovl/lib/ata/order
+		while read -r f; do
+			b=$(basename "$f")
+			case $b in *.xz) xz -dc "$f" >"ovl/lib/ata/${b%.xz}"; b=${b%.xz} ;; *) cp "$f" ovl/lib/ata/ ;; esac
+			grep -qx "$b" ovl/lib/ata/order || echo "$b" >>ovl/lib/ata/order
+		done <ata.list
 		cp "$opt/l2/initrd.img" initrd.img
 		(cd ovl && find . -mindepth 1 | busybox cpio -o -H newc 2>/dev/null | gzip -1) >>initrd.img
 		cp "$opt/l2/bzImage" bzImage
