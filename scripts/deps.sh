@@ -2,12 +2,14 @@
 # scripts/deps.sh: installs what building and testing pmvm needs on Debian 12 (idempotent).
 # Debian packages: the nested harness (QEMU, SeaBIOS, busybox, ndctl, daxctl, kmod, cpio,
 # e2fsprogs, zstd, xz), iasl/acpiexec for the ACPI tests, g++ for libFuzzer (built by the fuzz
-# targets' libfuzzer-sys; scripts/fuzz.sh installs nightly Rust and cargo-fuzz itself); PyPI:
-# qemu.qmp (a real QMP client used by the QMP tests). The harness fetches the Debian kernel
-# itself (harness/hib setup).
+# targets' libfuzzer-sys; scripts/fuzz.sh installs nightly Rust and cargo-fuzz itself), the
+# boot-media tools of tests/e2e/fwboot.sh and fwboot-debian.sh (syslinux, mtools, dosfstools,
+# fdisk, xorriso, isolinux, debootstrap); PyPI: qemu.qmp (a real QMP client used by the QMP
+# tests). The harness fetches the Debian kernel itself (harness/hib setup).
 set -euo pipefail
 pkgs=(qemu-system-x86 qemu-system-data seabios busybox-static ndctl daxctl kmod cpio e2fsprogs
-	zstd xz-utils acpica-tools gcc g++ libc6-dev coreutils util-linux python3 python3-pip)
+	zstd xz-utils acpica-tools gcc g++ libc6-dev coreutils util-linux python3 python3-pip
+	syslinux syslinux-common mtools dosfstools fdisk xorriso isolinux debootstrap)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Host-side helper for tests/e2e/run.sh and bench/*.sh (sourced): build pmvm and stage an
 # HIB_EXTRA_DIR holding bin/pmvm, bin/pmctl, bin/vncprobe and e2e/*.sh (the test scripts and lib.sh),
-# plus python/ and e2e/qmp/ for qmp.sh (tests/e2e/qmp/stage-hook.sh).
+# plus python/ and e2e/qmp/ for qmp.sh (tests/e2e/qmp/stage-hook.sh), and fwboot/ +
+# share/seabios/ for fwboot.sh (tests/e2e/fwboot/stage-hook.sh).
 #
 #   stage_extra_dir DIR   sets STAGE_PMVM to the staged binary's source ("" if none)
 # Settings: E2E_NO_BUILD=1 (do not run cargo; use an existing binary), PMVM_BIN=/path
@@ -77,6 +78,16 @@ stage_extra_dir() {
 	if [[ -f $E2E_REPO/tests/e2e/qmp/stage-hook.sh ]]; then
 		. "$E2E_REPO/tests/e2e/qmp/stage-hook.sh"
 		stage_qmp "$dir"
+	fi
+	# tests/e2e/fwboot.sh: a bootable disk and ISO, and pmvm's default firmware
+	if [[ -f $E2E_REPO/tests/e2e/fwboot/stage-hook.sh ]]; then
+		. "$E2E_REPO/tests/e2e/fwboot/stage-hook.sh"
+		stage_fwboot "$dir"
+	fi
+	# tests/e2e/fwboot-debian.sh: a debootstrapped Debian 12 disk (large: only when that test runs)
+	if [[ " ${E2E_TESTS:-} " == *" fwboot-debian "* && -f $E2E_REPO/tests/e2e/fwboot/debian-hook.sh ]]; then
+		. "$E2E_REPO/tests/e2e/fwboot/debian-hook.sh"
+		stage_fwboot_debian "$dir"
 	fi
 	return 0
 }

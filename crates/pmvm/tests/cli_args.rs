@@ -138,7 +138,11 @@ fn missing_kernel_and_initrd_files() {
         &["-kernel", &kernel(), "-initrd", "/nonexistent/initrd"],
         "-initrd '/nonexistent/initrd'",
     );
-    expect_error(&["-m", "512M"], "no -kernel given");
+    // Without -kernel pmvm boots firmware: a -bios that is missing is named.
+    expect_error(
+        &["-m", "512M", "-bios", "/nonexistent/bios.bin"],
+        "-bios '/nonexistent/bios.bin': could not load the BIOS",
+    );
 }
 
 #[test]

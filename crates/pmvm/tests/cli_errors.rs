@@ -277,3 +277,73 @@ fn network_options_are_checked_before_kvm() {
         }
     }
 }
+
+/// Firmware boot (no -kernel): refusals before KVM is touched.
+#[test]
+fn firmware_boot_refusals() {
+    let d = scratch("firmware");
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
+    refused(
+        &s(&["-m", "64M", "-bios", "/nonexistent/bios.bin"]),
+        &["-bios '/nonexistent/bios.bin': could not load the BIOS"],
+    );
+    let big = d.join("big.bin");
+    fs::write(&big, vec![0u8; 512 << 10]).expect("write");
+    refused(
+        &s(&["-m", "64M", "-bios", &big.to_string_lossy()]),
+        &["too large for the BIOS region"],
+    );
+    let odd = d.join("odd.bin");
+    fs::write(&odd, vec![0u8; 1000]).expect("write");
+    refused(
+        &s(&["-bios", &odd.to_string_lossy()]),
+        &["multiple of 4 KiB"],
+    );
+    let unreadable = d.join("dir.bin");
+    fs::create_dir_all(&unreadable).expect("mkdir");
+    refused(
+        &s(&["-bios", &unreadable.to_string_lossy()]),
+        &["not a regular file"],
+    );
+    let fw = d.join("fw.bin");
+    fs::write(&fw, vec![0u8; 64 << 10]).expect("write");
+    let fw = fw.to_string_lossy().into_owned();
+    // QEMU's words.
+    refused(
+        &s(&["-bios", &fw, "-initrd", &fw]),
+        &["-initrd only allowed with -kernel option"],
+    );
+    refused(
+        &s(&["-bios", &fw, "-append", "console=ttyS0"]),
+        &["-append only allowed with -kernel option"],
+    );
+    refused(
+        &s(&["-bios", &fw, "-kernel", env!("CARGO_BIN_EXE_pmvm")]),
+        &["-kernel with -bios is not supported"],
+    );
+    refused(
+        &s(&["-bios", &fw, "-boot", "order=q"]),
+        &["Invalid boot device 'q'"],
+    );
+    refused(&s(&["-bios", &fw, "-boot", "once=c,foo=1"]), &["'foo'"]);
+    refused(
+        &s(&["-bios", &fw, "-debugcon", "vc"]),
+        &["file:PATH, stdio or none"],
+    );
+    refused(
+        &s(&["-bios", &fw, "-drive", "file=a.img,bootindex=x"]),
+        &["bootindex=x"],
+    );
+    refused(
+        &s(&[
+            "-bios",
+            &fw,
+            "-cdrom",
+            "a.iso",
+            "-drive",
+            "file=b.img,index=2",
+        ]),
+        &["index=2 is already used"],
+    );
+    let _ = fs::remove_dir_all(&d);
+}

@@ -20,10 +20,17 @@ Machine and CPU:
   -cpu host|max                 the host's CPUID (clwb, clflushopt pass through)
   -smp N[,cpus=N][,maxcpus=N][,sockets=..,cores=..,threads=..]
   -m [size=]SIZE[,slots=N][,maxmem=SIZE]   RAM; SIZE defaults to MiB (512, 4G)
-Boot:
+Boot (a kernel directly, or firmware from a disk or ISO):
   -kernel FILE                  bzImage or ELF vmlinux (booted through PVH)
   -initrd FILE
   -append 'CMDLINE'
+  -bios FILE                    firmware image (default without -kernel:
+                                /usr/share/seabios/bios-microvm.bin, Debian package seabios)
+  -boot [order=]cdn[,menu=on|off][,strict=on|off][,reboot-timeout=MS][,splash-time=MS]
+                                c: disks, d: CD-ROMs; -drive bootindex=N comes first
+  -cdrom FILE                   an ISO (= -drive media=cdrom,readonly,index=2,file=FILE;
+                                it must be isohybrid: the firmware sees a virtio disk)
+  -debugcon file:PATH|stdio|none   the firmware's debug port 0x402 (SeaBIOS's log)
 Memory backends and devices:
   -object memory-backend-file,id=ID,mem-path=PATH,size=SIZE[,share=on|off][,align=SIZE]
           [,pmem=on|off][,readonly=on|off][,prealloc=on|off][,discard-data=on|off]
@@ -32,6 +39,7 @@ Memory backends and devices:
   -device pc-dimm,id=ID,memdev=ID[,slot=N][,node=N]
   -drive file=IMAGE[,format=raw][,if=virtio|ide][,id=ID][,index=N][,media=disk|cdrom]
          [,readonly=on|off][,cache=writeback|writethrough|none|directsync|unsafe][,discard=ignore|unmap]
+         [,bootindex=N]
                                 a raw disk image, given to the guest as a virtio disk (/dev/vdX)
 Network (every NIC is virtio-net for the guest; e1000 etc. are given as virtio-net):
   -net nic[,model=M][,macaddr=MAC] -net user[,hostfwd=..][,guestfwd=..]|tap,ifname=NAME,script=no
@@ -61,7 +69,7 @@ Console and control:
   -daemonize
   -sandbox on|off               a seccomp filter per thread (vCPU, I/O, monitor, ...): a system
                                 call outside it ends pmvm, naming the call; on by default
-  -nodefaults, -no-user-config, -L DIR   accepted; pmvm has no default devices or firmware
+  -nodefaults, -no-user-config, -L DIR   accepted; pmvm has no default devices
 pmvm extensions:
   -require-persistence          refuse pmem=on backends that cannot guarantee persistence
   -force-label-area             start even if a label area holds data that is not labels
@@ -73,8 +81,8 @@ Signals: SIGTERM, SIGINT and SIGHUP quit cleanly (as in QEMU); NVDIMM file backe
 /// Options pmvm knows it does not implement: refused with a clear message, never ignored.
 #[rustfmt::skip]
 const UNSUPPORTED: &[&str] = &[
-    "hda", "hdb", "cdrom", "usb", "usbdevice", "vga", "spice",
-    "soundhw", "audiodev", "bios", "boot", "numa", "chardev", "fsdev", "virtfs", "blockdev",
+    "hda", "hdb", "usb", "usbdevice", "vga", "spice",
+    "soundhw", "audiodev", "numa", "chardev", "fsdev", "virtfs", "blockdev",
     "global", "icount", "rtc", "incoming", "loadvm", "snapshot", "mem-path", "mem-prealloc",
     "overcommit", "readconfig", "D", "d", "trace", "s", "gdb", "watchdog", "device-help",
     "fw_cfg", "smbios", "acpitable", "tpmdev", "k",
@@ -287,7 +295,7 @@ pub fn parse_args(argv: &[String]) -> Result<Action, ConfigError> {
     let mut cpus = 1;
     let mut kernel = None;
     let mut initrd = None;
-    let mut append = String::new();
+    let mut append: Option<String> = None;
     let mut serial = None;
     let mut cfg_flags = (false, false, false, false, false, false); // no_reboot, no_shutdown, -S, daemonize, require, force
     let mut name = None;
@@ -301,12 +309,15 @@ pub fn parse_args(argv: &[String]) -> Result<Action, ConfigError> {
     let mut net = crate::net::NetOptions::default();
     let mut nographic = false;
     let mut vnc: Option<String> = None;
+    let mut bios = None;
+    let mut boot = crate::BootConfig::default();
+    let mut debugcon = None;
 
     let mut it = argv.iter();
     while let Some(arg) = it.next() {
         let Some(opt) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
             return Err(ConfigError::new(format!(
-                "'{arg}': unexpected argument (pmvm takes no disk image; use -kernel)"
+                "'{arg}': unexpected argument (give a disk image with -drive file={arg},format=raw)"
             )));
         };
         match opt {
@@ -331,7 +342,7 @@ pub fn parse_args(argv: &[String]) -> Result<Action, ConfigError> {
             "smp" => cpus = parse_smp(value(&mut it, opt)?)?,
             "kernel" => kernel = Some(PathBuf::from(value(&mut it, opt)?)),
             "initrd" => initrd = Some(PathBuf::from(value(&mut it, opt)?)),
-            "append" => append = value(&mut it, opt)?.to_string(),
+            "append" => append = Some(value(&mut it, opt)?.to_string()),
             // As in QEMU: the serial port (and the monitor, behind Ctrl-a c) on stdio.
             "nographic" => nographic = true,
             "vnc" => {
@@ -342,6 +353,22 @@ pub fn parse_args(argv: &[String]) -> Result<Action, ConfigError> {
                     )));
                 }
                 vnc = Some(parse_vnc(v)?);
+            }
+            "bios" => bios = Some(PathBuf::from(value(&mut it, opt)?)),
+            "boot" => boot = crate::boot::parse_boot(value(&mut it, opt)?)?,
+            "debugcon" => debugcon = crate::boot::parse_debugcon(value(&mut it, opt)?)?,
+            "cdrom" => {
+                let file = value(&mut it, opt)?;
+                if file.contains(',') {
+                    return Err(ConfigError::new(format!(
+                        "-cdrom {file}: a comma in the file name; use -drive media=cdrom,readonly,file=NAME with ',,' for each comma"
+                    )));
+                }
+                drives.push(crate::drive::DriveConfig::from_props(&keyval(
+                    "-cdrom",
+                    &format!("media=cdrom,readonly=on,index=2,file={file}"),
+                    None,
+                )?)?);
             }
             "serial" => serial = Some(parse_serial(value(&mut it, opt)?)?),
             "display" => match value(&mut it, opt)? {
@@ -407,7 +434,7 @@ pub fn parse_args(argv: &[String]) -> Result<Action, ConfigError> {
             "monitor" => monitor.push(ChardevSpec(value(&mut it, opt)?.to_string())),
             o if UNSUPPORTED.contains(&o) => {
                 return Err(ConfigError::new(format!(
-                    "-{o}: option not supported by pmvm (it boots with -kernel; its only disks are -drive virtio disks; it has no display devices)"
+                    "-{o}: option not supported by pmvm (its only disks are -drive virtio disks; it has no local display devices)"
                 )));
             }
             o => {
@@ -418,9 +445,14 @@ pub fn parse_args(argv: &[String]) -> Result<Action, ConfigError> {
         }
     }
 
-    let kernel = kernel.ok_or_else(|| {
-        ConfigError::new("no -kernel given: pmvm boots a Linux kernel directly (-kernel FILE)")
-    })?;
+    let source = crate::boot::boot_source(
+        kernel,
+        bios,
+        initrd.is_some(),
+        append.is_some(),
+        std::path::Path::new(crate::DEFAULT_FIRMWARE),
+    )?;
+    let append = append.unwrap_or_default();
     let (nics, net_warnings) = net.finish()?;
     let vnc = vnc.filter(|v| !is_vnc_none(v));
     let serial = match serial {
@@ -440,7 +472,9 @@ pub fn parse_args(argv: &[String]) -> Result<Action, ConfigError> {
         machine,
         memory: memory.unwrap_or_default(),
         cpus,
-        kernel,
+        source,
+        boot,
+        debugcon,
         initrd,
         append,
         serial,

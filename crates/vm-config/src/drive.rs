@@ -97,11 +97,23 @@ pub struct DriveConfig {
     /// `discard=unmap`: guest discards punch holes in the image (QEMU's default `ignore` drops
     /// them).
     pub discard: bool,
+    /// `bootindex=N`: the firmware tries drives with a bootindex first, lowest first.
+    pub bootindex: Option<u32>,
 }
 
 const KEYS: &[&str] = &[
-    "file", "format", "if", "id", "index", "media", "readonly", "cache", "snapshot", "aio",
+    "file",
+    "format",
+    "if",
+    "id",
+    "index",
+    "media",
+    "readonly",
+    "cache",
+    "snapshot",
+    "aio",
     "discard",
+    "bootindex",
 ];
 
 impl DriveConfig {
@@ -198,6 +210,16 @@ impl DriveConfig {
             })
             .transpose()?;
         let readonly = cdrom || p.flag("-drive", "readonly")?.unwrap_or(false);
+        let bootindex = p
+            .get("bootindex")
+            .map(|v| {
+                v.parse::<u32>().map_err(|_| {
+                    ConfigError::new(format!(
+                        "-drive: bootindex={v}: expected a number (lower boots first)"
+                    ))
+                })
+            })
+            .transpose()?;
         let cfg = DriveConfig {
             id: p.get("id").unwrap_or_default().to_string(),
             file,
@@ -208,6 +230,7 @@ impl DriveConfig {
             cdrom,
             if_ide,
             discard: discard && !readonly,
+            bootindex,
         };
         Ok((cfg, index))
     }
@@ -301,6 +324,8 @@ mod tests {
         assert!(drive("file=a,discard=unmap").unwrap().0.discard);
         assert!(!drive("file=a,discard=unmap,readonly=on").unwrap().0.discard);
         assert!(e("file=a,discard=trim").contains("ignore (the default) or unmap"));
+        assert_eq!(drive("file=a,bootindex=3").unwrap().0.bootindex, Some(3));
+        assert!(e("file=a,bootindex=first").contains("bootindex=first"));
     }
 
     #[test]

@@ -7,6 +7,9 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod boot;
+#[cfg(test)]
+mod boot_tests;
 mod drive;
 mod keyval;
 mod net;
@@ -14,6 +17,10 @@ mod objects;
 mod plan;
 
 pub use args::{HELP, parse_args};
+pub use boot::{
+    BootConfig, BootSource, DEFAULT_FIRMWARE, DebugconConfig, MAX_FIRMWARE_SIZE, boot_drive_order,
+    cdrom_without_mbr,
+};
 pub use drive::{DriveCache, DriveConfig, MAX_DRIVES, detect_image_format};
 pub use keyval::{Props, bool_value, parse as parse_keyval, parse_bool, split_opts};
 pub use net::{
@@ -114,7 +121,12 @@ pub struct VmConfig {
     pub machine: MachineConfig,
     pub memory: MemoryConfig,
     pub cpus: u32,
-    pub kernel: PathBuf,
+    /// `-kernel` (direct boot) or firmware (`-bios`, or the default without `-kernel`).
+    pub source: BootSource,
+    /// `-boot` (firmware boot only).
+    pub boot: BootConfig,
+    /// `-debugcon`: the firmware's debug port.
+    pub debugcon: Option<DebugconConfig>,
     pub initrd: Option<PathBuf>,
     pub append: String,
     pub serial: SerialConfig,

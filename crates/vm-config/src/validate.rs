@@ -90,7 +90,10 @@ pub fn validate(cfg: &VmConfig) -> Result<(), ConfigError> {
             )));
         }
     }
-    check_file("-kernel", &cfg.kernel)?;
+    match &cfg.source {
+        crate::BootSource::Kernel(k) => check_file("-kernel", k)?,
+        crate::BootSource::Firmware(f) => crate::boot::check_firmware(f)?,
+    }
     if let Some(initrd) = &cfg.initrd {
         check_file("-initrd", initrd)?;
     }

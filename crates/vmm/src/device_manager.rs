@@ -84,6 +84,8 @@ pub struct DeviceManager {
     /// What virtio devices may address; memory devices join it when plugged.
     dma: DmaMemory,
     io_workers: Vec<IoWorker>,
+    /// Read-only memory (the firmware image), alive as long as the VM that maps it.
+    roms: Vec<vm_memory::mmap::MmapRegion>,
 }
 
 fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -130,6 +132,7 @@ impl DeviceManager {
             memhp: Arc::new(Mutex::new(MemoryHotplug::new(cfg.memory.slots))),
             ged: None,
             io_workers: Vec::new(),
+            roms: Vec::new(),
         })
     }
 
@@ -175,6 +178,44 @@ impl DeviceManager {
         if let Some(aml) = aml {
             self.dsdt.extend(acpi::aml_bytes(&[aml]));
         }
+        Ok(())
+    }
+
+    /// Maps `bytes` read-only at guest address `gpa` (a firmware image) in a KVM memory slot
+    /// of its own. `bytes.len()` must be a multiple of the page size. Guest writes to it are
+    /// dropped (they exit to the MMIO bus, where nothing claims them).
+    pub fn map_rom(&mut self, id: &str, gpa: u64, bytes: &[u8]) -> Result<()> {
+        use vm_memory::VolatileMemory;
+        let len = bytes.len();
+        let rom_err = |cause: String| DeviceError::RomMemory {
+            id: id.to_string(),
+            len,
+            cause,
+        };
+        let region = vm_memory::mmap::MmapRegion::new(len).map_err(|e| rom_err(e.to_string()))?;
+        region
+            .get_slice(0, len)
+            .map_err(|e| rom_err(e.to_string()))?
+            .copy_from(bytes);
+        let slot = self.slots.alloc()?;
+        let mem_region = kvm_bindings::kvm_userspace_memory_region {
+            slot,
+            flags: kvm_bindings::KVM_MEM_READONLY,
+            guest_phys_addr: gpa,
+            memory_size: len as u64,
+            userspace_addr: region.as_ptr() as u64,
+        };
+        // SAFETY: [userspace_addr, +len) is the anonymous mapping `region` owns; it is kept in
+        // `self.roms` as long as the device manager, which the VM (and its fd) does not outlive.
+        if let Err(source) = unsafe { self.vm.set_user_memory_region(mem_region) } {
+            self.slots.free(slot);
+            return Err(DeviceError::Map {
+                id: id.to_string(),
+                slot,
+                source,
+            });
+        }
+        self.roms.push(region);
         Ok(())
     }
 

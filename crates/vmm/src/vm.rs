@@ -7,10 +7,11 @@ use std::sync::{Arc, Mutex};
 
 use kvm_bindings::{KVM_PIT_SPEAKER_DUMMY, kvm_pit_config};
 use kvm_ioctls::Kvm;
-use vm_config::{SerialConfig, VmConfig};
+use vm_config::{BootSource, DebugconConfig, SerialConfig, VmConfig};
 
 use crate::acpi::{self, AcpiInput};
-use crate::arch::x86_64::boot::{BootSpec, load_kernel};
+use crate::arch::x86_64::boot::{BootSpec, E820Entry, load_kernel};
+use crate::arch::x86_64::firmware::{FirmwareImage, FirmwareSpec, build_fw_cfg};
 use crate::arch::x86_64::layout::{KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR};
 use crate::arch::x86_64::{cpu, regs};
 use crate::bus::Buses;
@@ -69,15 +70,86 @@ fn serial_output(cfg: &SerialConfig) -> Result<Option<Box<dyn Write + Send>>> {
     Ok(crate::vnc::serial_writer(backend))
 }
 
-/// Opens every `-drive` and registers a virtio-blk device for it.
-fn add_drives(devices: &mut DeviceManager, cfg: &VmConfig) -> Result<()> {
+/// Opens every `-drive` and registers a virtio-blk device for it; returns each drive's
+/// virtio-mmio window base, in `cfg.drives` order.
+fn add_drives(devices: &mut DeviceManager, cfg: &VmConfig) -> Result<Vec<u64>> {
+    let mut bases = Vec::with_capacity(cfg.drives.len());
     for (n, d) in cfg.drives.iter().enumerate() {
         let (block, warnings) = Block::open(d, n)?;
         for w in warnings {
             eprintln!("{w}");
         }
         eprintln!("pmvm: {}", block.describe(d));
-        devices.add_virtio("-drive", &d.id, Box::new(block))?;
+        bases.push(devices.add_virtio("-drive", &d.id, Box::new(block))?);
+    }
+    Ok(bases)
+}
+
+/// `-debugcon`: the firmware's debug port, when asked for (without it the port reads as
+/// absent and SeaBIOS does not log at all).
+fn add_debugcon(devices: &mut DeviceManager, cfg: &VmConfig) -> Result<()> {
+    use crate::devices::debugcon::{DEBUGCON_PORT, Debugcon};
+    let dev = match &cfg.debugcon {
+        None => return Ok(()),
+        Some(DebugconConfig::Stdio) => Debugcon::new(Box::new(std::io::stderr()), "firmware: "),
+        Some(DebugconConfig::File(p)) => Debugcon::new(
+            Box::new(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .map_err(|e| Error::io(format!("-debugcon file:{}", p.display()), e))?,
+            ),
+            "",
+        ),
+    };
+    devices.add_pio_device(
+        "debugcon",
+        DEBUGCON_PORT,
+        1,
+        Arc::new(Mutex::new(dev)),
+        None,
+    )?;
+    Ok(())
+}
+
+/// Firmware boot: the image mapped below 4 GiB and aliased below 1 MiB, fw_cfg with the
+/// machine's description and the ACPI tables for the firmware's table loader.
+fn setup_firmware(
+    devices: &mut DeviceManager,
+    mem: &GuestRam,
+    path: &std::path::Path,
+    spec: &FirmwareSpec,
+) -> Result<()> {
+    let image = FirmwareImage::load(path)?;
+    devices.map_rom("-bios", image.rom_gpa(), &image.bytes)?;
+    image.copy_low_alias(mem)?;
+    let fw = build_fw_cfg(mem, spec)?;
+    devices.add_pio_device(
+        "fw_cfg",
+        fw_cfg::PORT_BASE,
+        fw_cfg::PORT_COUNT,
+        Arc::new(Mutex::new(crate::devices::fw_cfg::FwCfgDevice(fw))),
+        None,
+    )?;
+    use crate::devices::reset_cf9::{RESET_CONTROL_PORT, ResetControl};
+    let reset = ResetControl::new(devices.event_sink());
+    devices.add_pio_device(
+        "reset control",
+        RESET_CONTROL_PORT,
+        1,
+        Arc::new(Mutex::new(reset)),
+        None,
+    )?;
+    for d in &spec.cfg.drives {
+        if vm_config::cdrom_without_mbr(d) {
+            eprintln!(
+                "pmvm: warning: -drive {}: {} has no MBR boot record (not an isohybrid ISO); \
+                 the firmware sees pmvm's CD-ROMs as virtio disks and cannot boot it",
+                d.id,
+                d.file.display()
+            );
+        }
     }
     Ok(())
 }
@@ -143,41 +215,58 @@ impl Vm {
             max_slots,
         )?;
         let serial = devices.add_platform_devices(cfg, serial_output(&cfg.serial)?)?;
+        let has_serial = serial.is_some();
         // Input from the terminal (stdio) or typed in a VNC viewer (consoles 1 and 3).
         if let Some(serial) = serial
             && (cfg.serial == SerialConfig::Stdio || cfg.vnc.is_some())
         {
             console::attach(serial, sink.clone());
         }
+        add_debugcon(&mut devices, cfg)?;
         devices.plug_configured_memory_devices(cfg)?;
         tracing::debug!("memory devices plugged after {:?}", t0.elapsed());
-        add_drives(&mut devices, cfg)?;
+        let drive_bases = add_drives(&mut devices, cfg)?;
         let nets = Arc::new(add_nics(&mut devices, cfg)?);
 
         let extra_tables = devices.extra_tables(cfg.memory.slots)?;
-        let rsdp = acpi::write_tables(
-            &mem,
-            &AcpiInput {
-                cpus: cfg.cpus,
-                dsdt_body: devices.dsdt_body(),
-                extra_tables: &extra_tables,
-            },
-        )?;
-        crate::arch::x86_64::reset_vector::write_reset_vector(&mem)?;
-        let e820 = e820_map(split, mailbox_size);
-        let entry = load_kernel(
-            &mem,
-            &BootSpec {
-                kernel: &cfg.kernel,
-                initrd: cfg.initrd.as_deref(),
-                cmdline: &cfg.append,
-                e820: &e820,
-                low_ram_end: split.below_4g,
-                rsdp_addr: rsdp,
-            },
-        )?;
+        let tables = acpi::build_tables(&AcpiInput {
+            cpus: cfg.cpus,
+            dsdt_body: devices.dsdt_body(),
+            extra_tables: &extra_tables,
+        });
+        let e820: Vec<E820Entry> = e820_map(split, mailbox_size);
+        let entry = match &cfg.source {
+            BootSource::Kernel(kernel) => {
+                let rsdp = acpi::place_tables(&mem, &tables)?;
+                crate::arch::x86_64::reset_vector::write_reset_vector(&mem)?;
+                Some(load_kernel(
+                    &mem,
+                    &BootSpec {
+                        kernel,
+                        initrd: cfg.initrd.as_deref(),
+                        cmdline: &cfg.append,
+                        e820: &e820,
+                        low_ram_end: split.below_4g,
+                        rsdp_addr: rsdp,
+                    },
+                )?)
+            }
+            BootSource::Firmware(path) => {
+                let blobs = acpi::loader_blobs(&tables)?;
+                let spec = FirmwareSpec {
+                    cfg,
+                    e820: &e820,
+                    drive_bases: &drive_bases,
+                    serial: has_serial,
+                    acpi: &blobs,
+                };
+                setup_firmware(&mut devices, &mem, path, &spec)?;
+                // vCPU 0 starts from KVM's reset state, at the firmware's reset vector.
+                None
+            }
+        };
 
-        tracing::debug!("kernel loaded after {:?}", t0.elapsed());
+        tracing::debug!("boot set up after {:?}", t0.elapsed());
         let base_cpuid = kvm
             .get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
             .map_err(Error::kvm("KVM_GET_SUPPORTED_CPUID"))?;
@@ -191,7 +280,9 @@ impl Vm {
             cpu::setup_msrs(&vcpu)?;
             regs::setup_fpu(&vcpu)?;
             cpu::setup_lint(&vcpu)?;
-            if i == 0 {
+            if i == 0
+                && let Some(entry) = entry
+            {
                 regs::setup_regs(&vcpu, entry.entry, entry.mode)?;
                 regs::setup_sregs(&mem, &vcpu, entry.mode)?;
             }

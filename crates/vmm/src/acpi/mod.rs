@@ -1,6 +1,8 @@
-//! ACPI table placement: RSDP, XSDT, FADT (hardware-reduced), MADT, DSDT and extra tables
-//! (the NVDIMM SSDT and NFIT). Devices build their own AML; this module only concatenates,
-//! places and checksums.
+//! ACPI tables: RSDP, XSDT, FADT (hardware-reduced), MADT, DSDT and extra tables (the NVDIMM
+//! SSDT and NFIT). Devices build their own AML; this module only concatenates, places and
+//! checksums. [`build_tables`] makes the blobs once; they are either placed in guest memory at
+//! 0xe0000 ([`place_tables`], direct kernel boot) or handed to the firmware through fw_cfg's
+//! table loader ([`loader_blobs`], firmware boot: the firmware chooses the addresses).
 
 mod madt;
 mod oem;
@@ -36,6 +38,9 @@ pub enum AcpiError {
     /// The NVDIMM SSDT could not be built.
     #[error("boot set-up: NVDIMM SSDT: {0}")]
     NvdimmSsdt(String),
+    /// The tables could not be laid out for the firmware's table loader.
+    #[error("boot set-up: ACPI tables for the firmware: {0}")]
+    Loader(#[from] fw_cfg::table_loader::LoaderError),
 }
 
 type Result<T> = std::result::Result<T, AcpiError>;
@@ -84,8 +89,31 @@ pub struct AcpiInput<'a> {
     pub extra_tables: &'a [Vec<u8>],
 }
 
+/// Every table but the FADT (which points at the DSDT) and the XSDT/RSDP (which point at the
+/// rest), built once for either placement.
+pub struct AcpiTables {
+    pub dsdt: Vec<u8>,
+    pub madt: Vec<u8>,
+    /// SSDT, NFIT..., in XSDT order after the FADT and MADT.
+    pub extra: Vec<Vec<u8>>,
+}
+
+/// Builds the tables from the devices' AML and tables.
+pub fn build_tables(input: &AcpiInput) -> AcpiTables {
+    AcpiTables {
+        dsdt: build_dsdt(input.dsdt_body),
+        madt: madt::build_madt(input.cpus),
+        extra: input.extra_tables.to_vec(),
+    }
+}
+
 /// Writes all tables; returns the RSDP address.
 pub fn write_tables(mem: &GuestMemoryMmap, input: &AcpiInput) -> Result<u64> {
+    place_tables(mem, &build_tables(input))
+}
+
+/// Places the tables at 0xe0000 (RSDP first) for direct kernel boot; returns the RSDP address.
+pub fn place_tables(mem: &GuestMemoryMmap, tables: &AcpiTables) -> Result<u64> {
     let rsdp_addr = ACPI_START;
     let mut next = rsdp_addr + Rsdp::len() as u64;
     let mut place = |bytes: &[u8]| -> Result<u64> {
@@ -106,12 +134,9 @@ pub fn write_tables(mem: &GuestMemoryMmap, input: &AcpiInput) -> Result<u64> {
         Ok(addr)
     };
 
-    let dsdt_addr = place(&build_dsdt(input.dsdt_body))?;
-    let mut entries = vec![
-        place(&build_fadt(dsdt_addr))?,
-        place(&madt::build_madt(input.cpus))?,
-    ];
-    for t in input.extra_tables {
+    let dsdt_addr = place(&tables.dsdt)?;
+    let mut entries = vec![place(&build_fadt(dsdt_addr))?, place(&tables.madt)?];
+    for t in &tables.extra {
         entries.push(place(t)?);
     }
     let mut xsdt = XSDT::new(OEM_ID, OEM_TABLE_ID, OEM_REVISION);
@@ -129,6 +154,20 @@ pub fn write_tables(mem: &GuestMemoryMmap, input: &AcpiInput) -> Result<u64> {
             source,
         })?;
     Ok(rsdp_addr)
+}
+
+/// The same tables for firmware boot: `etc/acpi/tables`, `etc/acpi/rsdp` and the
+/// `etc/table-loader` script that makes the firmware place, link and checksum them (the
+/// FADT's DSDT pointers, both the 32- and 64-bit one, are patched by the script; SeaBIOS
+/// follows only the 32-bit one to find the virtio-mmio disks in the DSDT).
+pub fn loader_blobs(tables: &AcpiTables) -> Result<fw_cfg::acpi::AcpiBlobs> {
+    let oem_id: [u8; 6] = OEM_ID;
+    let mut set = fw_cfg::acpi::AcpiTableSet::new(oem_id, OEM_TABLE_ID, OEM_REVISION);
+    set.dsdt = Some(tables.dsdt.clone());
+    set.fadt = Some(build_fadt(0));
+    set.tables.push(tables.madt.clone());
+    set.tables.extend(tables.extra.iter().cloned());
+    Ok(fw_cfg::acpi::build_acpi(&set)?)
 }
 
 /// Collects AML from several fragments.
@@ -172,6 +211,42 @@ mod tests {
         // SLEEP_CONTROL_REG at 244: SystemIO port 0x600.
         assert_eq!(f[244], 1);
         assert_eq!(u64::from_le_bytes(f[248..256].try_into().unwrap()), 0x600);
+    }
+
+    #[test]
+    fn loader_blobs_give_the_firmware_the_same_tables() {
+        let extra = vec![
+            build_dsdt(&[0x10, 0x00])
+                .iter()
+                .enumerate()
+                .map(|(i, b)| if i < 4 { b"SSDT"[i] } else { *b })
+                .collect::<Vec<u8>>(),
+        ];
+        let tables = build_tables(&AcpiInput {
+            cpus: 2,
+            dsdt_body: &[0x10, 0x00],
+            extra_tables: &extra,
+        });
+        let blobs = loader_blobs(&tables).unwrap();
+        let files = |name: &str| match name {
+            fw_cfg::table_loader::ACPI_TABLES_FILE => Some(blobs.tables.clone()),
+            fw_cfg::table_loader::ACPI_RSDP_FILE => Some(blobs.rsdp.clone()),
+            _ => None,
+        };
+        let loaded = fw_cfg::interp::run(
+            &blobs.loader.to_bytes(),
+            files,
+            fw_cfg::interp::Zones::default(),
+        )
+        .unwrap();
+        let view = fw_cfg::interp::check_acpi(&loaded).unwrap();
+        let dsdt = view.dsdt.expect("DSDT reachable through the FADT");
+        // SeaBIOS follows the 32-bit DSDT pointer to find the virtio-mmio disks.
+        assert_eq!(view.dsdt32, dsdt.addr);
+        assert_eq!(dsdt.bytes, tables.dsdt);
+        let sigs: Vec<[u8; 4]> = view.entries.iter().map(|t| t.signature).collect();
+        assert_eq!(sigs, [*b"FACP", *b"APIC", *b"SSDT"]);
+        assert_eq!(view.entries[1].bytes, tables.madt);
     }
 
     #[test]

@@ -48,6 +48,13 @@ pub enum DeviceError {
         #[source]
         source: kvm_ioctls::Error,
     },
+    /// No host memory for a ROM image.
+    #[error("{id}: cannot allocate {len} bytes of host memory for the ROM: {cause}")]
+    RomMemory {
+        id: String,
+        len: usize,
+        cause: String,
+    },
     /// An interrupt line could not be connected.
     #[error("interrupt line {gsi}: {source}")]
     Irq {

@@ -1,10 +1,13 @@
 //! Platform devices. Each device lives in its own file and builds its own ACPI fragment.
 
 pub mod acpi_pm;
+pub mod debugcon;
+pub mod fw_cfg;
 pub mod i8042;
 pub mod memhp;
 pub mod net;
 pub mod nvdimm;
+pub mod reset_cf9;
 pub mod rtc;
 pub mod serial;
 pub mod virtio;

@@ -65,6 +65,12 @@ pub enum BootError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The firmware image cannot be read, or has a size the BIOS region cannot take.
+    #[error("-bios '{}': {why}", path.display())]
+    Firmware { path: PathBuf, why: String },
+    /// An fw_cfg item for the firmware could not be added.
+    #[error("boot set-up: fw_cfg item {item}: {why}")]
+    FwCfg { item: String, why: String },
     /// More memory-map entries than the zero page holds.
     #[error("boot set-up: too many E820 entries for the zero page")]
     TooManyE820,

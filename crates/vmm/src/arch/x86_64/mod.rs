@@ -2,6 +2,7 @@
 pub mod boot;
 pub mod cpu;
 pub mod error;
+pub mod firmware;
 pub mod layout;
 pub mod regs;
 pub mod reset_vector;

@@ -474,6 +474,7 @@ fn cache_none_uses_o_direct_for_aligned_pieces_and_the_page_cache_for_the_rest()
         cdrom: false,
         if_ide: false,
         discard: false,
+        bootindex: None,
     };
     let (block, _) = Block::open(&cfg(DriveCache::None), 0).expect("open with cache=none");
     assert!(block.direct.is_some(), "an O_DIRECT descriptor");

@@ -121,6 +121,7 @@ impl Driver {
             cdrom: false,
             if_ide: false,
             discard,
+            bootindex: None,
         };
         (Driver::new(Block::from_file(dev_file, size, &cfg)), f)
     }
