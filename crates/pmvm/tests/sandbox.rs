@@ -9,24 +9,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod support;
+
 fn tiny_elf(dir: &Path) -> PathBuf {
-    let out = dir.join("tiny.elf");
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/tiny/tiny.S");
-    let st = Command::new("gcc")
-        .args([
-            "-nostdlib",
-            "-static",
-            "-no-pie",
-            "-Wl,-Ttext=0x200000",
-            "-Wl,--build-id=none",
-            "-o",
-        ])
-        .arg(&out)
-        .arg(&src)
-        .status()
-        .unwrap_or_else(|e| panic!("gcc is needed to assemble {} ({e})", src.display()));
-    assert!(st.success(), "assembling {} failed", src.display());
-    out
+    support::assemble_pvh(&src, dir.join("tiny.elf"))
 }
 
 struct Qmp {

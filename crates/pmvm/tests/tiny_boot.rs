@@ -11,29 +11,11 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+mod support;
+
 fn tiny_elf(test: &str) -> PathBuf {
     let out = std::env::temp_dir().join(format!("pmvm-tiny-{}-{test}.elf", std::process::id()));
-    let src = repo().join("tests/tiny/tiny.S");
-    let st = Command::new("gcc")
-        .args([
-            "-nostdlib",
-            "-static",
-            "-no-pie",
-            "-Wl,-Ttext=0x200000",
-            "-Wl,--build-id=none",
-            "-o",
-        ])
-        .arg(&out)
-        .arg(&src)
-        .status()
-        .unwrap_or_else(|e| {
-            panic!(
-                "gcc is needed to assemble {} ({e}); run scripts/deps.sh",
-                src.display()
-            )
-        });
-    assert!(st.success(), "assembling {} failed", src.display());
-    out
+    support::assemble_pvh(&repo().join("tests/tiny/tiny.S"), out)
 }
 
 fn run(args: &[&str]) -> (i32, String, String, f64) {

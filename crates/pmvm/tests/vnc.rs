@@ -12,28 +12,15 @@ use std::time::{Duration, Instant};
 
 use rfb::TextScreen;
 
+mod support;
+
 /// A guest that prints a marker and then echoes what the UART receives (tests/tiny/echo.S).
 const ECHO_GUEST: &str = include_str!("../../../tests/tiny/echo.S");
 
 fn echo_elf(dir: &Path) -> PathBuf {
     let src = dir.join("echo.S");
     std::fs::write(&src, ECHO_GUEST).unwrap();
-    let out = dir.join("echo.elf");
-    let st = Command::new("gcc")
-        .args([
-            "-nostdlib",
-            "-static",
-            "-no-pie",
-            "-Wl,-Ttext=0x200000",
-            "-Wl,--build-id=none",
-            "-o",
-        ])
-        .arg(&out)
-        .arg(&src)
-        .status()
-        .unwrap_or_else(|e| panic!("gcc is needed to assemble the echo guest ({e})"));
-    assert!(st.success(), "assembling the echo guest failed");
-    out
+    support::assemble_pvh(&src, dir.join("echo.elf"))
 }
 
 /// A minimal RFB 3.8 client with a local copy of the screen.
