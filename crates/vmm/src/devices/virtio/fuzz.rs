@@ -255,20 +255,29 @@ pub fn run(data: &[u8]) {
         );
     }
     for rec in rest.chunks_exact(8) {
-        let off = u64::from(u16::from_le_bytes([rec[1], rec[2]]));
-        let v = u32::from_le_bytes([rec[4], rec[5], rec[6], rec[7]]);
-        match rec[0] % 4 {
-            0 => d.w(off & 0x1ff, v),
-            1 => {
-                let mut b = vec![0u8; 1 << (rec[3] % 4)];
-                d.dev.read(off & 0x1ff, &mut b);
-            }
-            2 => {
-                let _ = d.mem.write_obj(v, GuestAddress((off << 2) % MEM_SIZE));
-            }
-            _ => d.w(0x50, v % 2),
-        }
+        transport_op(&mut d, rec[0] % 4, rec);
     }
+}
+
+/// One 8-byte fuzz record as a guest driver's action on the transport: kind 0 writes a
+/// register, 1 reads one (any width), 2 writes guest memory (rings, descriptors, data), 3
+/// notifies queue 0 or 1. Returns the record's value for device-specific kinds.
+fn transport_op(d: &mut Driver, kind: u8, rec: &[u8]) -> u32 {
+    let off = u64::from(u16::from_le_bytes([rec[1], rec[2]]));
+    let v = u32::from_le_bytes([rec[4], rec[5], rec[6], rec[7]]);
+    match kind {
+        0 => d.w(off & 0x1ff, v),
+        1 => {
+            let mut b = vec![0u8; 1 << (rec[3] % 4)];
+            d.dev.read(off & 0x1ff, &mut b);
+        }
+        2 => {
+            let _ = d.mem.write_obj(v, GuestAddress((off << 2) % MEM_SIZE));
+        }
+        3 => d.w(0x50, v % 2),
+        _ => {}
+    }
+    v
 }
 
 /// Fuzz entry for virtio-net (the `virtio_net` target): as [`run`], over a virtio-net device
@@ -316,18 +325,10 @@ pub fn run_net(data: &[u8]) {
     }
     let frame = vec![0x5au8; 70000];
     for rec in rest.chunks_exact(8) {
-        let off = u64::from(u16::from_le_bytes([rec[1], rec[2]]));
-        let v = u32::from_le_bytes([rec[4], rec[5], rec[6], rec[7]]);
-        match rec[0] % 7 {
-            0 => d.w(off & 0x1ff, v),
-            1 => {
-                let mut b = vec![0u8; 1 << (rec[3] % 4)];
-                d.dev.read(off & 0x1ff, &mut b);
-            }
-            2 => {
-                let _ = d.mem.write_obj(v, GuestAddress((off << 2) % MEM_SIZE));
-            }
-            3 => d.w(0x50, v % 2),
+        let kind = rec[0] % 7;
+        let v = transport_op(&mut d, kind, rec);
+        match kind {
+            0..=3 => {}
             4 => {
                 let len = (v as usize % frame.len()).max(1);
                 // SAFETY: writes from a live buffer of at least len bytes.
