@@ -64,7 +64,6 @@ const VIRTIO_WINDOWS: u64 = 256;
 /// Owns the buses, the allocators and every device of one VM.
 pub struct DeviceManager {
     vm: Arc<VmFd>,
-    mem: GuestRam,
     buses: Arc<Buses>,
     sink: EventSink,
     slots: SlotAllocator,
@@ -118,7 +117,6 @@ impl DeviceManager {
         Ok(DeviceManager {
             dma: DmaMemory::new(&mem),
             vm,
-            mem,
             buses: Arc::new(Buses::default()),
             sink,
             slots: SlotAllocator::new(first_free_slot, max_slots),
@@ -453,11 +451,6 @@ impl DeviceManager {
     /// The NVDIMM root device.
     pub fn nvdimm(&self) -> Option<&Arc<Mutex<NvdimmController>>> {
         self.nvdimm.as_ref()
-    }
-
-    /// The guest's RAM (boot RAM and mailbox).
-    pub fn guest_ram(&self) -> &GuestRam {
-        &self.mem
     }
 
     /// QMP `query-memory-devices`: every memory device in address-allocation order.
