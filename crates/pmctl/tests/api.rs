@@ -205,6 +205,41 @@ fn vm_lifecycle_and_errors() {
     );
     let (st, _) = http(a, "DELETE", "/api/vms/withdisk", None);
     assert_eq!(st, 200);
+    // No kernel: a firmware boot from the disk (-bios when given); nothing to boot is a 400.
+    let bios = sized_file(&s.dir, "bios.bin", 64 << 10);
+    let (st, v) = post(
+        a,
+        "/api/vms",
+        json!({"name": "fw", "bios": bios, "disks": [{"path": disk}]}),
+    );
+    assert_eq!(
+        (st, &v["boot"], &v["kernel"]),
+        (201, &json!("firmware"), &Value::Null),
+        "{v}"
+    );
+    let (_, v) = http(a, "GET", "/api/vms/fw/args", None);
+    let args: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
+    assert!(args.contains(&"-bios") && !args.contains(&"-kernel"), "{v}");
+    let (st, v) = post(
+        a,
+        "/api/vms",
+        json!({"name": "fw2", "append": "quiet", "disks": [{"path": disk}]}),
+    );
+    assert_eq!(
+        (st, v["error"].as_str()),
+        (400, Some("--append is only allowed with --kernel"))
+    );
+    let (st, v) = post(a, "/api/vms", json!({"name": "none"}));
+    assert_eq!(
+        (st, v["error"].as_str()),
+        (400, Some("nothing to boot: give --kernel or --disk"))
+    );
+    assert_eq!(http(a, "DELETE", "/api/vms/fw", None).0, 200);
 
     // Errors: unknown VM, bad name, malformed JSON, unknown field, oversized body, method.
     let (st, v) = http(a, "GET", "/api/vms/nosuch", None);

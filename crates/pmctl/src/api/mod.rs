@@ -98,7 +98,11 @@ struct CreateBody {
     memory: Option<Value>,
     #[serde(default)]
     cpus: Option<u32>,
-    kernel: PathBuf,
+    /// Absent: firmware boot from the first disk (`bios` or pmvm's default firmware).
+    #[serde(default)]
+    kernel: Option<PathBuf>,
+    #[serde(default)]
+    bios: Option<PathBuf>,
     #[serde(default)]
     initrd: Option<PathBuf>,
     #[serde(default)]
@@ -314,7 +318,9 @@ fn route(m: &Manager, req: &ApiRequest<'_>) -> Result<ApiResponse> {
                 name: b.name,
                 memory: memory_of(b.memory)?,
                 cpus: b.cpus.unwrap_or(1),
-                kernel: b.kernel,
+                // "" (an empty form field) is no kernel: firmware boot.
+                kernel: b.kernel.filter(|k| !k.as_os_str().is_empty()),
+                bios: b.bios.filter(|k| !k.as_os_str().is_empty()),
                 initrd: b.initrd,
                 append: b.append.unwrap_or_default(),
                 slots: b.slots,

@@ -222,7 +222,17 @@ fn print_view(out: &mut dyn Write, v: &VmView) -> std::io::Result<()> {
         v.slots,
         format_size(v.maxmem)
     )?;
-    writeln!(out, "  kernel {}", v.kernel.display())?;
+    match &v.kernel {
+        Some(k) => writeln!(out, "  boot: kernel {}", k.display())?,
+        None => writeln!(
+            out,
+            "  boot: firmware {}, from the disks (vda first)",
+            v.bios.as_ref().map_or_else(
+                || format!("{} (pmvm's default)", vm_config::DEFAULT_FIRMWARE),
+                |b| b.display().to_string()
+            )
+        )?,
+    }
     if let Some(i) = &v.initrd {
         writeln!(out, "  initrd {}", i.display())?;
     }
@@ -276,10 +286,11 @@ fn run(m: &Manager, cmd: VmCommand) -> Result<u8, CliError> {
             }
             writeln!(
                 out,
-                "created VM {} ({}, {} vCPU)",
+                "created VM {} ({}, {} vCPU, {} boot)",
                 v.name,
                 format_size(v.memory),
-                v.cpus
+                v.cpus,
+                v.boot
             )?;
         }
         VmCommand::List { json: j } => {

@@ -95,9 +95,17 @@ pub fn vm_args(store: &Store, def: &VmDef) -> Result<Vec<String>, VmError> {
         mem,
         "-smp".into(),
         def.cpus.to_string(),
-        "-kernel".into(),
-        path_arg("kernel", &def.kernel)?,
     ];
+    // Direct boot: -kernel [-initrd] [-append]. Firmware boot (no kernel): pmvm's default
+    // SeaBIOS or -bios, booting the first disk; -initrd/-append would be refused by pmvm.
+    if let Some(k) = &def.kernel {
+        v.push("-kernel".into());
+        v.push(path_arg("kernel", k)?);
+    }
+    if let Some(b) = &def.bios {
+        v.push("-bios".into());
+        v.push(path_arg("bios", b)?);
+    }
     if let Some(i) = &def.initrd {
         v.push("-initrd".into());
         v.push(path_arg("initrd", i)?);
@@ -135,11 +143,19 @@ pub fn vm_args(store: &Store, def: &VmDef) -> Result<Vec<String>, VmError> {
 
 /// Parse `argv` with pmvm's parser and return the device plan. With
 /// `layout_only`, `-kernel`/`-initrd` are replaced by a file that surely
-/// exists, so only the memory layout is judged (used while editing a VM
-/// whose kernel may not be in place yet).
+/// exists, and a firmware boot (no `-kernel`; `-bios` or pmvm's default
+/// firmware) is judged as a direct boot of that file, so only the memory
+/// layout is judged (used while editing a VM whose kernel or firmware may not
+/// be in place yet; the device plan does not depend on the boot source).
 pub fn check(argv: &[String], layout_only: bool) -> Result<Vec<DevicePlan>, VmError> {
     let mut argv = argv.to_vec();
     if layout_only {
+        if let Some(i) = argv.iter().position(|a| a == "-bios") {
+            argv.drain(i..(i + 2).min(argv.len()));
+        }
+        if !argv.iter().any(|a| a == "-kernel") {
+            argv.extend(["-kernel".into(), "/proc/self/exe".into()]);
+        }
         let mut i = 0;
         while i + 1 < argv.len() {
             if argv[i] == "-kernel" || argv[i] == "-initrd" {

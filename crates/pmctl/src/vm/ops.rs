@@ -42,13 +42,18 @@ pub struct CreateSpec {
     /// vCPUs.
     #[arg(long, default_value_t = 1)]
     pub cpus: u32,
-    /// Kernel image.
+    /// Kernel image (direct boot). Without it the VM boots its first disk through
+    /// firmware (SeaBIOS), which needs at least one --disk.
     #[arg(long)]
-    pub kernel: PathBuf,
-    /// Initial ramdisk.
+    pub kernel: Option<PathBuf>,
+    /// Firmware image for a VM without --kernel (default: pmvm's,
+    /// /usr/share/seabios/bios-microvm.bin).
+    #[arg(long, value_name = "FILE")]
+    pub bios: Option<PathBuf>,
+    /// Initial ramdisk (only with --kernel).
     #[arg(long)]
     pub initrd: Option<PathBuf>,
-    /// Kernel command line.
+    /// Kernel command line (only with --kernel).
     #[arg(long, default_value = "", allow_hyphen_values = true)]
     pub append: String,
     /// Memory-device slots (-m slots=; default 16).
@@ -64,6 +69,28 @@ pub struct CreateSpec {
     /// A raw disk image given read-only; repeatable, after the --disk ones.
     #[arg(long = "readonly-disk", value_name = "IMAGE")]
     pub readonly_disks: Vec<PathBuf>,
+}
+
+/// Checks what the VM boots: a kernel (direct boot), or firmware from at least one disk;
+/// `--initrd`/`--append` only with `--kernel` (pmvm refuses them without), `--bios` only
+/// without it (pmvm cannot load a kernel through SeaBIOS).
+fn check_boot(spec: &CreateSpec) -> Result<(), VmError> {
+    let bad = |m: &str| Err(VmError::Invalid(m.into()));
+    if spec.kernel.is_some() {
+        if spec.bios.is_some() {
+            return bad("--bios is only for a firmware boot: give --kernel or --bios, not both");
+        }
+        return Ok(());
+    }
+    if spec.disks.is_empty() && spec.readonly_disks.is_empty() {
+        return bad("nothing to boot: give --kernel or --disk");
+    }
+    match (spec.initrd.is_some(), !spec.append.is_empty()) {
+        (true, true) => bad("--initrd and --append are only allowed with --kernel"),
+        (true, false) => bad("--initrd is only allowed with --kernel"),
+        (false, true) => bad("--append is only allowed with --kernel"),
+        (false, false) => Ok(()),
+    }
 }
 
 /// Checks a disk image before it is saved: it exists, is a regular file or block device,
@@ -128,8 +155,12 @@ pub struct VmView {
     pub memory: u64,
     /// vCPUs.
     pub cpus: u32,
-    /// Kernel.
-    pub kernel: PathBuf,
+    /// How it boots: `kernel` (direct) or `firmware` (SeaBIOS from the first disk).
+    pub boot: &'static str,
+    /// Kernel (direct boot only).
+    pub kernel: Option<PathBuf>,
+    /// Firmware image given with `--bios` (firmware boot; None: pmvm's default).
+    pub bios: Option<PathBuf>,
     /// Initrd.
     pub initrd: Option<PathBuf>,
     /// Kernel command line.
@@ -256,7 +287,7 @@ impl Manager {
         process::running_pid(&self.store.pidfile(name))
     }
 
-    /// Create a definition (validated with pmvm's parser: kernel, initrd, append, memory).
+    /// Create a definition (validated with pmvm's parser: kernel or firmware, initrd, append, memory).
     pub fn create(&self, spec: CreateSpec) -> Result<VmView, VmError> {
         validate_name(&spec.name)?;
         if spec.memory == 0 || !spec.memory.is_multiple_of(pmem_layout::MIB) {
@@ -275,6 +306,7 @@ impl Manager {
                 pmem_layout::ACPI_MAX_RAM_SLOTS
             )));
         }
+        check_boot(&spec)?;
         let abs = |p: PathBuf| std::fs::canonicalize(&p).unwrap_or(p);
         let mut disks = Vec::new();
         for (p, readonly) in spec
@@ -304,7 +336,8 @@ impl Manager {
             name: spec.name,
             memory: spec.memory,
             cpus: spec.cpus,
-            kernel: abs(spec.kernel),
+            kernel: spec.kernel.map(abs),
+            bios: spec.bios.map(abs),
             initrd: spec.initrd.map(abs),
             append: spec.append,
             slots,
@@ -341,7 +374,13 @@ impl Manager {
             name: def.name,
             memory: def.memory,
             cpus: def.cpus,
+            boot: if def.kernel.is_some() {
+                "kernel"
+            } else {
+                "firmware"
+            },
             kernel: def.kernel,
+            bios: def.bios,
             initrd: def.initrd,
             append: def.append,
             slots: def.slots,
@@ -505,7 +544,7 @@ impl Manager {
         Ok(a)
     }
 
-    /// The exact pmvm arguments, validated with pmvm's parser (kernel included).
+    /// The exact pmvm arguments, validated with pmvm's parser (kernel or firmware included).
     pub fn args(&self, name: &str) -> Result<Vec<String>, VmError> {
         let def = self.store.load(name)?;
         let args = cmdline::vm_args(&self.store, &def)?;

@@ -25,8 +25,13 @@ pub struct VmDef {
     pub memory: u64,
     /// vCPUs.
     pub cpus: u32,
-    /// Kernel image.
-    pub kernel: PathBuf,
+    /// Kernel image (direct boot); `None`: firmware boot from the disks (older
+    /// definitions always have one, so they load unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<PathBuf>,
+    /// Firmware image for a firmware boot (`-bios`); `None`: pmvm's default SeaBIOS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bios: Option<PathBuf>,
     /// Initial ramdisk.
     #[serde(default)]
     pub initrd: Option<PathBuf>,

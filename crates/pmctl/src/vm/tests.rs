@@ -67,7 +67,8 @@ impl Fixture {
             name: name.into(),
             memory: 512 * MIB,
             cpus: 1,
-            kernel: self.dir.0.join("kernel"),
+            kernel: Some(self.dir.0.join("kernel")),
+            bios: None,
             initrd: None,
             append: "console=ttyS0".into(),
             slots: None,
@@ -152,7 +153,8 @@ fn names_are_validated_and_not_paths() {
             name: "dup".into(),
             memory: GIB,
             cpus: 1,
-            kernel: f.dir.0.join("kernel"),
+            kernel: Some(f.dir.0.join("kernel")),
+            bios: None,
             initrd: None,
             append: String::new(),
             slots: None,
@@ -167,7 +169,8 @@ fn names_are_validated_and_not_paths() {
             name: "nokernel".into(),
             memory: GIB,
             cpus: 1,
-            kernel: f.dir.0.join("missing-kernel"),
+            kernel: Some(f.dir.0.join("missing-kernel")),
+            bios: None,
             initrd: None,
             append: String::new(),
             slots: None,
@@ -275,7 +278,8 @@ fn too_small_missing_and_no_slot() {
         name: "one".into(),
         memory: GIB,
         cpus: 1,
-        kernel: f.dir.0.join("kernel"),
+        kernel: Some(f.dir.0.join("kernel")),
+        bios: None,
         initrd: None,
         append: String::new(),
         slots: Some(1),
@@ -732,3 +736,5 @@ fn disks_become_virtio_drives_and_bad_images_are_refused() {
         "nothing refused was saved"
     );
 }
+
+mod firmware;
