@@ -23,20 +23,7 @@ struct Qmp {
 
 impl Qmp {
     fn connect(path: &Path, child: &mut Child) -> Qmp {
-        let t = Instant::now();
-        let s = loop {
-            match UnixStream::connect(path) {
-                Ok(s) => break s,
-                Err(e) => {
-                    if let Some(st) = child.try_wait().unwrap() {
-                        panic!("pmvm exited with {st} before its QMP socket came up");
-                    }
-                    assert!(t.elapsed() < Duration::from_secs(20), "no QMP socket: {e}");
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
-        };
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let s = support::wait_for_socket(path, child, Duration::from_secs(20));
         let mut q = Qmp {
             w: s.try_clone().unwrap(),
             r: BufReader::new(s),
@@ -152,17 +139,7 @@ fn start(name: &str, extra: &[&str]) -> (Child, PathBuf, Qmp, UnixStream) {
         .expect("pmvm starts");
     let q = Qmp::connect(&sock, &mut child);
     // The VNC server starts before the monitors; still, wait for its socket.
-    let t = Instant::now();
-    let mut v = loop {
-        match UnixStream::connect(&vnc) {
-            Ok(v) => break v,
-            Err(e) => {
-                assert!(t.elapsed() < Duration::from_secs(20), "no VNC socket: {e}");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-    };
-    v.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut v = support::wait_for_socket(&vnc, &mut child, Duration::from_secs(20));
     let mut version = [0u8; 12];
     std::io::Read::read_exact(&mut v, &mut version).expect("the RFB greeting");
     assert_eq!(&version, b"RFB 003.008\n");

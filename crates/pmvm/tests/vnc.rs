@@ -47,20 +47,7 @@ const RETURN: u32 = 0xff0d;
 
 impl Client {
     fn connect(path: &Path, child: &mut Child) -> Client {
-        let t = Instant::now();
-        let mut s = loop {
-            match UnixStream::connect(path) {
-                Ok(s) => break s,
-                Err(e) => {
-                    if let Some(st) = child.try_wait().unwrap() {
-                        panic!("pmvm exited with {st} before its VNC socket came up");
-                    }
-                    assert!(t.elapsed() < Duration::from_secs(20), "no VNC socket: {e}");
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
-        };
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut s = support::wait_for_socket(path, child, Duration::from_secs(10));
         assert_eq!(read_n(&mut s, 12), b"RFB 003.008\n");
         s.write_all(b"RFB 003.008\n").unwrap();
         assert_eq!(read_n(&mut s, 2), [1, 1], "one security type: None");
@@ -395,25 +382,7 @@ fn password_on_refuses_viewers_until_set_password_then_asks_for_it() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("pmvm starts");
-    let connect = |p: &Path| {
-        let t = Instant::now();
-        loop {
-            match UnixStream::connect(p) {
-                Ok(s) => {
-                    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-                    return s;
-                }
-                Err(e) => {
-                    assert!(
-                        t.elapsed() < Duration::from_secs(20),
-                        "{}: {e}",
-                        p.display()
-                    );
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
-        }
-    };
+    let mut connect = |p: &Path| support::wait_for_socket(p, &mut child, Duration::from_secs(10));
     let q = connect(&qsock);
     let mut qw = q.try_clone().unwrap();
     let mut qr = std::io::BufReader::new(q);

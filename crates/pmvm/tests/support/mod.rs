@@ -27,3 +27,35 @@ pub fn assemble_pvh(src: &Path, out: PathBuf) -> PathBuf {
     assert!(st.success(), "assembling {} failed", src.display());
     out
 }
+
+/// Connects to the Unix socket pmvm (`child`) serves at `path`, waiting up to 20 s for it to
+/// appear; fails the test at once if pmvm exits first. The stream gets `read_timeout`.
+// Each test binary compiles this module; tiny_boot.rs has no socket to wait for.
+#[allow(dead_code)]
+pub fn wait_for_socket(
+    path: &Path,
+    child: &mut std::process::Child,
+    read_timeout: std::time::Duration,
+) -> std::os::unix::net::UnixStream {
+    use std::time::{Duration, Instant};
+    let t = Instant::now();
+    loop {
+        match std::os::unix::net::UnixStream::connect(path) {
+            Ok(s) => {
+                s.set_read_timeout(Some(read_timeout)).unwrap();
+                return s;
+            }
+            Err(e) => {
+                if let Some(st) = child.try_wait().unwrap() {
+                    panic!("pmvm exited with {st} before {} came up", path.display());
+                }
+                assert!(
+                    t.elapsed() < Duration::from_secs(20),
+                    "no socket {}: {e}",
+                    path.display()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
